@@ -1,0 +1,569 @@
+//! Parsing and validation. Every problem carries file, line and field; all problems of a file
+//! are reported together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::schema::{Family, IdentityField, PreconditionValue, Profile};
+
+/// Why a profile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        /// The file, as named by the caller.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// The file parsed but some values break the rules.
+    #[error("{file}: {} problem(s):\n{}", problems.len(), ProblemList(problems))]
+    Invalid {
+        /// The file, as named by the caller.
+        file: String,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+    /// Two profiles share an id.
+    #[error("{file}: profile id {id:?} is already defined by {other}")]
+    DuplicateId {
+        /// The second file.
+        file: String,
+        /// The shared id.
+        id: String,
+        /// The first file.
+        other: String,
+    },
+}
+
+/// One rule a profile breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line of the offending value (0 when the field is missing).
+    pub line: usize,
+    /// Dotted path of the field (`component[1].image`).
+    pub field: String,
+    /// What is wrong: the value found and the value required.
+    pub message: String,
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  line {}: {}: {}", p.line, p.field, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Profile {
+    /// Parses and validates one profile. `file` names the source in messages; when it ends in
+    /// `<id>.toml` the id must match it.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        let profile: Profile = toml::from_str(text).map_err(|e| ProfileError::Syntax {
+            file: file.to_owned(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        let mut checker = Checker {
+            text,
+            problems: Vec::new(),
+        };
+        checker.profile(&profile, file);
+        if checker.problems.is_empty() {
+            Ok(profile)
+        } else {
+            checker.problems.sort_by_key(|p| p.line);
+            Err(ProfileError::Invalid {
+                file: file.to_owned(),
+                problems: checker.problems,
+            })
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Checker<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(
+        &mut self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let line = if span == (0..0) {
+            0
+        } else {
+            line_of(self.text, span.start)
+        };
+        self.problems.push(Problem {
+            line,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn profile(&mut self, p: &Profile, file: &str) {
+        let id = p.id.get_ref();
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            self.problem(
+                p.id.span(),
+                "id",
+                format!("found {id:?}, required lowercase letters, digits and '-'"),
+            );
+        }
+        let stem = file.rsplit(['/', '\\']).next().unwrap_or(file);
+        if let Some(stem) = stem.strip_suffix(".toml")
+            && stem != id
+        {
+            self.problem(
+                p.id.span(),
+                "id",
+                format!("found {id:?}, required the file name {stem:?}"),
+            );
+        }
+        if let Some(usb) = &p.usb {
+            for (name, v) in [("usb.vid", &usb.vid), ("usb.pid", &usb.pid)] {
+                if *v.get_ref() > 0xffff {
+                    self.problem(
+                        v.span(),
+                        name,
+                        format!("found {:#x}, required at most 0xffff", v.get_ref()),
+                    );
+                }
+            }
+        }
+        self.line(p);
+        self.protocol(p);
+        self.components(p);
+        self.preconditions(p);
+        self.simulator(p);
+        for (name, v) in [
+            ("timeouts.response_ms", p.timeouts.response_ms),
+            ("timeouts.first_chunk_ms", p.timeouts.first_chunk_ms),
+            ("timeouts.reset_ms", p.timeouts.reset_ms),
+        ] {
+            if v == 0 {
+                self.problem(
+                    0..0,
+                    name,
+                    "found 0, required a positive number of milliseconds",
+                );
+            }
+        }
+    }
+
+    fn line(&mut self, p: &Profile) {
+        let baud = &p.line.baud;
+        if !(300..=4_000_000).contains(baud.get_ref()) {
+            self.problem(
+                baud.span(),
+                "line.baud",
+                format!("found {}, required 300 to 4000000", baud.get_ref()),
+            );
+        }
+        let bits = &p.line.data_bits;
+        if !(5..=8).contains(bits.get_ref()) {
+            self.problem(
+                bits.span(),
+                "line.data_bits",
+                format!("found {}, required 5 to 8", bits.get_ref()),
+            );
+        }
+        let stop = &p.line.stop_bits;
+        if !matches!(stop.get_ref(), 1 | 2) {
+            self.problem(
+                stop.span(),
+                "line.stop_bits",
+                format!("found {}, required 1 or 2", stop.get_ref()),
+            );
+        }
+    }
+
+    fn protocol(&mut self, p: &Profile) {
+        match p.protocol.family {
+            Family::Smp => {
+                if let Some(framing) = &p.protocol.framing
+                    && framing.get_ref() != "console"
+                    && framing.get_ref() != "raw"
+                {
+                    self.problem(
+                        framing.span(),
+                        "protocol.framing",
+                        format!(
+                            "found {:?}, required \"console\" or \"raw\"",
+                            framing.get_ref()
+                        ),
+                    );
+                }
+                match &p.smp {
+                    None => self.problem(
+                        0..0,
+                        "smp",
+                        "missing, required for protocol family \"smp\" ([smp.identity])",
+                    ),
+                    Some(smp) => {
+                        let group = &smp.identity.group;
+                        if *group.get_ref() < 64 {
+                            self.problem(
+                                group.span(),
+                                "smp.identity.group",
+                                format!(
+                                    "found {}, required a vendor group (64 or more)",
+                                    group.get_ref()
+                                ),
+                            );
+                        }
+                        for (name, key) in &smp.identity.fields {
+                            if IdentityField::from_name(name).is_none() {
+                                self.problem(
+                                    key.span(),
+                                    format!("smp.identity.fields.{name}"),
+                                    format!("unknown identity field {name:?}, {}", known_fields()),
+                                );
+                            }
+                        }
+                        for required in [IdentityField::Serial, IdentityField::HardwareRevision] {
+                            if !smp.identity.fields.contains_key(required.name()) {
+                                self.problem(
+                                    0..0,
+                                    "smp.identity.fields",
+                                    format!(
+                                        "missing {:?}, required to identify a device",
+                                        required.name()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Family::Line => {
+                match &p.line_protocol {
+                    None => self.problem(
+                        0..0,
+                        "line_protocol",
+                        "missing, required for protocol family \"line\"",
+                    ),
+                    Some(lp) => {
+                        let mut seen = BTreeSet::new();
+                        for (i, q) in lp.queries.iter().enumerate() {
+                            let field = format!("line_protocol.query[{i}].reply");
+                            match regex::Regex::new(q.reply.get_ref()) {
+                                Err(e) => self.problem(
+                                    q.reply.span(),
+                                    field,
+                                    format!("not a valid regular expression: {e}"),
+                                ),
+                                Ok(re) => {
+                                    for name in re.capture_names().flatten() {
+                                        if IdentityField::from_name(name).is_none()
+                                            && !name.starts_with("version_")
+                                        {
+                                            self.problem(q.reply.span(), field.clone(), format!(
+                                            "capture group {name:?} is not an identity field ({}) nor version_<component>",
+                                            known_fields()
+                                        ));
+                                        }
+                                        seen.insert(name.to_owned());
+                                    }
+                                }
+                            }
+                        }
+                        if let Err(e) = regex::Regex::new(lp.enter_bootloader.reply.get_ref()) {
+                            self.problem(
+                                lp.enter_bootloader.reply.span(),
+                                "line_protocol.enter_bootloader.reply",
+                                format!("not a valid regular expression: {e}"),
+                            );
+                        }
+                        for required in ["serial", "hardware_revision"] {
+                            if !seen.contains(required) {
+                                self.problem(0..0, "line_protocol.query", format!(
+                                "no query captures {required:?}, required to identify a device"
+                            ));
+                            }
+                        }
+                        for c in &p.components {
+                            let want = format!("version_{}", c.name.get_ref());
+                            if !seen.contains(&want) {
+                                self.problem(c.name.span(), "line_protocol.query", format!(
+                                "no query captures {want:?}, required to read component {:?}", c.name.get_ref()
+                            ));
+                            }
+                        }
+                        if lp.upload != "ymodem" && lp.upload != "xmodem" {
+                            self.problem(
+                                0..0,
+                                "line_protocol.upload",
+                                format!("found {:?}, required \"ymodem\" or \"xmodem\"", lp.upload),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn components(&mut self, p: &Profile) {
+        if p.components.is_empty() {
+            self.problem(
+                0..0,
+                "component",
+                "none declared, required at least one [[component]]",
+            );
+        }
+        let mut names = BTreeMap::new();
+        let mut images = BTreeMap::new();
+        for (i, c) in p.components.iter().enumerate() {
+            let name = c.name.get_ref();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.problem(
+                    c.name.span(),
+                    format!("component[{i}].name"),
+                    format!("found {name:?}, required letters, digits, '-' and '_'"),
+                );
+            }
+            if let Some(first) = names.insert(name.clone(), i) {
+                self.problem(
+                    c.name.span(),
+                    format!("component[{i}].name"),
+                    format!(
+                        "{name:?} is already the name of component[{first}], required unique names"
+                    ),
+                );
+            }
+            if c.updatable
+                && let Some(first) = images.insert(*c.image.get_ref(), i)
+            {
+                self.problem(c.image.span(), format!("component[{i}].image"), format!(
+                        "image {} is already used by component[{first}], required one component per image number",
+                        c.image.get_ref()
+                    ));
+            }
+            if c.image_key.is_empty() {
+                self.problem(
+                    c.name.span(),
+                    format!("component[{i}].image_key"),
+                    "empty, required a trust-root role name",
+                );
+            }
+        }
+    }
+
+    fn preconditions(&mut self, p: &Profile) {
+        for (i, pre) in p.preconditions.iter().enumerate() {
+            let name = pre.field.get_ref();
+            let Some(field) = IdentityField::from_name(name) else {
+                self.problem(
+                    pre.field.span(),
+                    format!("precondition[{i}].field"),
+                    format!("unknown identity field {name:?}, {}", known_fields()),
+                );
+                continue;
+            };
+            let value = pre.value.get_ref();
+            let ok = match field {
+                IdentityField::BatteryPercent => {
+                    matches!(value, PreconditionValue::Int(v) if (0..=100).contains(v))
+                }
+                IdentityField::TherapyRunning => matches!(value, PreconditionValue::Bool(_)),
+                _ => matches!(value, PreconditionValue::Text(_)),
+            };
+            if !ok {
+                let required = match field {
+                    IdentityField::BatteryPercent => "an integer from 0 to 100",
+                    IdentityField::TherapyRunning => "true or false",
+                    _ => "a string",
+                };
+                self.problem(
+                    pre.value.span(),
+                    format!("precondition[{i}].value"),
+                    format!("found {value}, required {required} for field {name:?}"),
+                );
+            }
+            if pre.explanation.trim().is_empty() {
+                self.problem(
+                    pre.field.span(),
+                    format!("precondition[{i}].explanation"),
+                    "empty, required a sentence a technician understands",
+                );
+            }
+        }
+    }
+
+    fn simulator(&mut self, p: &Profile) {
+        let sim = &p.simulator;
+        check_version(
+            self,
+            &sim.bootloader_version,
+            "simulator.bootloader_version",
+        );
+        for c in &p.components {
+            if !sim.installed.contains_key(c.name.get_ref()) {
+                self.problem(
+                    c.name.span(),
+                    "simulator.installed",
+                    format!(
+                        "no installed version for component {:?}, required one per component",
+                        c.name.get_ref()
+                    ),
+                );
+            }
+        }
+        for (name, v) in &sim.installed {
+            if p.component(name).is_none() {
+                self.problem(
+                    v.span(),
+                    format!("simulator.installed.{name}"),
+                    format!(
+                        "no component called {name:?}, required one of the [[component]] names"
+                    ),
+                );
+            }
+            check_version(self, v, &format!("simulator.installed.{name}"));
+        }
+        if sim.battery_percent > 100 {
+            self.problem(
+                0..0,
+                "simulator.battery_percent",
+                format!("found {}, required 0 to 100", sim.battery_percent),
+            );
+        }
+        if sim.buf_size < 128 || sim.buf_count == 0 {
+            self.problem(0..0, "simulator.buf_size", format!(
+                "found buf_size {} and buf_count {}, required buf_size >= 128 and buf_count >= 1",
+                sim.buf_size, sim.buf_count
+            ));
+        }
+    }
+}
+
+/// Versions are `major.minor.revision` with an optional `+build` or `.build`, as MCUboot has
+/// them.
+fn check_version(c: &mut Checker<'_>, v: &Spanned<String>, field: &str) {
+    let text = v.get_ref();
+    let (main, build) = match text.split_once('+') {
+        Some((m, b)) => (m, Some(b)),
+        None => (text.as_str(), None),
+    };
+    let parts: Vec<&str> = main.split('.').collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = (parts.len() == 3 || (parts.len() == 4 && build.is_none()))
+        && parts.iter().all(|p| numeric(p))
+        && build.is_none_or(numeric);
+    if !ok {
+        c.problem(
+            v.span(),
+            field,
+            format!(
+                "found {text:?}, required a version like \"1.2.3\", \"1.2.3+4\" or \"1.2.3.4\""
+            ),
+        );
+    }
+}
+
+fn known_fields() -> String {
+    let names: Vec<&str> = IdentityField::ALL.iter().map(|f| f.name()).collect();
+    format!("required one of {}", names.join(", "))
+}
+
+/// The profiles fieldkit knows: the shipped ones plus any the caller adds.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSet {
+    profiles: Vec<(String, Profile)>,
+}
+
+/// The profiles shipped with fieldkit, embedded at build time.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "acme-infusion-p7.toml",
+        include_str!("../../../device-profiles/acme-infusion-p7.toml"),
+    ),
+    (
+        "vitalis-monitor-m3.toml",
+        include_str!("../../../device-profiles/vitalis-monitor-m3.toml"),
+    ),
+    (
+        "labcore-analyzer-l2.toml",
+        include_str!("../../../device-profiles/labcore-analyzer-l2.toml"),
+    ),
+];
+
+impl ProfileSet {
+    /// The shipped profiles. They are validated by this crate's tests, so a failure here is a
+    /// build defect.
+    pub fn builtin() -> ProfileSet {
+        let mut set = ProfileSet::default();
+        for (file, text) in BUILTIN {
+            set.add(text, &format!("device-profiles/{file}"))
+                .expect("shipped profile is valid");
+        }
+        set
+    }
+
+    /// Adds a profile from its text; `file` names it in messages.
+    pub fn add(&mut self, text: &str, file: &str) -> Result<&Profile, ProfileError> {
+        let profile = Profile::parse(text, file)?;
+        if let Some((other, _)) = self.profiles.iter().find(|(_, p)| p.id() == profile.id()) {
+            return Err(ProfileError::DuplicateId {
+                file: file.to_owned(),
+                id: profile.id().to_owned(),
+                other: other.clone(),
+            });
+        }
+        self.profiles.push((file.to_owned(), profile));
+        Ok(&self.profiles.last().expect("just pushed").1)
+    }
+
+    /// The profile with this id.
+    pub fn get(&self, id: &str) -> Option<&Profile> {
+        self.iter().find(|p| p.id() == id)
+    }
+
+    /// Every profile, in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.iter().map(|(_, p)| p)
+    }
+
+    /// The profile a USB port belongs to, if any.
+    pub fn match_usb(&self, vid: u16, pid: u16, product: Option<&str>) -> Option<&Profile> {
+        self.iter().find(|p| p.matches_usb(vid, pid, product))
+    }
+
+    /// Ids of every profile, for messages ("required one of ...").
+    pub fn ids(&self) -> Vec<&str> {
+        self.iter().map(Profile::id).collect()
+    }
+}
