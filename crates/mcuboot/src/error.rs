@@ -141,4 +141,10 @@ pub enum ImageError {
         /// The limit.
         required: u64,
     },
+    /// A feature of the format this crate does not handle in this mode.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What is not supported.
+        what: &'static str,
+    },
 }

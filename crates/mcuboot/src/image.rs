@@ -188,7 +188,11 @@ pub struct Image<'a> {
 }
 
 /// Reads one TLV area at `off`; returns its entries and its end offset.
-fn parse_area(bytes: &[u8], off: usize, area: TlvArea) -> Result<(Vec<Tlv>, usize), ImageError> {
+pub(crate) fn parse_area(
+    bytes: &[u8],
+    off: usize,
+    area: TlvArea,
+) -> Result<(Vec<Tlv>, usize), ImageError> {
     let (required_magic, what) = match area {
         TlvArea::Protected => (tlv::PROT_INFO_MAGIC, "protected TLV info"),
         TlvArea::Unprotected => (tlv::INFO_MAGIC, "unprotected TLV info"),
@@ -260,6 +264,146 @@ fn parse_area(bytes: &[u8], off: usize, area: TlvArea) -> Result<(Vec<Tlv>, usiz
         pos += 4 + len;
     }
     Ok((entries, end))
+}
+
+/// Checks KEYHASH/PUBKEY against `key`, then looks for an ED25519 TLV that verifies over
+/// `message` (the digest, or the hashed region for pure signatures).
+pub(crate) fn verify_signature(
+    unprotected: &[Tlv],
+    key: &VerifyingKey,
+    message: &[u8],
+) -> Result<(), ImageError> {
+    let value = |kind| {
+        unprotected
+            .iter()
+            .find(|t| t.kind == kind)
+            .map(|t| t.value.as_slice())
+    };
+    let required_hash = key_hash(key);
+    if let Some(found) = value(tlv::KEYHASH) {
+        // imgtool hashes the key with the image's hash algorithm: SHA-512 for pure
+        // ed25519 images, SHA-256 otherwise. The TLV's length says which.
+        let required: Vec<u8> = if found.len() == 64 {
+            sha2::Sha512::digest(spki_der(key)).to_vec()
+        } else {
+            required_hash.to_vec()
+        };
+        if found != required {
+            return Err(ImageError::KeyMismatch {
+                found: hex::encode(found),
+                required: hex::encode(required),
+            });
+        }
+    }
+    if let Some(found) = value(tlv::PUBKEY)
+        && found != spki_der(key)
+    {
+        return Err(ImageError::KeyMismatch {
+            found: hex::encode(sha256(found)),
+            required: hex::encode(required_hash),
+        });
+    }
+    let mut any = false;
+    for t in unprotected.iter().filter(|t| t.kind == tlv::ED25519) {
+        any = true;
+        let sig =
+            <[u8; 64]>::try_from(t.value.as_slice()).map_err(|_| ImageError::BadTlvLength {
+                name: "ED25519",
+                kind: tlv::ED25519,
+                found: t.value.len(),
+                required: 64,
+            })?;
+        if key
+            .verify_strict(message, &Signature::from_bytes(&sig))
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    if !any {
+        return Err(ImageError::MissingTlv {
+            name: "ED25519",
+            kind: tlv::ED25519,
+            area: TlvArea::Unprotected,
+        });
+    }
+    Err(ImageError::BadSignature {
+        key: hex::encode(required_hash),
+    })
+}
+
+/// The DEPENDENCY TLVs among `protected` that are well formed.
+pub(crate) fn dependencies_of(protected: &[Tlv]) -> Vec<Dependency> {
+    protected
+        .iter()
+        .filter(|t| t.kind == tlv::DEPENDENCY && t.value.len() == Dependency::LEN)
+        .map(|t| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&t.value[4..12]);
+            Dependency {
+                image: t.value[0],
+                min_version: ImageVersion::from_bytes(v),
+            }
+        })
+        .collect()
+}
+
+/// The SEC_CNT value among `protected`, if well formed.
+pub(crate) fn security_counter_of(protected: &[Tlv]) -> Option<u32> {
+    protected
+        .iter()
+        .find(|t| t.kind == tlv::SEC_CNT)
+        .and_then(|t| <[u8; 4]>::try_from(t.value.as_slice()).ok())
+        .map(u32::from_le_bytes)
+}
+
+/// Checks the lengths of the protected TLVs this crate interprets.
+pub(crate) fn check_protected_of(protected: &[Tlv]) -> Result<(), ImageError> {
+    for t in protected {
+        let (name, required) = match t.kind {
+            tlv::DEPENDENCY => ("DEPENDENCY", Dependency::LEN),
+            tlv::SEC_CNT => ("SEC_CNT", 4),
+            _ => continue,
+        };
+        if t.value.len() != required {
+            return Err(ImageError::BadTlvLength {
+                name,
+                kind: t.kind,
+                found: t.value.len(),
+                required,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Compares the SHA256 TLV among `unprotected` with `computed`.
+pub(crate) fn check_hash_tlv(
+    unprotected: &[Tlv],
+    computed: [u8; 32],
+) -> Result<[u8; 32], ImageError> {
+    let value = unprotected
+        .iter()
+        .find(|t| t.kind == tlv::SHA256)
+        .map(|t| t.value.as_slice())
+        .ok_or(ImageError::MissingTlv {
+            name: "SHA256",
+            kind: tlv::SHA256,
+            area: TlvArea::Unprotected,
+        })?;
+    let found = <[u8; 32]>::try_from(value).map_err(|_| ImageError::BadTlvLength {
+        name: "SHA256",
+        kind: tlv::SHA256,
+        found: value.len(),
+        required: 32,
+    })?;
+    if found != computed {
+        return Err(ImageError::HashMismatch {
+            found: hex::encode(found),
+            required: hex::encode(computed),
+        });
+    }
+    Ok(computed)
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -400,27 +544,7 @@ impl<'a> Image<'a> {
 
     /// Checks the SHA256 TLV against the image and returns the hash.
     pub fn verify_hash(&self) -> Result<[u8; 32], ImageError> {
-        let value = self
-            .unprotected_value(tlv::SHA256)
-            .ok_or(ImageError::MissingTlv {
-                name: "SHA256",
-                kind: tlv::SHA256,
-                area: TlvArea::Unprotected,
-            })?;
-        let found = <[u8; 32]>::try_from(value).map_err(|_| ImageError::BadTlvLength {
-            name: "SHA256",
-            kind: tlv::SHA256,
-            found: value.len(),
-            required: 32,
-        })?;
-        let computed = self.compute_hash();
-        if found != computed {
-            return Err(ImageError::HashMismatch {
-                found: hex::encode(found),
-                required: hex::encode(computed),
-            });
-        }
-        Ok(computed)
+        check_hash_tlv(&self.unprotected, self.compute_hash())
     }
 
     /// Verifies the image as MCUboot would with `key` as its only key: the SHA256 TLV must
@@ -429,65 +553,13 @@ impl<'a> Image<'a> {
     /// hold a signature by `key` over the SHA-256 digest (or, when a SIG_PURE TLV is present,
     /// over the hashed region itself).
     pub fn verify_ed25519(&self, key: &VerifyingKey) -> Result<(), ImageError> {
-        let required_hash = key_hash(key);
-        if let Some(found) = self.unprotected_value(tlv::KEYHASH) {
-            // imgtool hashes the key with the image's hash algorithm: SHA-512 for pure
-            // ed25519 images, SHA-256 otherwise. The TLV's length says which.
-            let required: Vec<u8> = if found.len() == 64 {
-                sha2::Sha512::digest(spki_der(key)).to_vec()
-            } else {
-                required_hash.to_vec()
-            };
-            if found != required {
-                return Err(ImageError::KeyMismatch {
-                    found: hex::encode(found),
-                    required: hex::encode(required),
-                });
-            }
-        }
-        if let Some(found) = self.unprotected_value(tlv::PUBKEY)
-            && found != spki_der(key)
-        {
-            return Err(ImageError::KeyMismatch {
-                found: hex::encode(sha256(found)),
-                required: hex::encode(required_hash),
-            });
-        }
         let pure = self.unprotected_value(tlv::SIG_PURE).is_some();
-        let digest;
-        let message: &[u8] = if pure {
-            self.hashed_region()
+        if pure {
+            verify_signature(&self.unprotected, key, self.hashed_region())
         } else {
-            digest = self.verify_hash()?;
-            &digest
-        };
-        let mut any = false;
-        for t in self.unprotected.iter().filter(|t| t.kind == tlv::ED25519) {
-            any = true;
-            let sig =
-                <[u8; 64]>::try_from(t.value.as_slice()).map_err(|_| ImageError::BadTlvLength {
-                    name: "ED25519",
-                    kind: tlv::ED25519,
-                    found: t.value.len(),
-                    required: 64,
-                })?;
-            if key
-                .verify_strict(message, &Signature::from_bytes(&sig))
-                .is_ok()
-            {
-                return Ok(());
-            }
+            let digest = self.verify_hash()?;
+            verify_signature(&self.unprotected, key, &digest)
         }
-        if !any {
-            return Err(ImageError::MissingTlv {
-                name: "ED25519",
-                kind: tlv::ED25519,
-                area: TlvArea::Unprotected,
-            });
-        }
-        Err(ImageError::BadSignature {
-            key: hex::encode(required_hash),
-        })
     }
 
     /// The DEPENDENCY TLVs of the protected area. Malformed entries (not 12 bytes) are
@@ -495,48 +567,18 @@ impl<'a> Image<'a> {
     ///
     /// Only the protected area is read: a dependency outside the hash could be forged.
     pub fn dependencies(&self) -> Vec<Dependency> {
-        self.protected
-            .iter()
-            .filter(|t| t.kind == tlv::DEPENDENCY && t.value.len() == Dependency::LEN)
-            .map(|t| {
-                let mut v = [0u8; 8];
-                v.copy_from_slice(&t.value[4..12]);
-                Dependency {
-                    image: t.value[0],
-                    min_version: ImageVersion::from_bytes(v),
-                }
-            })
-            .collect()
+        dependencies_of(&self.protected)
     }
 
     /// The SEC_CNT TLV of the protected area, if present and 4 bytes long.
     pub fn security_counter(&self) -> Option<u32> {
-        self.protected
-            .iter()
-            .find(|t| t.kind == tlv::SEC_CNT)
-            .and_then(|t| <[u8; 4]>::try_from(t.value.as_slice()).ok())
-            .map(u32::from_le_bytes)
+        security_counter_of(&self.protected)
     }
 
     /// Checks the lengths of the protected TLVs this crate interprets (DEPENDENCY 12 bytes,
     /// SEC_CNT 4 bytes), so a caller relying on [`Image::dependencies`] or
     /// [`Image::security_counter`] can refuse an image whose entries were skipped.
     pub fn check_protected(&self) -> Result<(), ImageError> {
-        for t in &self.protected {
-            let (name, required) = match t.kind {
-                tlv::DEPENDENCY => ("DEPENDENCY", Dependency::LEN),
-                tlv::SEC_CNT => ("SEC_CNT", 4),
-                _ => continue,
-            };
-            if t.value.len() != required {
-                return Err(ImageError::BadTlvLength {
-                    name,
-                    kind: t.kind,
-                    found: t.value.len(),
-                    required,
-                });
-            }
-        }
-        Ok(())
+        check_protected_of(&self.protected)
     }
 }

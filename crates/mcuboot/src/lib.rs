@@ -20,6 +20,9 @@
 //!   SHA256, KEYHASH, ED25519), so our images pass `imgtool verify` and are byte-identical to
 //!   imgtool's for the same key. KEYHASH is the SHA-256 of the key's SubjectPublicKeyInfo DER,
 //!   as imgtool computes it, not of the raw 32-byte key.
+//! - **Streaming**: [`ImageStream`] verifies an image fed in chunks while holding only its
+//!   header and TLV areas, and yields the MCUboot hash and the whole file's SHA-256 from one
+//!   pass.
 //! - **Versions** have three spellings (imgtool `1.2.3+4`, SMP `1.2.3.4`, semver); see
 //!   [`ImageVersion`].
 //!
@@ -29,11 +32,13 @@
 mod error;
 mod image;
 mod sign;
+mod stream;
 mod version;
 
 pub use error::{ImageError, TlvArea};
 pub use image::{Dependency, Image, ImageHeader, Tlv, flags, key_hash, tlv};
 pub use sign::{SignOptions, sign};
+pub use stream::{ImageStream, StreamedImage};
 pub use version::{ImageVersion, VersionError};
 
 #[cfg(test)]

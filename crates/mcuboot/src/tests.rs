@@ -2,6 +2,7 @@
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
+use sha2::Digest;
 
 use crate::*;
 
@@ -140,6 +141,19 @@ fn check(name: &str, edit: impl FnOnce(&mut Vec<u8>), expect: &str) {
         Ok(()) => panic!("{name}: accepted"),
         Err(e) => assert!(e.to_string().contains(expect), "{name}: {e}"),
     }
+    // The streaming reader must refuse the same image with the same message.
+    match streamed(&bytes, 7).and_then(|img| img.verify_ed25519(&k.verifying_key())) {
+        Ok(()) => panic!("{name}: accepted when streamed"),
+        Err(e) => assert!(e.to_string().contains(expect), "{name} (streamed): {e}"),
+    }
+}
+
+fn streamed(bytes: &[u8], chunk: usize) -> Result<StreamedImage, ImageError> {
+    let mut s = ImageStream::new();
+    for c in bytes.chunks(chunk.max(1)) {
+        s.update(c)?;
+    }
+    s.finish()
 }
 
 fn set_u32(b: &mut [u8], at: usize, v: u32) {
@@ -345,5 +359,42 @@ proptest! {
         prop_assert_eq!(img.len(), bytes.len());
         img.verify_hash().unwrap();
         prop_assert_eq!(img.verify_ed25519(&k.verifying_key()).is_ok(), signed);
+    }
+
+    #[test]
+    fn stream_agrees_with_parse(
+        payload in proptest::collection::vec(any::<u8>(), 0..300),
+        counter in proptest::option::of(any::<u32>()),
+        header_size in 32u16..100,
+        trailing in 0usize..40,
+        chunk in 1usize..80,
+    ) {
+        let k = key(3);
+        let opts = SignOptions {
+            header_size,
+            security_counter: counter,
+            key: Some(&k),
+            ..SignOptions::new(ImageVersion::new(1, 2, 3, 4))
+        };
+        let mut bytes = sign(&payload, &opts).unwrap();
+        bytes.extend(std::iter::repeat_n(0xff, trailing));
+        let img = Image::parse(&bytes).unwrap();
+        let s = streamed(&bytes, chunk).unwrap();
+        prop_assert_eq!(s.compute_hash(), img.compute_hash());
+        let whole: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        prop_assert_eq!(s.file_sha256(), whole);
+        prop_assert_eq!(s.len(), img.len() as u64);
+        prop_assert_eq!(s.trailing_len(), trailing as u64);
+        prop_assert_eq!(s.security_counter(), counter);
+        prop_assert_eq!(s.protected_tlvs(), img.protected_tlvs());
+        prop_assert_eq!(s.tlvs(), img.tlvs());
+        s.verify_ed25519(&k.verifying_key()).unwrap();
+    }
+
+    #[test]
+    fn stream_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), chunk in 1usize..50) {
+        let mut b = ImageHeader::MAGIC.to_le_bytes().to_vec();
+        b.extend(bytes);
+        let _ = streamed(&b, chunk).map(|s| s.verify_ed25519(&key(1).verifying_key()));
     }
 }
