@@ -322,14 +322,8 @@ struct Console {
 impl Console {
     fn start(&mut self, out: &mut Queue) {
         if self.in_frame {
-            // A start marker in the middle of a line still lets that line finish the frame.
-            if self.in_line {
-                self.end_line(out);
-            }
-            if self.in_frame {
-                let (expected, got) = self.progress();
-                out.push_back(Err(FrameError::Truncated { expected, got }));
-            }
+            let (expected, got) = self.progress();
+            out.push_back(Err(FrameError::Truncated { expected, got }));
         }
         self.frame.clear();
         self.line.clear();
@@ -416,11 +410,20 @@ impl Console {
         }
     }
 
-    /// (announced, received) bytes of the frame in progress, after the length field.
+    /// (announced, received) bytes of the frame in progress after the length field,
+    /// counting the whole base64 groups of a line cut short.
     fn progress(&self) -> (usize, usize) {
-        match self.frame.first_chunk::<2>() {
-            Some(len) => (usize::from(u16::from_be_bytes(*len)), self.frame.len() - 2),
-            None => (0, self.frame.len()),
+        let mut frame = self.frame.clone();
+        if self.in_line {
+            let whole = self.line.len() / 4 * 4;
+            // A line cut short may hold anything; what does not decode does not count.
+            if let Ok(tail) = STANDARD.decode(&self.line[..whole]) {
+                frame.extend_from_slice(&tail);
+            }
+        }
+        match frame.first_chunk::<2>() {
+            Some(len) => (usize::from(u16::from_be_bytes(*len)), frame.len() - 2),
+            None => (0, frame.len()),
         }
     }
 
