@@ -204,3 +204,104 @@ fn params_reply() {
         }
     );
 }
+
+/// Replies as we encode them, pinned; each loads in the Python `smp` package's models
+/// (`ImageStatesReadResponse`, `ImageUploadWriteResponse`, `ImageManagementErrorV2`,
+/// `MCUMgrParametersReadResponse`, `BootloaderInformationReadResponse`), whose state model
+/// forbids unknown fields.
+#[test]
+fn replies_smp_python_loads() {
+    let read = |group, id| Header {
+        op: Op::Read,
+        version: 1,
+        flags: 0,
+        len: 0,
+        group,
+        seq: 5,
+        id,
+    };
+    let upload = Header {
+        op: Op::Write,
+        ..read(image::GROUP, image::UPLOAD)
+    };
+    let state = image::StateRsp {
+        images: vec![
+            image::ImageStateEntry {
+                slot: 0,
+                version: "1.2.3.4".into(),
+                hash: Some(ByteBuf::from(vec![7; 32])),
+                bootable: true,
+                confirmed: true,
+                active: true,
+                ..Default::default()
+            },
+            image::ImageStateEntry {
+                slot: 1,
+                version: "1.3.0".into(),
+                hash: Some(ByteBuf::from(vec![8; 32])),
+                bootable: true,
+                pending: true,
+                ..Default::default()
+            },
+        ],
+        split_status: Some(0),
+    };
+    let bootloader = os::BootloaderInfoRsp {
+        bootloader: Some("MCUboot".into()),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            Packet::response(&read(image::GROUP, image::STATE), &state),
+            "090000ce00010500a266696d6167657382a765696d6167650064736c6f74006776657273696f6e6731
+             2e322e332e34646861736858200707070707070707070707070707070707070707070707070707070707
+             07070768626f6f7461626c65f569636f6e6669726d6564f566616374697665f5a665696d616765006473
+             6c6f74016776657273696f6e65312e332e30646861736858200808080808080808080808080808080808
+             08080808080808080808080808080868626f6f7461626c65f56770656e64696e67f56b73706c69745374
+             6174757300",
+        ),
+        (
+            Packet::response(
+                &upload,
+                &image::UploadRsp {
+                    off: 100,
+                    matched: Some(true),
+                },
+            ),
+            "0b00000e00010501a2636f66661864656d61746368f5",
+        ),
+        (
+            Packet::error_response(&upload, 3),
+            "0b00001100010501a163657272a26567726f75700162726303",
+        ),
+        (
+            Packet::response(
+                &read(os::GROUP, os::PARAMS),
+                &os::ParamsRsp {
+                    buf_size: 2475,
+                    buf_count: 4,
+                },
+            ),
+            "0900001800000506a2686275665f73697a651909ab696275665f636f756e7404",
+        ),
+        (
+            Packet::response(&read(os::GROUP, os::BOOTLOADER_INFO), &bootloader),
+            "0900001400000508a16a626f6f746c6f61646572674d4355626f6f74",
+        ),
+    ];
+    for (packet, hex) in cases {
+        assert_eq!(packet.encode(), unhex(hex), "{:?}", packet.header);
+    }
+    let back: image::StateRsp = Packet::decode(&unhex(
+        "090000ce00010500a266696d6167657382a765696d6167650064736c6f74006776657273696f6e6731
+         2e322e332e34646861736858200707070707070707070707070707070707070707070707070707070707
+         07070768626f6f7461626c65f569636f6e6669726d6564f566616374697665f5a665696d616765006473
+         6c6f74016776657273696f6e65312e332e30646861736858200808080808080808080808080808080808
+         08080808080808080808080808080868626f6f7461626c65f56770656e64696e67f56b73706c69745374
+         6174757300",
+    ))
+    .unwrap()
+    .body_as()
+    .unwrap();
+    assert_eq!(back, state);
+}
