@@ -1,1 +1,65 @@
-fn main() {}
+//! `fieldkit`: the command line over fieldkit's core, for technicians' scripts, release
+//! engineering and tests.
+//!
+//! This file and `cmd/` parse arguments and print; every rule, format and protocol lives in
+//! the crates. Each command prints one JSON document under `--json` and human text otherwise,
+//! exits 0 on success, and on failure exits non-zero with a one-line reason on stderr.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Output;
+
+/// Field-service tool for medical devices: identify devices, check and apply signed updates
+/// offline, keep a tamper-evident audit log.
+#[derive(Debug, Parser)]
+#[command(name = "fieldkit", version, about, propagate_version = true)]
+struct Cli {
+    /// Data directory (trust root, packages, entitlements, audit log, keys).
+    #[arg(long, global = true, env = "FIELDKIT_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List serial ports with their USB details and matching device profile.
+    Ports,
+    /// Run a simulated device on a pseudo-terminal until interrupted.
+    Sim(cmd::sim::Args),
+    /// Read a device's identity: model, serial, hardware, bootloader, images, safety state.
+    Identify(cmd::identify::Args),
+    /// List the device profiles fieldkit knows.
+    Profiles,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json);
+    let home = match &cli.home {
+        Some(dir) => fieldkit_core::Home::at(dir),
+        None => match fieldkit_core::Home::platform_default() {
+            Ok(h) => h,
+            Err(e) => return out.fail(&anyhow::Error::from(e)),
+        },
+    };
+    let result = match cli.command {
+        Command::Ports => cmd::ports::run(&home, &out),
+        Command::Sim(args) => cmd::sim::run(&home, &out, args),
+        Command::Identify(args) => cmd::identify::run(&home, &out, args),
+        Command::Profiles => cmd::profiles::run(&home, &out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => out.fail(&e),
+    }
+}

@@ -1,1 +1,25 @@
-//! fieldkit-sim.
+//! The device simulator: a virtual medical device on a real pseudo-terminal.
+//!
+//! It is the embedded default (a newcomer sees the whole flow with no hardware), the training
+//! tool, and the test bench. It plays the device side of the same protocols real devices speak,
+//! reusing `fieldkit-wire` for the codecs, so a third-party client such as `smpclient` or
+//! `mcumgr` talks to it as it would to a Zephyr device.
+//!
+//! The crate has three layers:
+//! - [`state`]: what the device keeps across resets (identity, image slots, MCUboot's swap
+//!   state), persisted in a JSON state file so a restart behaves like a power cycle: a tested
+//!   image boots once and reverts unless confirmed.
+//! - [`smp`]: the SMP device, sans-IO. A request in; a reply, the flash time it cost, and
+//!   whether it reboots, out.
+//! - [`serve`]: the IO loop, with the line model (baud pacing both ways, turnaround latency,
+//!   flash erase and write time, a device that can only hold `buf_count` requests) and the
+//!   faults of [`fault`].
+
+pub mod fault;
+pub mod serve;
+pub mod smp;
+pub mod state;
+
+pub use fault::{Fault, Faults};
+pub use serve::{SimConfig, SimError, run};
+pub use state::DeviceState;

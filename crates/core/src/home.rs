@@ -1,0 +1,86 @@
+//! The technician's data directory.
+
+use std::path::{Path, PathBuf};
+
+use fieldkit_profile::{ProfileError, ProfileSet};
+
+/// Where fieldkit keeps its data: `--home`, `FIELDKIT_HOME`, or the platform's data directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// Why the home directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// No directory was given and the platform has none.
+    #[error("no data directory: pass --home DIR or set FIELDKIT_HOME")]
+    NoDataDir,
+    /// Reading a file in the home failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An extra profile in `profiles/` is invalid.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
+
+impl Home {
+    /// The home at `root` (not created until something is written).
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The platform's default home (`~/.local/share/fieldkit` on Linux).
+    pub fn platform_default() -> Result<Home, HomeError> {
+        directories::ProjectDirs::from("org", "fieldkit", "fieldkit")
+            .map(|d| Home::at(d.data_dir()))
+            .ok_or(HomeError::NoDataDir)
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the home.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Creates the directory if needed.
+    pub fn ensure(&self) -> Result<(), HomeError> {
+        std::fs::create_dir_all(&self.root).map_err(|source| HomeError::Io {
+            path: self.root.clone(),
+            source,
+        })
+    }
+
+    /// The shipped device profiles plus any in `<home>/profiles/*.toml`.
+    pub fn profiles(&self) -> Result<ProfileSet, HomeError> {
+        let mut set = ProfileSet::builtin();
+        let dir = self.join("profiles");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(set);
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|source| HomeError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            set.add(&text, &path.display().to_string())?;
+        }
+        Ok(set)
+    }
+}

@@ -1,0 +1,236 @@
+//! The client side of MCUmgr SMP over a [`Link`]: requests with sequence numbers and
+//! timeouts, replies matched to their requests, damage and silence reported in words.
+
+use std::time::Duration;
+
+use fieldkit_link::Link;
+use fieldkit_wire::framing::{self, Decoder, FrameError, Framing};
+use fieldkit_wire::smp::{Header, Op, Packet, SmpError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// The largest reply accepted before the device has said what its buffers are. Bounded so a
+/// hostile length field cannot make the client allocate without limit.
+pub const MAX_REPLY: usize = 16 * 1024;
+
+/// Why a request did not get a good answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Nothing usable came back in time.
+    #[error("{what}: no reply within {} ms{}", .after.as_millis(), hint(.last_problem))]
+    Timeout {
+        /// The request.
+        what: String,
+        /// How long we waited.
+        after: Duration,
+        /// The last thing that went wrong on the line while we waited, if anything did.
+        last_problem: Option<String>,
+    },
+    /// The port closed (cable pulled, device reset its USB).
+    #[error("{what}: the device disconnected{}: check the cable, then try again", if *.mid_reply { " in the middle of its reply" } else { "" })]
+    Disconnected {
+        /// The request.
+        what: String,
+        /// Whether part of a reply had arrived.
+        mid_reply: bool,
+    },
+    /// Reading or writing the port failed.
+    #[error("{what}: port error: {source}")]
+    Io {
+        /// The request.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The device answered with an error code, or a body we cannot read.
+    #[error("{what}: {source}")]
+    Device {
+        /// The request.
+        what: String,
+        /// The device's error.
+        #[source]
+        source: SmpError,
+    },
+}
+
+fn hint(last: &Option<String>) -> String {
+    match last {
+        Some(p) => format!(" (last problem on the line: {p})"),
+        None => ": is the device powered, in service mode, and on this port?".into(),
+    }
+}
+
+impl SessionError {
+    /// A short machine-readable kind, for JSON output and the UI's `{kind, message}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::Timeout { .. } => "timeout",
+            SessionError::Disconnected { .. } => "disconnected",
+            SessionError::Io { .. } => "io",
+            SessionError::Device { .. } => "device",
+        }
+    }
+}
+
+/// An SMP client over a link.
+pub struct SmpClient<L> {
+    link: L,
+    framing: Framing,
+    decoder: Decoder,
+    seq: u8,
+    buf: Vec<u8>,
+}
+
+impl<L: Link> SmpClient<L> {
+    /// A client speaking `framing` over `link`.
+    pub fn new(link: L, framing: Framing) -> SmpClient<L> {
+        SmpClient {
+            link,
+            framing,
+            decoder: Decoder::new(framing, MAX_REPLY),
+            seq: 0,
+            buf: vec![0; 4096],
+        }
+    }
+
+    /// Gives the link back.
+    pub fn into_inner(self) -> L {
+        self.link
+    }
+
+    /// Sends one request and waits for its reply, decoded as `Rsp`.
+    pub async fn request<Req: Serialize, Rsp: DeserializeOwned>(
+        &mut self,
+        what: &str,
+        op: Op,
+        group: u16,
+        id: u8,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Rsp, SessionError> {
+        let packet = self.send(what, op, group, id, body).await?;
+        let reply = self.receive(what, &packet.header, timeout).await?;
+        reply.body_as().map_err(|source| SessionError::Device {
+            what: what.into(),
+            source,
+        })
+    }
+
+    /// Encodes and writes a request; returns it so its reply can be matched.
+    pub async fn send<Req: Serialize>(
+        &mut self,
+        what: &str,
+        op: Op,
+        group: u16,
+        id: u8,
+        body: &Req,
+    ) -> Result<Packet, SessionError> {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let packet = Packet::request(op, group, id, seq, body);
+        let bytes = framing::encode(self.framing, &packet.encode());
+        let io = |source| SessionError::Io {
+            what: what.into(),
+            source,
+        };
+        self.link.write_all(&bytes).await.map_err(io)?;
+        self.link.flush().await.map_err(io)?;
+        Ok(packet)
+    }
+
+    /// Waits for the reply to `request`: same group, id and sequence number. Replies to
+    /// earlier requests (late answers after a timeout) are skipped; damaged frames and log text
+    /// are skipped and remembered for the error message.
+    pub async fn receive(
+        &mut self,
+        what: &str,
+        request: &Header,
+        timeout: Duration,
+    ) -> Result<Packet, SessionError> {
+        let deadline = Instant::now() + timeout;
+        let mut last_problem = None;
+        loop {
+            while let Some(frame) = self.decoder.next() {
+                match frame
+                    .map_err(frame_problem)
+                    .and_then(|b| Packet::decode(&b).map_err(|e| format!("malformed packet: {e}")))
+                {
+                    Ok(p) if matches(request, &p.header) => return Ok(p),
+                    Ok(p) => {
+                        last_problem = Some(format!(
+                            "a reply with sequence number {} (group {}, command {}), required {} (group {}, command {})",
+                            p.header.seq,
+                            p.header.group,
+                            p.header.id,
+                            request.seq,
+                            request.group,
+                            request.id
+                        ))
+                    }
+                    Err(problem) => last_problem = Some(problem),
+                }
+            }
+            let read = tokio::time::timeout_at(deadline, self.link.read(&mut self.buf)).await;
+            match read {
+                Err(_) => {
+                    if let Some(e) = self.decoder.finish() {
+                        last_problem = Some(frame_problem(e));
+                    }
+                    return Err(SessionError::Timeout {
+                        what: what.into(),
+                        after: timeout,
+                        last_problem,
+                    });
+                }
+                Ok(Ok(0)) => {
+                    return Err(SessionError::Disconnected {
+                        what: what.into(),
+                        mid_reply: self.decoder.pending(),
+                    });
+                }
+                Ok(Ok(n)) => self.decoder.push(&self.buf[..n]),
+                Ok(Err(e)) if is_disconnect(&e) => {
+                    return Err(SessionError::Disconnected {
+                        what: what.into(),
+                        mid_reply: self.decoder.pending(),
+                    });
+                }
+                Ok(Err(source)) => {
+                    return Err(SessionError::Io {
+                        what: what.into(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Drops anything half-received, e.g. after a timeout.
+    pub fn reset_decoder(&mut self) {
+        self.decoder.clear();
+    }
+}
+
+fn matches(request: &Header, reply: &Header) -> bool {
+    reply.op == request.op.response()
+        && reply.seq == request.seq
+        && reply.group == request.group
+        && reply.id == request.id
+}
+
+fn frame_problem(e: FrameError) -> String {
+    format!("damaged frame: {e}")
+}
+
+/// A pseudo-terminal whose other side went away reports EIO; a USB adapter that vanished
+/// reports one of these too.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof)
+        || e.raw_os_error() == Some(5) // EIO
+        || e.raw_os_error() == Some(19) // ENODEV
+}

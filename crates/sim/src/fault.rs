@@ -1,0 +1,251 @@
+//! Faults on demand, parsed from `--fault SPEC` (`name` or `name=value`).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One fault the simulator injects.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Pull the cable once the device has received this many bytes in total; plug it back in
+    /// after `unplug_ms`.
+    DisconnectAfter(u64),
+    /// How long the cable stays out after a pull, ms (default 300).
+    UnplugMs(u64),
+    /// Flip one bit of each byte, in both directions, with this probability.
+    Corrupt(f64),
+    /// Drop each byte, in both directions, with this probability.
+    Drop(f64),
+    /// Lose every Nth reply (1 = every reply).
+    LoseReply(u64),
+    /// Reboot the device when an upload reaches this offset.
+    RebootAt(u64),
+    /// Fail the flash write at this upload offset.
+    FlashFailAt(u64),
+    /// Refuse to confirm a tested image.
+    RefuseConfirm,
+    /// Print console log lines between frames.
+    LogNoise,
+    /// Never answer anything.
+    NeverAnswer,
+    /// Answer every request this many ms late.
+    AnswerLate(u64),
+    /// Answer with a sequence number one off from the request's.
+    WrongSeq,
+    /// Pull the cable halfway through the next reply.
+    DisconnectMidReply,
+    /// Battery level to report, percent.
+    Battery(u8),
+    /// Report therapy as running.
+    TherapyRunning,
+}
+
+/// A `--fault` value that is not understood.
+#[derive(Debug, thiserror::Error)]
+#[error("fault {spec:?}: {reason}; known faults: {KNOWN}")]
+pub struct FaultError {
+    spec: String,
+    reason: String,
+}
+
+const KNOWN: &str = "disconnect-after=BYTES, unplug-ms=MS, corrupt=RATE, drop=RATE, \
+lose-reply=N, reboot-at=OFFSET, flash-fail-at=OFFSET, refuse-confirm, log-noise, never-answer, \
+answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, therapy-running";
+
+impl FromStr for Fault {
+    type Err = FaultError;
+
+    fn from_str(spec: &str) -> Result<Fault, FaultError> {
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (spec.trim(), None),
+        };
+        let err = |reason: String| FaultError {
+            spec: spec.to_owned(),
+            reason,
+        };
+        let int = || -> Result<u64, FaultError> {
+            let v = value.ok_or_else(|| err("needs a value (name=N)".into()))?;
+            v.parse()
+                .map_err(|_| err(format!("found {v:?}, required a whole number")))
+        };
+        let rate = || -> Result<f64, FaultError> {
+            let v = value.ok_or_else(|| err("needs a rate (name=0.01)".into()))?;
+            match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(err(format!(
+                    "found {v:?}, required a probability from 0 to 1"
+                ))),
+            }
+        };
+        let flag = |f: Fault| -> Result<Fault, FaultError> {
+            match value {
+                None => Ok(f),
+                Some(v) => Err(err(format!("found value {v:?}, required none"))),
+            }
+        };
+        match name {
+            "disconnect-after" => Ok(Fault::DisconnectAfter(int()?)),
+            "unplug-ms" => Ok(Fault::UnplugMs(int()?)),
+            "corrupt" => Ok(Fault::Corrupt(rate()?)),
+            "drop" => Ok(Fault::Drop(rate()?)),
+            "lose-reply" => match int()? {
+                0 => Err(err("found 0, required 1 or more".into())),
+                n => Ok(Fault::LoseReply(n)),
+            },
+            "reboot-at" => Ok(Fault::RebootAt(int()?)),
+            "flash-fail-at" => Ok(Fault::FlashFailAt(int()?)),
+            "answer-late" => Ok(Fault::AnswerLate(int()?)),
+            "battery" => match int()? {
+                n @ 0..=100 => Ok(Fault::Battery(n as u8)),
+                n => Err(err(format!("found {n}, required 0 to 100"))),
+            },
+            "refuse-confirm" => flag(Fault::RefuseConfirm),
+            "log-noise" => flag(Fault::LogNoise),
+            "never-answer" => flag(Fault::NeverAnswer),
+            "wrong-seq" => flag(Fault::WrongSeq),
+            "disconnect-mid-reply" => flag(Fault::DisconnectMidReply),
+            "therapy-running" => flag(Fault::TherapyRunning),
+            _ => Err(err("unknown fault".into())),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::DisconnectAfter(n) => write!(f, "disconnect-after={n}"),
+            Fault::UnplugMs(n) => write!(f, "unplug-ms={n}"),
+            Fault::Corrupt(r) => write!(f, "corrupt={r}"),
+            Fault::Drop(r) => write!(f, "drop={r}"),
+            Fault::LoseReply(n) => write!(f, "lose-reply={n}"),
+            Fault::RebootAt(n) => write!(f, "reboot-at={n}"),
+            Fault::FlashFailAt(n) => write!(f, "flash-fail-at={n}"),
+            Fault::RefuseConfirm => f.write_str("refuse-confirm"),
+            Fault::LogNoise => f.write_str("log-noise"),
+            Fault::NeverAnswer => f.write_str("never-answer"),
+            Fault::AnswerLate(n) => write!(f, "answer-late={n}"),
+            Fault::WrongSeq => f.write_str("wrong-seq"),
+            Fault::DisconnectMidReply => f.write_str("disconnect-mid-reply"),
+            Fault::Battery(n) => write!(f, "battery={n}"),
+            Fault::TherapyRunning => f.write_str("therapy-running"),
+        }
+    }
+}
+
+/// The set of faults in force, in the shape the simulator consults them.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// See [`Fault::DisconnectAfter`].
+    pub disconnect_after: Option<u64>,
+    /// See [`Fault::UnplugMs`].
+    pub unplug_ms: u64,
+    /// See [`Fault::Corrupt`].
+    pub corrupt: f64,
+    /// See [`Fault::Drop`].
+    pub drop: f64,
+    /// See [`Fault::LoseReply`].
+    pub lose_reply: Option<u64>,
+    /// See [`Fault::RebootAt`].
+    pub reboot_at: Option<u64>,
+    /// See [`Fault::FlashFailAt`].
+    pub flash_fail_at: Option<u64>,
+    /// See [`Fault::RefuseConfirm`].
+    pub refuse_confirm: bool,
+    /// See [`Fault::LogNoise`].
+    pub log_noise: bool,
+    /// See [`Fault::NeverAnswer`].
+    pub never_answer: bool,
+    /// See [`Fault::AnswerLate`].
+    pub answer_late_ms: u64,
+    /// See [`Fault::WrongSeq`].
+    pub wrong_seq: bool,
+    /// See [`Fault::DisconnectMidReply`].
+    pub disconnect_mid_reply: bool,
+    /// See [`Fault::Battery`].
+    pub battery: Option<u8>,
+    /// See [`Fault::TherapyRunning`].
+    pub therapy_running: bool,
+}
+
+impl Faults {
+    /// Collects a list of faults.
+    pub fn new(list: &[Fault]) -> Faults {
+        let mut f = Faults {
+            unplug_ms: 300,
+            ..Faults::default()
+        };
+        for fault in list {
+            match *fault {
+                Fault::DisconnectAfter(n) => f.disconnect_after = Some(n),
+                Fault::UnplugMs(n) => f.unplug_ms = n,
+                Fault::Corrupt(r) => f.corrupt = r,
+                Fault::Drop(r) => f.drop = r,
+                Fault::LoseReply(n) => f.lose_reply = Some(n),
+                Fault::RebootAt(n) => f.reboot_at = Some(n),
+                Fault::FlashFailAt(n) => f.flash_fail_at = Some(n),
+                Fault::RefuseConfirm => f.refuse_confirm = true,
+                Fault::LogNoise => f.log_noise = true,
+                Fault::NeverAnswer => f.never_answer = true,
+                Fault::AnswerLate(n) => f.answer_late_ms = n,
+                Fault::WrongSeq => f.wrong_seq = true,
+                Fault::DisconnectMidReply => f.disconnect_mid_reply = true,
+                Fault::Battery(n) => f.battery = Some(n),
+                Fault::TherapyRunning => f.therapy_running = true,
+            }
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fault;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for spec in [
+            "disconnect-after=4096",
+            "unplug-ms=50",
+            "corrupt=0.01",
+            "drop=0.5",
+            "lose-reply=3",
+            "reboot-at=65536",
+            "flash-fail-at=1024",
+            "refuse-confirm",
+            "log-noise",
+            "never-answer",
+            "answer-late=5000",
+            "wrong-seq",
+            "disconnect-mid-reply",
+            "battery=12",
+            "therapy-running",
+        ] {
+            let fault: Fault = spec.parse().unwrap();
+            assert_eq!(fault.to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let cases = [
+            ("explode", "unknown fault"),
+            (
+                "corrupt=2",
+                "found \"2\", required a probability from 0 to 1",
+            ),
+            ("corrupt", "needs a rate"),
+            (
+                "disconnect-after=-1",
+                "found \"-1\", required a whole number",
+            ),
+            ("log-noise=1", "found value \"1\", required none"),
+            ("lose-reply=0", "found 0, required 1 or more"),
+            ("battery=101", "found 101, required 0 to 100"),
+        ];
+        for (spec, want) in cases {
+            let err = spec.parse::<Fault>().unwrap_err().to_string();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
+    }
+}

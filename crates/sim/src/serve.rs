@@ -1,0 +1,451 @@
+//! The simulator's IO loop: a pseudo-terminal, the line model and the faults around the
+//! sans-IO device.
+//!
+//! Three threads per connection: a reader that timestamps bytes as the client writes them, a
+//! writer that paces replies at the line rate, and the device, which receives each byte at the
+//! time the line would have delivered it, stays busy while its flash erases and writes, and
+//! answers after the turnaround latency. A cable pull closes the pseudo-terminal and opens a
+//! new one behind the same stable path, as a USB adapter re-enumerates under the same name.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fieldkit_profile::Profile;
+use fieldkit_wire::framing::{self, Decoder, Framing};
+use fieldkit_wire::smp::Packet;
+use rand::Rng;
+use serialport::{SerialPort, TTYPort};
+
+use crate::fault::{Fault, Faults};
+use crate::smp::{After, SmpDevice, with_seq};
+use crate::state::DeviceState;
+
+/// How the simulator is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The model played.
+    pub profile: Profile,
+    /// Where the device state persists; `None` keeps it in memory only.
+    pub state_path: Option<PathBuf>,
+    /// Stable path clients open: a symbolic link to the current pseudo-terminal.
+    pub port_path: PathBuf,
+    /// Line rate for pacing, bits per second.
+    pub baud: u32,
+    /// Turnaround latency before each reply (USB-serial adapters wait up to 16 ms).
+    pub latency: Duration,
+    /// Time the device takes to boot after a reset.
+    pub boot_time: Duration,
+    /// Faults to inject.
+    pub faults: Vec<Fault>,
+}
+
+/// Why the simulator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The state file could not be used.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The pseudo-terminal could not be made.
+    #[error(transparent)]
+    Link(#[from] fieldkit_link::LinkError),
+    /// Other IO (the port link, cloning handles).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The profile's family is not simulated by this loop.
+    #[error("profile {0} uses a protocol family this simulator build does not play")]
+    Family(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SimError {
+    let what = what.into();
+    move |source| SimError::Io { what, source }
+}
+
+struct Connection {
+    stop: Arc<AtomicBool>,
+    rx: mpsc::Receiver<(Instant, Vec<u8>)>,
+    tx: mpsc::Sender<TxItem>,
+    threads: Vec<thread::JoinHandle<()>>,
+    _pty: fieldkit_link::PtyPair,
+}
+
+struct TxItem {
+    not_before: Instant,
+    bytes: Vec<u8>,
+    /// Pull the cable after this many bytes of `bytes` went out.
+    cut_after: Option<usize>,
+}
+
+/// Time on the wire for `n` characters.
+fn wire_time(n: usize, char_time: Duration) -> Duration {
+    char_time * n as u32
+}
+
+/// Runs the simulator until `stop` is set. `on_event` receives the port path first
+/// (`port <path>`), then one line per device event.
+pub fn run(
+    config: SimConfig,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(&str),
+) -> Result<(), SimError> {
+    if config.profile.family() != fieldkit_profile::Family::Smp {
+        return Err(SimError::Family(config.profile.id().to_owned()));
+    }
+    let state = match &config.state_path {
+        Some(p) if p.exists() => DeviceState::load(p)?,
+        _ => DeviceState::factory(&config.profile),
+    };
+    let faults = Faults::new(&config.faults);
+    let framing = match config
+        .profile
+        .protocol
+        .framing
+        .as_ref()
+        .map(|f| f.get_ref().as_str())
+    {
+        Some("raw") => Framing::Raw,
+        _ => Framing::Console,
+    };
+    let bits = config.profile.line.bits_per_char();
+    let char_time = Duration::from_secs_f64(f64::from(bits) / f64::from(config.baud.max(1)));
+    let mut device = SmpDevice::new(config.profile.clone(), state, faults.clone());
+    save(&config, &device.state)?;
+
+    let mut conn = connect(&config.port_path, &faults, char_time)?;
+    on_event(&format!("port {}", config.port_path.display()));
+
+    let buf_count = config.profile.simulator.buf_count.max(1) as usize;
+    let mut decoder = Decoder::new(framing, device.buf_size());
+    // Packets received and waiting for the device, with the time their last byte arrived.
+    let mut queue: VecDeque<(Instant, Packet)> = VecDeque::new();
+    let mut rx_line_free = Instant::now();
+    let mut device_free = Instant::now();
+    let mut booting_until: Option<Instant> = None;
+    let mut received: u64 = 0;
+    let mut disconnect_after = faults.disconnect_after;
+    let mut disconnect_mid_reply = faults.disconnect_mid_reply;
+    let mut replies: u64 = 0;
+    let mut rng = rand::thread_rng();
+    // Incoming chunks not yet delivered by the line model: (time the last byte lands, bytes).
+    let mut inflight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+
+    while !stop.load(Ordering::Relaxed) {
+        // Take everything the reader has, and schedule it on the line.
+        while let Ok((at, bytes)) = conn.rx.try_recv() {
+            for piece in bytes.chunks(64) {
+                let start = at.max(rx_line_free);
+                rx_line_free = start + wire_time(piece.len(), char_time);
+                inflight.push_back((rx_line_free, piece.to_vec()));
+            }
+        }
+        let now = Instant::now();
+        // Deliver what has arrived by now.
+        while inflight.front().is_some_and(|(t, _)| *t <= now) {
+            let (t, piece) = inflight.pop_front().expect("checked");
+            if booting_until.is_some_and(|b| t < b) {
+                continue; // a booting device hears nothing
+            }
+            received += piece.len() as u64;
+            decoder.push(&piece);
+            while let Some(frame) = decoder.next() {
+                match frame
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| Packet::decode(&b).map_err(|e| e.to_string()))
+                {
+                    Ok(packet) if queue.len() < buf_count => queue.push_back((t, packet)),
+                    Ok(_) => on_event("request dropped: all buffers busy"),
+                    Err(e) => on_event(&format!("bad frame ignored: {e}")),
+                }
+            }
+            if let Some(n) = disconnect_after
+                && received >= n
+            {
+                disconnect_after = None;
+                on_event(&format!("cable pulled after {received} bytes (fault)"));
+                conn = replug(conn, &config.port_path, &faults, char_time)?;
+                on_event(&format!(
+                    "cable plugged back in: port {}",
+                    config.port_path.display()
+                ));
+                inflight.clear();
+                decoder.clear();
+                queue.clear();
+                break;
+            }
+        }
+        if let Some(b) = booting_until
+            && now >= b
+        {
+            booting_until = None;
+            on_event(&format!("booted (boot {})", device.state.boot_count));
+        }
+        // Serve the oldest waiting request once the device is free.
+        if booting_until.is_none()
+            && let Some((arrived, _)) = queue.front()
+            && (*arrived).max(device_free) <= now
+        {
+            let (arrived, packet) = queue.pop_front().expect("checked");
+            let start = arrived.max(device_free);
+            let reply = device.handle(&packet);
+            for e in &reply.events {
+                on_event(e);
+            }
+            if reply.state_changed {
+                save(&config, &device.state)?;
+            }
+            device_free = start + reply.busy;
+            let mut reply_end = device_free;
+            if let Some(mut p) = reply.packet {
+                replies += 1;
+                if faults.wrong_seq {
+                    let seq = p.header.seq.wrapping_add(1);
+                    p = with_seq(p, seq);
+                }
+                let lost =
+                    faults.never_answer || faults.lose_reply.is_some_and(|n| replies.is_multiple_of(n));
+                if lost {
+                    on_event("reply lost (fault)");
+                } else {
+                    let mut bytes = Vec::new();
+                    if faults.log_noise {
+                        bytes.extend_from_slice(log_line(&device, &mut rng).as_bytes());
+                    }
+                    bytes.extend(framing::encode(framing, &p.encode()));
+                    let not_before =
+                        device_free + config.latency + Duration::from_millis(faults.answer_late_ms);
+                    let cut_after = disconnect_mid_reply.then_some(bytes.len() / 2);
+                    disconnect_mid_reply = false;
+                    reply_end = not_before + wire_time(bytes.len(), char_time);
+                    let _ = conn.tx.send(TxItem {
+                        not_before,
+                        bytes,
+                        cut_after,
+                    });
+                    if cut_after.is_some() {
+                        // The writer pulls the cable; the device stays up and is plugged back in.
+                        thread::sleep(reply_end.saturating_duration_since(Instant::now()));
+                        on_event("cable pulled mid-reply (fault)");
+                        conn = replug(conn, &config.port_path, &faults, char_time)?;
+                        on_event(&format!(
+                            "cable plugged back in: port {}",
+                            config.port_path.display()
+                        ));
+                        inflight.clear();
+                        decoder.clear();
+                        queue.clear();
+                    }
+                }
+            }
+            match reply.after {
+                After::Nothing => {}
+                After::Reboot | After::CrashReboot => {
+                    // A reset waits for its reply to leave the UART; a crash does not.
+                    let at = if reply.after == After::Reboot {
+                        reply_end
+                    } else {
+                        now
+                    };
+                    thread::sleep(at.saturating_duration_since(Instant::now()));
+                    for e in device.reboot() {
+                        on_event(&e);
+                    }
+                    save(&config, &device.state)?;
+                    queue.clear();
+                    decoder.clear();
+                    let boot = config.boot_time + swap_time(&device);
+                    booting_until = Some(Instant::now() + boot);
+                    device_free = Instant::now() + boot;
+                    on_event("rebooting");
+                }
+            }
+            continue;
+        }
+        // Sleep until the next thing can happen, but wake for new input within a millisecond.
+        let mut next = now + Duration::from_millis(1);
+        if let Some((t, _)) = inflight.front() {
+            next = next.min(*t);
+        }
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    disconnect(conn);
+    let _ = std::fs::remove_file(&config.port_path);
+    Ok(())
+}
+
+/// MCUboot's swap copies the images sector by sector; a fixed allowance stands in for it.
+fn swap_time(_device: &SmpDevice) -> Duration {
+    Duration::from_millis(50)
+}
+
+fn save(config: &SimConfig, state: &DeviceState) -> Result<(), SimError> {
+    if let Some(p) = &config.state_path {
+        state.save(p)?;
+    }
+    Ok(())
+}
+
+fn log_line(device: &SmpDevice, rng: &mut impl Rng) -> String {
+    let ms: u32 = rng.gen_range(0..1000);
+    format!(
+        "[00:{:02}:{:02}.{ms:03},000] <inf> app: {} heartbeat ok, battery {} %\r\n",
+        device.state.boot_count % 60,
+        rng.gen_range(0..60),
+        device.state.model,
+        device.state.battery_percent
+    )
+}
+
+fn connect(port_path: &Path, faults: &Faults, char_time: Duration) -> Result<Connection, SimError> {
+    let pty = fieldkit_link::pty_pair()?;
+    // Point the stable path at the new pseudo-terminal atomically.
+    let tmp = port_path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&pty.path, &tmp).map_err(io(format!("link {}", tmp.display())))?;
+    std::fs::rename(&tmp, port_path).map_err(io(format!("link {}", port_path.display())))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (rx_send, rx) = mpsc::channel();
+    let (tx, tx_recv) = mpsc::channel::<TxItem>();
+    let mut reader = pty.device.try_clone_native().map_err(|e| SimError::Io {
+        what: "clone the pseudo-terminal".into(),
+        source: e.into(),
+    })?;
+    let mut writer = pty.device.try_clone_native().map_err(|e| SimError::Io {
+        what: "clone the pseudo-terminal".into(),
+        source: e.into(),
+    })?;
+    let _ = reader.set_timeout(Duration::from_millis(20));
+    let _ = writer.set_timeout(Duration::from_millis(200));
+    let (corrupt, drop) = (faults.corrupt, faults.drop);
+
+    let s = stop.clone();
+    let read_thread = thread::spawn(move || {
+        let mut rng = rand::thread_rng();
+        let mut buf = [0u8; 4096];
+        while !s.load(Ordering::Relaxed) {
+            match reader.read(&mut buf) {
+                Ok(0) => thread::sleep(Duration::from_millis(5)),
+                Ok(n) => {
+                    let at = Instant::now();
+                    let bytes = damage(&buf[..n], corrupt, drop, &mut rng);
+                    if rx_send.send((at, bytes)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let s = stop.clone();
+    let write_thread = thread::spawn(move || {
+        let mut rng = rand::thread_rng();
+        pace_writes(
+            &mut writer,
+            &tx_recv,
+            &s,
+            char_time,
+            corrupt,
+            drop,
+            &mut rng,
+        );
+    });
+    Ok(Connection {
+        stop,
+        rx,
+        tx,
+        threads: vec![read_thread, write_thread],
+        _pty: pty,
+    })
+}
+
+/// Writes replies at the line rate, in slices of about a millisecond of line time.
+fn pace_writes(
+    port: &mut TTYPort,
+    items: &mpsc::Receiver<TxItem>,
+    stop: &AtomicBool,
+    char_time: Duration,
+    corrupt: f64,
+    drop: f64,
+    rng: &mut impl Rng,
+) {
+    let mut line_free = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(item) = items.recv_timeout(Duration::from_millis(20)) else {
+            continue;
+        };
+        let TxItem {
+            not_before,
+            bytes,
+            cut_after,
+        } = item;
+        let limit = cut_after.unwrap_or(bytes.len());
+        let slice =
+            ((Duration::from_millis(1).as_nanos() / char_time.as_nanos().max(1)) as usize).max(1);
+        let mut at = not_before.max(line_free);
+        for piece in bytes[..limit].chunks(slice) {
+            thread::sleep(at.saturating_duration_since(Instant::now()));
+            let out = damage(piece, corrupt, drop, rng);
+            if port.write_all(&out).is_err() {
+                break;
+            }
+            at += wire_time(piece.len(), char_time);
+        }
+        line_free = at;
+        if cut_after.is_some() {
+            return;
+        }
+    }
+}
+
+fn damage(bytes: &[u8], corrupt: f64, drop: f64, rng: &mut impl Rng) -> Vec<u8> {
+    if corrupt == 0.0 && drop == 0.0 {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if drop > 0.0 && rng.gen_bool(drop) {
+            continue;
+        }
+        let flip = corrupt > 0.0 && rng.gen_bool(corrupt);
+        out.push(if flip {
+            b ^ (1 << rng.gen_range(0..8))
+        } else {
+            b
+        });
+    }
+    out
+}
+
+fn disconnect(conn: Connection) {
+    conn.stop.store(true, Ordering::Relaxed);
+    drop(conn.tx);
+    for t in conn.threads {
+        let _ = t.join();
+    }
+}
+
+fn replug(
+    conn: Connection,
+    port_path: &Path,
+    faults: &Faults,
+    char_time: Duration,
+) -> Result<Connection, SimError> {
+    disconnect(conn);
+    let _ = std::fs::remove_file(port_path);
+    thread::sleep(Duration::from_millis(faults.unplug_ms));
+    connect(port_path, faults, char_time)
+}
