@@ -19,3 +19,6 @@ pub mod smp;
 pub use home::Home;
 pub use identify::{IdentifyError, identify, probe_profile};
 pub use smp::{SessionError, SmpClient};
+
+#[cfg(test)]
+mod tests;

@@ -23,3 +23,6 @@ pub mod state;
 pub use fault::{Fault, Faults};
 pub use serve::{SimConfig, SimError, run};
 pub use state::DeviceState;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! The simulated device's MCUboot behaviour, driven packet by packet.
+
+use fieldkit_mcuboot::{Dependency, ImageVersion, SignOptions};
+use fieldkit_profile::ProfileSet;
+use fieldkit_wire::smp::{Op, Packet, SmpError, image, os};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+use crate::fault::{Fault, Faults};
+use crate::smp::{After, SmpDevice};
+use crate::state::DeviceState;
+
+fn pump(faults: &[Fault]) -> SmpDevice {
+    let profile = ProfileSet::builtin().get("acme-infusion-p7").unwrap().clone();
+    let state = DeviceState::factory(&profile);
+    SmpDevice::new(profile, state, Faults::new(faults))
+}
+
+fn call<Req: Serialize, Rsp: DeserializeOwned>(
+    dev: &mut SmpDevice,
+    op: Op,
+    group: u16,
+    id: u8,
+    body: &Req,
+) -> (Result<Rsp, SmpError>, After) {
+    let reply = dev.handle(&Packet::request(op, group, id, 0, body));
+    let after = reply.after;
+    match reply.packet {
+        Some(p) => (p.body_as(), after),
+        None => (Err(SmpError::Cbor("no reply".into())), after),
+    }
+}
+
+fn image_bytes(version: &str, deps: Vec<Dependency>) -> Vec<u8> {
+    let mut opts = SignOptions::new(version.parse::<ImageVersion>().unwrap());
+    opts.dependencies = deps;
+    fieldkit_mcuboot::sign(&[0x5a; 5000], &opts).unwrap()
+}
+
+/// Uploads `bytes` to image `n` in 1 KiB chunks; returns the last reply.
+fn upload(dev: &mut SmpDevice, n: u32, bytes: &[u8]) -> image::UploadRsp {
+    let sha = Sha256::digest(bytes).to_vec();
+    let mut off = 0;
+    loop {
+        let end = (off + 1024).min(bytes.len());
+        let req = image::UploadReq {
+            image: Some(n),
+            len: (off == 0).then_some(bytes.len() as u32),
+            off: off as u32,
+            sha: (off == 0).then(|| ByteBuf::from(sha.clone())),
+            data: ByteBuf::from(bytes[off..end].to_vec()),
+            upgrade: None,
+        };
+        let (rsp, _) = call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req);
+        let rsp = rsp.unwrap();
+        if rsp.off as usize >= bytes.len() {
+            return rsp;
+        }
+        off = rsp.off as usize;
+    }
+}
+
+/// The image state, one line per slot: `image/slot version flags`.
+fn state(dev: &mut SmpDevice) -> Vec<String> {
+    let (rsp, _) = call::<_, image::StateRsp>(dev, Op::Read, image::GROUP, image::STATE, &os::Empty {});
+    rsp.unwrap()
+        .images
+        .iter()
+        .map(|e| {
+            let mut flags = String::new();
+            for (on, c) in [(e.active, 'A'), (e.confirmed, 'C'), (e.pending, 'P'), (e.permanent, 'M')] {
+                if on {
+                    flags.push(c);
+                }
+            }
+            format!("{}/{} {} {flags}", e.image, e.slot, e.version)
+        })
+        .collect()
+}
+
+fn mark(dev: &mut SmpDevice, hash: Option<Vec<u8>>, confirm: bool) -> Result<image::StateRsp, SmpError> {
+    let req = image::StateWriteReq { hash: hash.map(ByteBuf::from), confirm: Some(confirm) };
+    call(dev, Op::Write, image::GROUP, image::STATE, &req).0
+}
+
+fn hash_of(bytes: &[u8]) -> Vec<u8> {
+    fieldkit_mcuboot::Image::parse(bytes).unwrap().hash_tlv().unwrap().to_vec()
+}
+
+#[test]
+fn test_boot_confirm() {
+    let mut dev = pump(&[]);
+    let img = image_bytes("2.4.0", vec![]);
+    let last = upload(&mut dev, 0, &img);
+    assert_eq!(last.matched, Some(true));
+    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]);
+    mark(&mut dev, Some(hash_of(&img)), false).unwrap();
+    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 P", "1/0 1.4.0 AC"]);
+    dev.reboot();
+    assert_eq!(state(&mut dev), ["0/0 2.4.0 A", "0/1 2.3.1 C", "1/0 1.4.0 AC"]);
+    mark(&mut dev, None, true).unwrap();
+    assert_eq!(state(&mut dev), ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]);
+    dev.reboot();
+    assert_eq!(state(&mut dev), ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]);
+}
+
+#[test]
+fn an_unconfirmed_test_reverts_on_the_next_boot() {
+    let mut dev = pump(&[]);
+    let img = image_bytes("2.4.0", vec![]);
+    upload(&mut dev, 0, &img);
+    mark(&mut dev, Some(hash_of(&img)), false).unwrap();
+    dev.reboot();
+    dev.reboot();
+    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]);
+}
+
+#[test]
+fn refused_confirm_reverts() {
+    let mut dev = pump(&[Fault::RefuseConfirm]);
+    let img = image_bytes("2.4.0", vec![]);
+    upload(&mut dev, 0, &img);
+    mark(&mut dev, Some(hash_of(&img)), false).unwrap();
+    dev.reboot();
+    let err = mark(&mut dev, None, true).unwrap_err();
+    assert!(matches!(err, SmpError::Device { rc: 6, .. }), "{err}");
+    dev.reboot();
+    assert_eq!(state(&mut dev)[0], "0/0 2.3.1 AC");
+}
+
+#[test]
+fn an_unmet_dependency_keeps_the_old_image() {
+    let mut dev = pump(&[]);
+    let needs_net_15 = vec![Dependency { image: 1, min_version: "1.5.0".parse().unwrap() }];
+    let app = image_bytes("2.5.0", needs_net_15);
+    upload(&mut dev, 0, &app);
+    mark(&mut dev, Some(hash_of(&app)), false).unwrap();
+    dev.reboot();
+    assert_eq!(state(&mut dev)[0], "0/0 2.3.1 AC");
+
+    // With the network core updated in the same boot, the dependency is met.
+    mark(&mut dev, Some(hash_of(&app)), false).unwrap();
+    let net = image_bytes("1.5.0", vec![]);
+    upload(&mut dev, 1, &net);
+    mark(&mut dev, Some(hash_of(&net)), false).unwrap();
+    dev.reboot();
+    assert_eq!(state(&mut dev), ["0/0 2.5.0 A", "0/1 2.3.1 C", "1/0 1.5.0 A", "1/1 1.4.0 C"]);
+}
+
+#[test]
+fn uploads_resume_and_resync() {
+    let mut dev = pump(&[]);
+    let img = image_bytes("2.4.0", vec![]);
+    let sha = Sha256::digest(&img).to_vec();
+    let first = |dev: &mut SmpDevice| {
+        let req = image::UploadReq {
+            image: Some(0),
+            len: Some(img.len() as u32),
+            off: 0,
+            sha: Some(ByteBuf::from(sha.clone())),
+            data: ByteBuf::from(img[..1000].to_vec()),
+            upgrade: None,
+        };
+        call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req).0.unwrap().off
+    };
+    assert_eq!(first(&mut dev), 1000);
+    // A chunk at the wrong offset is answered with the expected one.
+    let wrong = image::UploadReq { off: 3000, data: ByteBuf::from(vec![0; 10]), ..Default::default() };
+    let (rsp, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &wrong);
+    assert_eq!(rsp.unwrap().off, 1000);
+    // The same first chunk with the same sha resumes instead of restarting.
+    assert_eq!(first(&mut dev), 1000);
+}
+
+#[test]
+fn bad_uploads_are_refused() {
+    let mut dev = pump(&[]);
+    let cases: [(image::UploadReq, i32); 3] = [
+        (image::UploadReq { len: Some(100), data: ByteBuf::from(vec![0; 100]), ..Default::default() }, 23),
+        (image::UploadReq { len: None, data: ByteBuf::from(vec![0; 100]), ..Default::default() }, 21),
+        (image::UploadReq { len: Some(1 << 30), data: ByteBuf::from(image_bytes("1.0.0", vec![])), ..Default::default() }, 21),
+    ];
+    for (req, rc) in cases {
+        let (rsp, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req);
+        match rsp {
+            Err(SmpError::Device { rc: got, .. }) => assert_eq!(got, rc),
+            other => panic!("expected rc {rc}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn flash_failure_and_reboot_faults() {
+    let img = image_bytes("2.4.0", vec![]);
+    let mut dev = pump(&[Fault::FlashFailAt(2048)]);
+    let req = |off: usize, data: &[u8]| image::UploadReq {
+        image: Some(0),
+        len: (off == 0).then_some(img.len() as u32),
+        off: off as u32,
+        data: ByteBuf::from(data.to_vec()),
+        ..Default::default()
+    };
+    let (r, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(0, &img[..2048]));
+    assert_eq!(r.unwrap().off, 2048);
+    let (r, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(2048, &img[2048..3072]));
+    assert!(matches!(r, Err(SmpError::Device { rc: 12, .. })), "{r:?}");
+
+    let mut dev = pump(&[Fault::RebootAt(1500)]);
+    call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(0, &img[..1024])).0.unwrap();
+    let (r, after) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(1024, &img[1024..2048]));
+    assert!(r.is_err());
+    assert_eq!(after, After::CrashReboot);
+}
+
+#[test]
+fn identity_and_os_groups_answer() {
+    let mut dev = pump(&[Fault::Battery(12), Fault::TherapyRunning]);
+    let (map, _) = call::<_, fieldkit_wire::smp::vendor::Map>(&mut dev, Op::Read, 64, 0, &os::Empty {});
+    let map = map.unwrap();
+    assert_eq!(fieldkit_wire::smp::vendor::field_string(&map, "sn").as_deref(), Some("P7-004217"));
+    assert_eq!(fieldkit_wire::smp::vendor::field_i64(&map, "bat"), Some(12));
+    assert_eq!(fieldkit_wire::smp::vendor::field_bool(&map, "infusing"), Some(true));
+    let (params, _) = call::<_, os::ParamsRsp>(&mut dev, Op::Read, os::GROUP, os::PARAMS, &os::Empty {});
+    assert_eq!(params.unwrap(), os::ParamsRsp { buf_size: 2048, buf_count: 4 });
+    let (unknown, _) = call::<_, os::Empty>(&mut dev, Op::Read, 9, 0, &os::Empty {});
+    assert!(matches!(unknown, Err(SmpError::Device { rc: 8, .. })));
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pump.json");
+    let mut dev = pump(&[]);
+    let img = image_bytes("2.4.0", vec![]);
+    upload(&mut dev, 0, &img);
+    mark(&mut dev, Some(hash_of(&img)), false).unwrap();
+    dev.state.save(&path).unwrap();
+    let loaded = DeviceState::load(&path).unwrap();
+    assert_eq!(loaded, dev.state);
+    std::fs::write(&path, b"{ not json").unwrap();
+    let err = DeviceState::load(&path).unwrap_err().to_string();
+    assert!(err.contains("is not valid"), "{err}");
+}
