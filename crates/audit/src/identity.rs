@@ -117,6 +117,16 @@ impl Identity {
         }
     }
 
+    /// Generates a new key.
+    pub fn generate(prefix: &str) -> Self {
+        Self::from_key(prefix, SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// The private key as PKCS#8 PEM (v1, as `openssl genpkey -algorithm ed25519` writes it).
+    pub fn private_key_pem(&self) -> String {
+        private_key_pem(&self.key)
+    }
+
     /// Parses a PKCS#8 PEM private key (`path` is only used in error messages).
     pub fn from_pem(path: &Path, pem: &str, prefix: &str) -> Result<Self, IdentityError> {
         let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| IdentityError::BadPrivateKey {
@@ -193,6 +203,18 @@ pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, IdentityError> {
     VerifyingKey::from_public_key_pem(pem).map_err(|e| IdentityError::BadPublicKey {
         reason: e.to_string(),
     })
+}
+
+fn private_key_pem(key: &SigningKey) -> String {
+    // PKCS#8 v1 (no embedded public key): the form `openssl genpkey -algorithm ed25519` writes
+    // and the only one OpenSSL 3 reads back. Encoding 32 known-good bytes cannot fail.
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    v1.to_pkcs8_pem(LineEnding::LF)
+        .map(|p| p.to_string())
+        .unwrap_or_default()
 }
 
 fn io(path: &Path, source: std::io::Error) -> IdentityError {

@@ -39,4 +39,6 @@ pub use error::{
     AppendError, DbError, EntryProblem, OpenError, QueryError, ReceiptError, VerifyError,
 };
 pub use identity::{Identity, IdentityError, LaptopIdentity};
-pub use log::{AuditLog, ClockFlag, DB_FILE, KEY_FILE, MAX_ENTRY_BYTES, Receipt, VerifyReport};
+pub use log::{
+    AuditLog, ClockFlag, DB_FILE, KEY_FILE, MAX_ENTRY_BYTES, Receipt, VerifyReport, clock_flag,
+};

@@ -908,15 +908,22 @@ fn bounds(range: impl RangeBounds<u64>) -> (u64, u64) {
     (lo, hi)
 }
 
-fn clock_flag(prev: &Entry, next: &Entry) -> Option<ClockFlag> {
+/// Compares two consecutive entries' clocks: within one boot, the wall clock must advance with
+/// the monotonic clock (within five minutes), and across boots it must not go backwards by more
+/// than that. Used by `verify` here and by the hub at ingest.
+pub fn clock_flag(prev: &Entry, next: &Entry) -> Option<ClockFlag> {
+    let wall = (next.time - prev.time).num_seconds();
     if prev.boot_id != next.boot_id || prev.boot_id == "unknown" {
-        return None;
+        return (wall < -CLOCK_TOLERANCE_SECS).then_some(ClockFlag {
+            seq: next.seq,
+            wall_delta_secs: wall,
+            mono_delta_secs: 0,
+        });
     }
     let (Some(a), Some(b)) = (prev.mono_ns, next.mono_ns) else {
         return None;
     };
     let mono = (b as i128 - a as i128) / 1_000_000_000;
-    let wall = (next.time - prev.time).num_seconds();
     if (wall as i128 - mono).abs() > CLOCK_TOLERANCE_SECS as i128 {
         Some(ClockFlag {
             seq: next.seq,
