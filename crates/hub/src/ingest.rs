@@ -26,6 +26,8 @@ pub enum Ingested {
         checkpoint: SignedCheckpoint,
         /// Whether nothing new was stored.
         duplicate: bool,
+        /// Entries the hub holds for this laptop after the transaction.
+        hub_size: u64,
     },
     /// `old_size` differs from the hub's size.
     SizeMismatch(u64),
@@ -215,6 +217,7 @@ pub fn append(
         Ok(Ingested::Committed {
             checkpoint: checkpoint.clone(),
             duplicate: false,
+            hub_size: end,
         })
     };
     let outcome = store.with_log(&laptop, &mut body)?;
@@ -222,6 +225,7 @@ pub fn append(
         Ingested::Committed {
             checkpoint,
             duplicate,
+            hub_size,
         } => {
             if crash == Some(CrashPoint::AfterCommit) {
                 std::process::abort();
@@ -231,7 +235,7 @@ pub fn append(
                 .cosign(&hub)
                 .map_err(|e| ApiError::internal(format!("cosigning: {e}")))?;
             Ok(AppendResponse {
-                size: checkpoint.size(),
+                size: hub_size,
                 receipt: receipt.as_str().to_owned(),
                 hub_name: hub.name().to_owned(),
                 hub_key: hub.public_key_pem(),
@@ -287,6 +291,7 @@ fn mismatch(
             return Ok(Ingested::Committed {
                 checkpoint: checkpoint.clone(),
                 duplicate: true,
+                hub_size: size,
             });
         }
         if req.entries.is_empty() || end == req.old_size {

@@ -257,6 +257,12 @@ impl SyncClient {
                     }
                     report.batches += 1;
                     report.hub = Some(resp.hub_name);
+                    if resp.size > local {
+                        return Err(SyncError::LocalBehindHub {
+                            hub: resp.size,
+                            local,
+                        });
+                    }
                     hub_size = end;
                     have_receipt_for = end;
                     mismatches = 0;

@@ -45,7 +45,8 @@ pub struct AppendRequest {
 /// The hub's answer to an accepted append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendResponse {
-    /// The size the hub now holds for this laptop.
+    /// The size the hub now holds for this laptop (more than the receipt covers when an
+    /// identical resend arrives after later batches).
     pub size: u64,
     /// The laptop's checkpoint, cosigned by the hub: the receipt.
     pub receipt: String,
