@@ -1,2 +1,77 @@
-//! xtask
-fn main() {}
+//! `cargo xtask`: the project's own commands, the same for a developer and for CI.
+//!
+//! - `cargo xtask setup`: installs what the build and the tests need and is missing (Debian
+//!   packages, Python tools), and does nothing when everything is there.
+//! - `cargo xtask run`: the README's first command.
+//! - `cargo xtask test`: the README's second command: formatting, lints, every test.
+//! - `cargo xtask bench`: the performance figures, each a ratio measured side by side in one
+//!   run.
+
+mod bench;
+mod setup;
+mod tour;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("run") => setup::run().and_then(|()| tour::run()),
+        Some("test") => setup::run().and_then(|()| test()),
+        Some("bench") => setup::run().and_then(|()| bench::run(&args[1..])),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|run|test|bench>");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command in the workspace root, failing with its command line if it fails.
+pub(crate) fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The workspace root.
+pub(crate) fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_owned()
+}
+
+fn test() -> anyhow::Result<()> {
+    run_cmd("cargo", &["fmt", "--all", "--", "--check"])?;
+    run_cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run_cmd("cargo", &["test", "--workspace", "--locked"])?;
+    Ok(())
+}

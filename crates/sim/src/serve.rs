@@ -140,10 +140,13 @@ pub fn run(
     let mut rng = rand::thread_rng();
     // Incoming chunks not yet delivered by the line model: (time the last byte lands, bytes).
     let mut inflight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut woken_by: Option<(Instant, Vec<u8>)> = None;
 
     while !stop.load(Ordering::Relaxed) {
         // Take everything the reader has, and schedule it on the line.
-        while let Ok((at, bytes)) = conn.rx.try_recv() {
+        let mut incoming: Vec<(Instant, Vec<u8>)> = woken_by.take().into_iter().collect();
+        incoming.extend(conn.rx.try_iter());
+        for (at, bytes) in incoming {
             for piece in bytes.chunks(64) {
                 let start = at.max(rx_line_free);
                 rx_line_free = start + wire_time(piece.len(), char_time);
@@ -213,8 +216,8 @@ pub fn run(
                     let seq = p.header.seq.wrapping_add(1);
                     p = with_seq(p, seq);
                 }
-                let lost =
-                    faults.never_answer || faults.lose_reply.is_some_and(|n| replies.is_multiple_of(n));
+                let lost = faults.never_answer
+                    || faults.lose_reply.is_some_and(|n| replies.is_multiple_of(n));
                 if lost {
                     on_event("reply lost (fault)");
                 } else {
@@ -272,12 +275,24 @@ pub fn run(
             }
             continue;
         }
-        // Sleep until the next thing can happen, but wake for new input within a millisecond.
-        let mut next = now + Duration::from_millis(1);
+        // Sleep until the next thing can happen or new input arrives; wake now and then to
+        // notice `stop`.
+        let mut next = now + Duration::from_millis(20);
         if let Some((t, _)) = inflight.front() {
             next = next.min(*t);
         }
-        thread::sleep(next.saturating_duration_since(Instant::now()));
+        if let Some((arrived, _)) = queue.front() {
+            next = next.min((*arrived).max(device_free));
+        }
+        if let Some(b) = booting_until {
+            next = next.min(b);
+        }
+        if let Ok(item) = conn
+            .rx
+            .recv_timeout(next.saturating_duration_since(Instant::now()))
+        {
+            woken_by = Some(item);
+        }
     }
     disconnect(conn);
     let _ = std::fs::remove_file(&config.port_path);
@@ -396,13 +411,14 @@ fn pace_writes(
         let slice =
             ((Duration::from_millis(1).as_nanos() / char_time.as_nanos().max(1)) as usize).max(1);
         let mut at = not_before.max(line_free);
+        // A piece reaches the client when its last bit has crossed the line.
         for piece in bytes[..limit].chunks(slice) {
+            at += wire_time(piece.len(), char_time);
             thread::sleep(at.saturating_duration_since(Instant::now()));
             let out = damage(piece, corrupt, drop, rng);
             if port.write_all(&out).is_err() {
                 break;
             }
-            at += wire_time(piece.len(), char_time);
         }
         line_free = at;
         if cut_after.is_some() {

@@ -13,7 +13,10 @@ use crate::smp::{After, SmpDevice};
 use crate::state::DeviceState;
 
 fn pump(faults: &[Fault]) -> SmpDevice {
-    let profile = ProfileSet::builtin().get("acme-infusion-p7").unwrap().clone();
+    let profile = ProfileSet::builtin()
+        .get("acme-infusion-p7")
+        .unwrap()
+        .clone();
     let state = DeviceState::factory(&profile);
     SmpDevice::new(profile, state, Faults::new(faults))
 }
@@ -53,7 +56,8 @@ fn upload(dev: &mut SmpDevice, n: u32, bytes: &[u8]) -> image::UploadRsp {
             data: ByteBuf::from(bytes[off..end].to_vec()),
             upgrade: None,
         };
-        let (rsp, _) = call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req);
+        let (rsp, _) =
+            call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req);
         let rsp = rsp.unwrap();
         if rsp.off as usize >= bytes.len() {
             return rsp;
@@ -64,13 +68,19 @@ fn upload(dev: &mut SmpDevice, n: u32, bytes: &[u8]) -> image::UploadRsp {
 
 /// The image state, one line per slot: `image/slot version flags`.
 fn state(dev: &mut SmpDevice) -> Vec<String> {
-    let (rsp, _) = call::<_, image::StateRsp>(dev, Op::Read, image::GROUP, image::STATE, &os::Empty {});
+    let (rsp, _) =
+        call::<_, image::StateRsp>(dev, Op::Read, image::GROUP, image::STATE, &os::Empty {});
     rsp.unwrap()
         .images
         .iter()
         .map(|e| {
             let mut flags = String::new();
-            for (on, c) in [(e.active, 'A'), (e.confirmed, 'C'), (e.pending, 'P'), (e.permanent, 'M')] {
+            for (on, c) in [
+                (e.active, 'A'),
+                (e.confirmed, 'C'),
+                (e.pending, 'P'),
+                (e.permanent, 'M'),
+            ] {
                 if on {
                     flags.push(c);
                 }
@@ -80,13 +90,24 @@ fn state(dev: &mut SmpDevice) -> Vec<String> {
         .collect()
 }
 
-fn mark(dev: &mut SmpDevice, hash: Option<Vec<u8>>, confirm: bool) -> Result<image::StateRsp, SmpError> {
-    let req = image::StateWriteReq { hash: hash.map(ByteBuf::from), confirm: Some(confirm) };
+fn mark(
+    dev: &mut SmpDevice,
+    hash: Option<Vec<u8>>,
+    confirm: bool,
+) -> Result<image::StateRsp, SmpError> {
+    let req = image::StateWriteReq {
+        hash: hash.map(ByteBuf::from),
+        confirm: Some(confirm),
+    };
     call(dev, Op::Write, image::GROUP, image::STATE, &req).0
 }
 
 fn hash_of(bytes: &[u8]) -> Vec<u8> {
-    fieldkit_mcuboot::Image::parse(bytes).unwrap().hash_tlv().unwrap().to_vec()
+    fieldkit_mcuboot::Image::parse(bytes)
+        .unwrap()
+        .hash_tlv()
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
@@ -95,15 +116,30 @@ fn test_boot_confirm() {
     let img = image_bytes("2.4.0", vec![]);
     let last = upload(&mut dev, 0, &img);
     assert_eq!(last.matched, Some(true));
-    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]
+    );
     mark(&mut dev, Some(hash_of(&img)), false).unwrap();
-    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 P", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.3.1 AC", "0/1 2.4.0 P", "1/0 1.4.0 AC"]
+    );
     dev.reboot();
-    assert_eq!(state(&mut dev), ["0/0 2.4.0 A", "0/1 2.3.1 C", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.4.0 A", "0/1 2.3.1 C", "1/0 1.4.0 AC"]
+    );
     mark(&mut dev, None, true).unwrap();
-    assert_eq!(state(&mut dev), ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]
+    );
     dev.reboot();
-    assert_eq!(state(&mut dev), ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.4.0 AC", "0/1 2.3.1 ", "1/0 1.4.0 AC"]
+    );
 }
 
 #[test]
@@ -114,7 +150,10 @@ fn an_unconfirmed_test_reverts_on_the_next_boot() {
     mark(&mut dev, Some(hash_of(&img)), false).unwrap();
     dev.reboot();
     dev.reboot();
-    assert_eq!(state(&mut dev), ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.3.1 AC", "0/1 2.4.0 ", "1/0 1.4.0 AC"]
+    );
 }
 
 #[test]
@@ -133,7 +172,10 @@ fn refused_confirm_reverts() {
 #[test]
 fn an_unmet_dependency_keeps_the_old_image() {
     let mut dev = pump(&[]);
-    let needs_net_15 = vec![Dependency { image: 1, min_version: "1.5.0".parse().unwrap() }];
+    let needs_net_15 = vec![Dependency {
+        image: 1,
+        min_version: "1.5.0".parse().unwrap(),
+    }];
     let app = image_bytes("2.5.0", needs_net_15);
     upload(&mut dev, 0, &app);
     mark(&mut dev, Some(hash_of(&app)), false).unwrap();
@@ -146,7 +188,10 @@ fn an_unmet_dependency_keeps_the_old_image() {
     upload(&mut dev, 1, &net);
     mark(&mut dev, Some(hash_of(&net)), false).unwrap();
     dev.reboot();
-    assert_eq!(state(&mut dev), ["0/0 2.5.0 A", "0/1 2.3.1 C", "1/0 1.5.0 A", "1/1 1.4.0 C"]);
+    assert_eq!(
+        state(&mut dev),
+        ["0/0 2.5.0 A", "0/1 2.3.1 C", "1/0 1.5.0 A", "1/1 1.4.0 C"]
+    );
 }
 
 #[test]
@@ -163,12 +208,20 @@ fn uploads_resume_and_resync() {
             data: ByteBuf::from(img[..1000].to_vec()),
             upgrade: None,
         };
-        call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req).0.unwrap().off
+        call::<_, image::UploadRsp>(dev, Op::Write, image::GROUP, image::UPLOAD, &req)
+            .0
+            .unwrap()
+            .off
     };
     assert_eq!(first(&mut dev), 1000);
     // A chunk at the wrong offset is answered with the expected one.
-    let wrong = image::UploadReq { off: 3000, data: ByteBuf::from(vec![0; 10]), ..Default::default() };
-    let (rsp, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &wrong);
+    let wrong = image::UploadReq {
+        off: 3000,
+        data: ByteBuf::from(vec![0; 10]),
+        ..Default::default()
+    };
+    let (rsp, _) =
+        call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &wrong);
     assert_eq!(rsp.unwrap().off, 1000);
     // The same first chunk with the same sha resumes instead of restarting.
     assert_eq!(first(&mut dev), 1000);
@@ -178,12 +231,34 @@ fn uploads_resume_and_resync() {
 fn bad_uploads_are_refused() {
     let mut dev = pump(&[]);
     let cases: [(image::UploadReq, i32); 3] = [
-        (image::UploadReq { len: Some(100), data: ByteBuf::from(vec![0; 100]), ..Default::default() }, 23),
-        (image::UploadReq { len: None, data: ByteBuf::from(vec![0; 100]), ..Default::default() }, 21),
-        (image::UploadReq { len: Some(1 << 30), data: ByteBuf::from(image_bytes("1.0.0", vec![])), ..Default::default() }, 21),
+        (
+            image::UploadReq {
+                len: Some(100),
+                data: ByteBuf::from(vec![0; 100]),
+                ..Default::default()
+            },
+            23,
+        ),
+        (
+            image::UploadReq {
+                len: None,
+                data: ByteBuf::from(vec![0; 100]),
+                ..Default::default()
+            },
+            21,
+        ),
+        (
+            image::UploadReq {
+                len: Some(1 << 30),
+                data: ByteBuf::from(image_bytes("1.0.0", vec![])),
+                ..Default::default()
+            },
+            21,
+        ),
     ];
     for (req, rc) in cases {
-        let (rsp, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req);
+        let (rsp, _) =
+            call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req);
         match rsp {
             Err(SmpError::Device { rc: got, .. }) => assert_eq!(got, rc),
             other => panic!("expected rc {rc}, got {other:?}"),
@@ -202,14 +277,40 @@ fn flash_failure_and_reboot_faults() {
         data: ByteBuf::from(data.to_vec()),
         ..Default::default()
     };
-    let (r, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(0, &img[..2048]));
+    let (r, _) = call::<_, image::UploadRsp>(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &req(0, &img[..2048]),
+    );
     assert_eq!(r.unwrap().off, 2048);
-    let (r, _) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(2048, &img[2048..3072]));
+    let (r, _) = call::<_, image::UploadRsp>(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &req(2048, &img[2048..3072]),
+    );
     assert!(matches!(r, Err(SmpError::Device { rc: 12, .. })), "{r:?}");
 
     let mut dev = pump(&[Fault::RebootAt(1500)]);
-    call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(0, &img[..1024])).0.unwrap();
-    let (r, after) = call::<_, image::UploadRsp>(&mut dev, Op::Write, image::GROUP, image::UPLOAD, &req(1024, &img[1024..2048]));
+    call::<_, image::UploadRsp>(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &req(0, &img[..1024]),
+    )
+    .0
+    .unwrap();
+    let (r, after) = call::<_, image::UploadRsp>(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &req(1024, &img[1024..2048]),
+    );
     assert!(r.is_err());
     assert_eq!(after, After::CrashReboot);
 }
@@ -217,13 +318,27 @@ fn flash_failure_and_reboot_faults() {
 #[test]
 fn identity_and_os_groups_answer() {
     let mut dev = pump(&[Fault::Battery(12), Fault::TherapyRunning]);
-    let (map, _) = call::<_, fieldkit_wire::smp::vendor::Map>(&mut dev, Op::Read, 64, 0, &os::Empty {});
+    let (map, _) =
+        call::<_, fieldkit_wire::smp::vendor::Map>(&mut dev, Op::Read, 64, 0, &os::Empty {});
     let map = map.unwrap();
-    assert_eq!(fieldkit_wire::smp::vendor::field_string(&map, "sn").as_deref(), Some("P7-004217"));
+    assert_eq!(
+        fieldkit_wire::smp::vendor::field_string(&map, "sn").as_deref(),
+        Some("P7-004217")
+    );
     assert_eq!(fieldkit_wire::smp::vendor::field_i64(&map, "bat"), Some(12));
-    assert_eq!(fieldkit_wire::smp::vendor::field_bool(&map, "infusing"), Some(true));
-    let (params, _) = call::<_, os::ParamsRsp>(&mut dev, Op::Read, os::GROUP, os::PARAMS, &os::Empty {});
-    assert_eq!(params.unwrap(), os::ParamsRsp { buf_size: 2048, buf_count: 4 });
+    assert_eq!(
+        fieldkit_wire::smp::vendor::field_bool(&map, "infusing"),
+        Some(true)
+    );
+    let (params, _) =
+        call::<_, os::ParamsRsp>(&mut dev, Op::Read, os::GROUP, os::PARAMS, &os::Empty {});
+    assert_eq!(
+        params.unwrap(),
+        os::ParamsRsp {
+            buf_size: 2048,
+            buf_count: 4
+        }
+    );
     let (unknown, _) = call::<_, os::Empty>(&mut dev, Op::Read, 9, 0, &os::Empty {});
     assert!(matches!(unknown, Err(SmpError::Device { rc: 8, .. })));
 }

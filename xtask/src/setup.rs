@@ -1,0 +1,80 @@
+//! Installs what is missing on a Debian or Ubuntu machine, and nothing else.
+
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::run_cmd;
+
+/// Debian packages the build and tests need: libudev for USB port discovery, lrzsz for the
+/// YMODEM interop tests.
+const APT: &[&str] = &["pkg-config", "libudev-dev", "lrzsz"];
+
+/// Python tools the interop tests use: MCUboot's imgtool and the smpclient SMP client.
+const PIP: &[(&str, &str)] = &[
+    ("imgtool", "imgtool"),
+    ("smpclient.transport.serial", "smpclient[serial]"),
+];
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    if !missing.is_empty() {
+        if !is_root() && !has("sudo") {
+            bail!(
+                "missing Debian packages {}: install them with apt-get",
+                missing.join(" ")
+            );
+        }
+        let sudo = if is_root() { None } else { Some("sudo") };
+        let apt = |args: &[&str]| match sudo {
+            Some(s) => run_cmd(s, &[&["apt-get"], args].concat()),
+            None => run_cmd("apt-get", args),
+        };
+        apt(&["update", "-qq"])?;
+        apt(&[
+            &["install", "-y", "-qq", "--no-install-recommends"],
+            missing.as_slice(),
+        ]
+        .concat())?;
+    }
+    let missing: Vec<&str> = PIP
+        .iter()
+        .filter(|(module, _)| !python_has(module))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        run_cmd(
+            "python3",
+            &[&["-m", "pip", "install", "-q"], missing.as_slice()].concat(),
+        )?;
+    }
+    Ok(())
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn has(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}

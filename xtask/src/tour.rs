@@ -1,0 +1,77 @@
+//! `cargo xtask run`: a guided tour against a simulated device. (The desktop app replaces it
+//! as the first README command once it lands.)
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
+
+use crate::{root, run_cmd};
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    run_cmd(
+        "cargo",
+        &["build", "--locked", "--quiet", "--bin", "fieldkit"],
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| root().join("target"));
+    let bin = target.join("debug").join("fieldkit");
+    let dir = std::env::temp_dir().join(format!("fieldkit-tour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let home = dir.join("home");
+    let state = dir.join("pump.json");
+
+    println!("\n== fieldkit tour ==\n");
+    println!("1. The device profiles fieldkit knows (device-profiles/*.toml):\n");
+    Command::new(&bin)
+        .arg("--home")
+        .arg(&home)
+        .arg("profiles")
+        .status()?;
+
+    println!("\n2. A simulated InfuSafe P7 infusion pump on a pseudo-terminal:\n");
+    let mut sim = Command::new(&bin)
+        .args(["sim", "--profile", "acme-infusion-p7", "--state"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start the simulator")?;
+    let mut lines = BufReader::new(sim.stdout.take().expect("piped")).lines();
+    let port = lines.next().context("the simulator printed nothing")??;
+    println!(
+        "   fieldkit sim --profile acme-infusion-p7 --state {}",
+        state.display()
+    );
+    println!("   port: {port}\n");
+
+    println!("3. What a technician sees when plugging in (fieldkit identify):\n");
+    let identify = Command::new(&bin)
+        .arg("--home")
+        .arg(&home)
+        .args(["identify", "--port", &port])
+        .status()?;
+
+    println!("\nThe simulated pump keeps running. In another terminal, try:");
+    println!("   {} identify --port {port} --json", bin.display());
+    println!(
+        "   python3 tests/interop/smpclient_upload.py {port} IMAGE   (a third-party SMP client)"
+    );
+    println!(
+        "Its state (slots, flags, battery) is in {}.",
+        state.display()
+    );
+    println!("Press Ctrl-C to stop.\n");
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("   [pump] {line}");
+        }
+    });
+    let status = sim.wait()?;
+    anyhow::ensure!(identify.success(), "identify failed");
+    anyhow::ensure!(
+        status.success() || status.code().is_none(),
+        "simulator failed: {status}"
+    );
+    Ok(())
+}
