@@ -240,7 +240,7 @@ function drawChart(versions) {
   }
   const max = Math.max(...versions.map((v) => v.devices));
   const palette = ["#1f5f8b", "#3c8dbc", "#6aaed6", "#9ecae1", "#2e7d4f", "#8a5a00"];
-  const labelW = 150, barW = 520, rowH = 24, groupGap = 18, width = labelW + barW + 60;
+  const labelW = 150, barW = 520, rowH = 24, groupGap = 18, width = labelW + barW + 110;
   let y = 4;
   const s = svg("svg", { role: "img", "aria-label": "Firmware versions across the fleet" });
   for (const [name, items] of groups) {

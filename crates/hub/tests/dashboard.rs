@@ -1,0 +1,241 @@
+//! The dashboard in headless Chromium (Playwright), over a hub holding a realistic fleet:
+//! two laptops, several technicians and sites, updates that succeeded, failed, reverted, and
+//! one still pending. Screenshots go to `docs/screenshots/`.
+//!
+//! Needs `chromium` (Debian package) and `npm ci` in `crates/hub/dashboard`; where either is
+//! missing the test says so and stops, so a machine without a browser can still run the suite.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fieldkit_audit::identity::LAPTOP_PREFIX;
+use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
+use fieldkit_hub::{AppState, SqliteStore, Store, auth, router};
+use fieldkit_sync::SyncClient;
+use serde_json::json;
+
+fn dashboard_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard")
+}
+
+fn device(serial: &str, model: &str, app: &str) -> serde_json::Value {
+    json!({
+        "serial": serial,
+        "model": model,
+        "hardware_revision": "C",
+        "firmware": {"app": app, "bootloader": "2.0.1"}
+    })
+}
+
+/// Writes one technician's day: identify, check, update, with the given outcome.
+fn visit(
+    log: &AuditLog,
+    tech: &str,
+    site: &str,
+    serial: &str,
+    model: &str,
+    from: &str,
+    to: &str,
+    outcome: &str,
+) {
+    let new = |event: &str, dev: serde_json::Value, details: serde_json::Value| NewEntry {
+        technician: tech.into(),
+        site: site.into(),
+        device: dev,
+        event: event.into(),
+        details,
+    };
+    log.append(new(
+        events::DEVICE_IDENTIFIED,
+        device(serial, model, from),
+        json!({}),
+    ))
+    .unwrap();
+    if outcome == "refused" {
+        log.append(new(
+            events::CHECK_REFUSED,
+            device(serial, model, from),
+            json!({"rule": "entitlement", "found": "contract ended 2026-03-31", "required": "an entitlement valid today"}),
+        ))
+        .unwrap();
+        return;
+    }
+    log.append(new(
+        events::CHECK_PASSED,
+        device(serial, model, from),
+        json!({"package": format!("{model}-{to}")}),
+    ))
+    .unwrap();
+    let intent = log
+        .append(new(
+            events::UPDATE_STARTED,
+            device(serial, model, from),
+            json!({"package": format!("{model}-{to}")}),
+        ))
+        .unwrap();
+    let (event, after) = match outcome {
+        "succeeded" => (events::UPDATE_SUCCEEDED, to),
+        "failed" => (events::UPDATE_FAILED, from),
+        "reverted" => (events::UPDATE_REVERTED, from),
+        _ => return, // pending: the outcome has not been synced yet
+    };
+    let mut out = new(
+        event,
+        device(serial, model, after),
+        json!({"intent_seq": intent.seq, "stage": "confirm"}),
+    );
+    if outcome == "failed" {
+        out.details = json!({"intent_seq": intent.seq, "stage": "upload", "reason": "device stopped answering at 61 %"});
+    }
+    log.append(out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_synced_entries_in_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let pw = dashboard_dir().join("node_modules/playwright-core");
+    if !Path::new(&chromium).exists() || !pw.exists() {
+        eprintln!(
+            "dashboard browser test not run: needs {chromium} (apt-get install chromium) and \
+             {} (npm ci --prefix crates/hub/dashboard)",
+            pw.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).unwrap());
+    store
+        .add_manager("maria", &auth::hash_password("s3cret-pass").unwrap())
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(AppState::new(store.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut total = 0;
+    let mut ana = 0;
+    for (seed, name, visits) in [
+        (
+            21u8,
+            "north-van-laptop",
+            vec![
+                (
+                    "ana",
+                    "St. Mary Hospital, ward 4",
+                    "IP-20417",
+                    "infusion-pump",
+                    "3.1.0",
+                    "3.2.0",
+                    "succeeded",
+                ),
+                (
+                    "ana",
+                    "St. Mary Hospital, ward 4",
+                    "IP-20418",
+                    "infusion-pump",
+                    "3.1.0",
+                    "3.2.0",
+                    "succeeded",
+                ),
+                (
+                    "ana",
+                    "St. Mary Hospital, ICU",
+                    "PM-88012",
+                    "patient-monitor",
+                    "5.0.2",
+                    "5.1.0",
+                    "reverted",
+                ),
+                (
+                    "ana",
+                    "St. Mary Hospital, ICU",
+                    "PM-88013",
+                    "patient-monitor",
+                    "5.0.2",
+                    "5.1.0",
+                    "refused",
+                ),
+            ],
+        ),
+        (
+            22u8,
+            "south-van-laptop",
+            vec![
+                (
+                    "bo",
+                    "Central Clinic",
+                    "IP-20511",
+                    "infusion-pump",
+                    "3.0.4",
+                    "3.2.0",
+                    "failed",
+                ),
+                (
+                    "bo",
+                    "Central Clinic",
+                    "IP-20511",
+                    "infusion-pump",
+                    "3.0.4",
+                    "3.2.0",
+                    "succeeded",
+                ),
+                (
+                    "bo",
+                    "Central Clinic",
+                    "LG-0042",
+                    "legacy-analyzer",
+                    "1.8",
+                    "1.9",
+                    "succeeded",
+                ),
+                (
+                    "chen",
+                    "Riverside Care Home",
+                    "IP-20602",
+                    "infusion-pump",
+                    "3.1.0",
+                    "3.2.0",
+                    "pending",
+                ),
+            ],
+        ),
+    ] {
+        let id = Identity::from_key(
+            LAPTOP_PREFIX,
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        );
+        store.enroll_laptop(name, &id.public_key()).unwrap();
+        let log = AuditLog::open(&dir.path().join(format!("{name}.db")), id).unwrap();
+        for (tech, site, serial, model, from, to, outcome) in visits {
+            visit(&log, tech, site, serial, model, from, to, outcome);
+        }
+        SyncClient::new(&url).unwrap().sync(&log).await.unwrap();
+        let entries = log.entries(..).unwrap();
+        total += entries.len();
+        ana += entries.iter().filter(|e| e.technician == "ana").count();
+    }
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    let out = tokio::process::Command::new("node")
+        .arg("tests/dashboard.mjs")
+        .current_dir(dashboard_dir())
+        .env("HUB_URL", &url)
+        .env("HUB_USER", "maria")
+        .env("HUB_PASSWORD", "s3cret-pass")
+        .env("SCREENSHOTS", &shots)
+        .env("EXPECT_TOTAL", total.to_string())
+        .env("EXPECT_TECH", "ana")
+        .env("EXPECT_TECH_TOTAL", ana.to_string())
+        .env("EXPECT_SERIAL", "IP-20511")
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dashboard test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok - the CSV export"), "{stdout}");
+}
