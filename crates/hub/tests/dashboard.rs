@@ -28,16 +28,18 @@ fn device(serial: &str, model: &str, app: &str) -> serde_json::Value {
 }
 
 /// Writes one technician's day: identify, check, update, with the given outcome.
-fn visit(
-    log: &AuditLog,
-    tech: &str,
-    site: &str,
-    serial: &str,
-    model: &str,
-    from: &str,
-    to: &str,
-    outcome: &str,
-) {
+/// technician, site, serial, model, firmware before, firmware offered, outcome
+type Visit<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
+fn visit(log: &AuditLog, (tech, site, serial, model, from, to, outcome): Visit<'_>) {
     let new = |event: &str, dev: serde_json::Value, details: serde_json::Value| NewEntry {
         technician: tech.into(),
         site: site.into(),
@@ -207,7 +209,7 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium() {
         store.enroll_laptop(name, &id.public_key()).unwrap();
         let log = AuditLog::open(&dir.path().join(format!("{name}.db")), id).unwrap();
         for (tech, site, serial, model, from, to, outcome) in visits {
-            visit(&log, tech, site, serial, model, from, to, outcome);
+            visit(&log, (tech, site, serial, model, from, to, outcome));
         }
         SyncClient::new(&url).unwrap().sync(&log).await.unwrap();
         let entries = log.entries(..).unwrap();
