@@ -1,0 +1,466 @@
+//! The planner on a simulated pump: one fixture, one `check` helper, many tiny cases.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use fieldkit_mcuboot::{Dependency, ImageVersion};
+use fieldkit_profile::{Identity, ProfileSet, SlotState};
+use fieldkit_trust::{
+    DeviceGrant, Entitlement, Finding, Manifest, Payload, PayloadFormat, RecallList, ReleaseClass,
+    Requirements, RootMetadata, SbomSummary, TrustRoot, TrustedTime, VerifiedPackage,
+    VerifiedPayload,
+};
+
+use crate::{Inputs, Plan, Verdict, plan};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn pump() -> Identity {
+    let slot = |image, version: &str, component: &str| SlotState {
+        image,
+        slot: 0,
+        component: Some(component.into()),
+        version: version.into(),
+        hash: format!("{image:064}"),
+        bootable: true,
+        pending: false,
+        confirmed: true,
+        active: true,
+        permanent: false,
+    };
+    Identity {
+        profile: "acme-infusion-p7".into(),
+        model: "InfuSafe P7".into(),
+        serial: "P7-004217".into(),
+        hardware_revision: "C".into(),
+        bootloader: Some("MCUboot".into()),
+        bootloader_version: Some("2.1.0".into()),
+        slots: vec![slot(0, "2.3.1", "app"), slot(1, "1.4.0", "netcore")],
+        battery_percent: Some(87),
+        therapy_running: Some(false),
+        buffers: Some((2048, 4)),
+    }
+}
+
+/// A package description: `version` of the package, then payloads `component=version`, then
+/// options.
+struct Pkg {
+    version: &'static str,
+    payloads: &'static [(&'static str, &'static str)],
+    requires: &'static [(&'static str, &'static str)],
+    deps: &'static [(u8, &'static str)],
+    hardware: &'static [&'static str],
+    class: ReleaseClass,
+    feature: Option<&'static str>,
+    expires: DateTime<Utc>,
+    counter: u32,
+}
+
+impl Default for Pkg {
+    fn default() -> Self {
+        Pkg {
+            version: "0.0.0",
+            payloads: &[],
+            requires: &[],
+            deps: &[],
+            hardware: &[],
+            class: ReleaseClass::Maintenance,
+            feature: None,
+            expires: Utc.with_ymd_and_hms(2027, 6, 1, 0, 0, 0).unwrap(),
+            counter: 1,
+        }
+    }
+}
+
+fn image_of(component: &str) -> u32 {
+    u32::from(component == "netcore")
+}
+
+fn build(p: &Pkg) -> VerifiedPackage {
+    let payloads: Vec<Payload> = p
+        .payloads
+        .iter()
+        .map(|(c, v)| Payload {
+            component: (*c).into(),
+            image: image_of(c),
+            version: v.parse().unwrap(),
+            format: PayloadFormat::Mcuboot,
+            file: format!("{c}.bin"),
+            image_key: "release".into(),
+            size: 1000,
+            sha256: "0".repeat(64),
+            image_hash: Some(format!("{:064}", 99)),
+        })
+        .collect();
+    let manifest = Manifest {
+        format: 1,
+        product: "acme-infusion-p7".into(),
+        version: p.version.parse().unwrap(),
+        release_date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        class: p.class,
+        security_counter: p.counter,
+        expires: p.expires,
+        entitlement_feature: p.feature.map(Into::into),
+        requires: Requirements {
+            hardware_revisions: p.hardware.iter().map(|s| (*s).into()).collect(),
+            bootloader: None,
+            components: p
+                .requires
+                .iter()
+                .map(|(c, r)| ((*c).into(), r.parse().unwrap()))
+                .collect(),
+        },
+        sbom: Default::default(),
+        payloads: payloads.clone(),
+    };
+    let verified = payloads
+        .iter()
+        .map(|pl| VerifiedPayload {
+            component: pl.component.clone(),
+            sha256: pl.sha256.clone(),
+            image_hash: pl.image_hash.clone(),
+            security_counter: None,
+            dependencies: if pl.component == "app" {
+                p.deps
+                    .iter()
+                    .map(|(i, v)| Dependency {
+                        image: *i,
+                        min_version: v.parse::<ImageVersion>().unwrap(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            image_signed_by: None,
+        })
+        .collect();
+    VerifiedPackage {
+        manifest,
+        signed_by: Vec::new(),
+        sbom: SbomSummary {
+            spec_version: "1.5".into(),
+            components: Vec::new(),
+        },
+        payloads: verified,
+        findings: Vec::new(),
+        total_size: 0,
+    }
+}
+
+fn root() -> TrustRoot {
+    let key = fieldkit_trust::keys::generate(&mut rand::rngs::OsRng);
+    let mut meta = RootMetadata::new(1, Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap());
+    for role in ["root", "release", "entitlement", "recall"] {
+        meta.set_role(role, &[key.verifying_key()], 1);
+    }
+    TrustRoot::load_pinned(&meta.sign(&[&key])).unwrap()
+}
+
+fn entitlement(features: &[&str]) -> Entitlement {
+    Entitlement {
+        id: "ENT-1".into(),
+        customer: "St. Elsewhere".into(),
+        sites: vec![],
+        devices: vec![DeviceGrant {
+            model: "acme-infusion-p7".into(),
+            serials: vec!["P7-004217".into()],
+        }],
+        features: features.iter().map(|s| (*s).into()).collect(),
+        valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        valid_until: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+        maintenance_through: None,
+        issued: now(),
+        generation: 1,
+    }
+}
+
+struct Case {
+    identity: Identity,
+    packages: Vec<Pkg>,
+    named: Vec<usize>,
+    entitlements: Vec<Entitlement>,
+    recall: Option<RecallList>,
+    clock: Finding,
+}
+
+fn case(packages: Vec<Pkg>) -> Case {
+    Case {
+        identity: pump(),
+        packages,
+        named: Vec::new(),
+        entitlements: vec![entitlement(&["pump-fw"])],
+        recall: None,
+        clock: TrustedTime::new(None).check(now()),
+    }
+}
+
+fn run(c: &Case) -> Plan {
+    let profiles = ProfileSet::builtin();
+    let profile = profiles.get("acme-infusion-p7").unwrap();
+    let packages: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
+    let root = root();
+    plan(&Inputs {
+        identity: &c.identity,
+        profile,
+        packages: &packages,
+        entitlements: &c.entitlements,
+        recall: c.recall.as_ref(),
+        root: &root,
+        clock: &c.clock,
+        now: now(),
+        customer: None,
+        named: &c.named,
+    })
+}
+
+/// Renders the verdict, the steps and the first failed rule on one line each.
+#[track_caller]
+fn check(c: Case, expect: &[&str]) {
+    let p = run(&c);
+    let mut lines = vec![format!("{:?}", p.verdict)];
+    for s in &p.steps {
+        let payloads: Vec<String> = s
+            .payloads
+            .iter()
+            .map(|x| format!("{} {}->{}", x.component, x.from, x.to))
+            .collect();
+        lines.push(format!("step {}: {}", s.package, payloads.join(", ")));
+    }
+    if let Some(f) = p.first_failure() {
+        lines.push(format!(
+            "{} found {} required {}",
+            f.rule, f.found, f.required
+        ));
+    }
+    assert_eq!(lines, expect, "\nsummary: {}", p.summary);
+}
+
+fn app(version: &'static str, app_version: &'static str) -> Pkg {
+    Pkg {
+        version,
+        payloads: Box::leak(Box::new([("app", app_version)])),
+        ..Pkg::default()
+    }
+}
+
+#[test]
+fn the_newest_release_in_one_step() {
+    check(
+        case(vec![app("2.4.0", "2.4.0"), app("2.3.1", "2.3.1")]),
+        &["Go", "step acme-infusion-p7@2.4.0: app 2.3.1->2.4.0"],
+    );
+}
+
+#[test]
+fn a_stepping_stone_comes_first() {
+    let big = Pkg {
+        requires: &[("app", ">=2.4.0")],
+        ..app("3.0.0", "3.0.0")
+    };
+    check(
+        case(vec![big, app("2.4.0", "2.4.0")]),
+        &[
+            "Go",
+            "step acme-infusion-p7@2.4.0: app 2.3.1->2.4.0",
+            "step acme-infusion-p7@3.0.0: app 2.4.0->3.0.0",
+        ],
+    );
+    // Without the stepping stone the target is refused with the requirement that failed.
+    let big = Pkg {
+        requires: &[("app", ">=2.4.0")],
+        ..app("3.0.0", "3.0.0")
+    };
+    check(
+        case(vec![big]),
+        &[
+            "Refused",
+            "target.requires found app 2.3.1 required app >=2.4.0",
+        ],
+    );
+}
+
+#[test]
+fn the_network_core_goes_before_the_app_that_depends_on_it() {
+    let app25 = Pkg {
+        deps: &[(1, "1.5.0")],
+        ..app("2.5.0", "2.5.0")
+    };
+    let net = Pkg {
+        version: "2.4.5",
+        payloads: &[("netcore", "1.5.0")],
+        ..Pkg::default()
+    };
+    check(
+        case(vec![app25, net]),
+        &[
+            "Go",
+            "step acme-infusion-p7@2.4.5: netcore 1.4.0->1.5.0",
+            "step acme-infusion-p7@2.5.0: app 2.3.1->2.5.0",
+        ],
+    );
+    // Both in one package: one step, network core first.
+    let both = Pkg {
+        version: "2.5.0",
+        payloads: &[("app", "2.5.0"), ("netcore", "1.5.0")],
+        deps: &[(1, "1.5.0")],
+        ..Pkg::default()
+    };
+    check(
+        case(vec![both]),
+        &[
+            "Go",
+            "step acme-infusion-p7@2.5.0: netcore 1.4.0->1.5.0, app 2.3.1->2.5.0",
+        ],
+    );
+}
+
+#[test]
+fn each_rule_refuses_with_found_and_required() {
+    let named = |pkg: Pkg| Case {
+        named: vec![0],
+        ..case(vec![pkg])
+    };
+    check(
+        named(Pkg {
+            hardware: &["D"],
+            ..app("2.4.0", "2.4.0")
+        }),
+        &["Refused", "target.hardware found C required D"],
+    );
+    check(
+        named(app("2.2.0", "2.2.0")),
+        &[
+            "Refused",
+            "target.downgrade found app 2.2.0 required app 2.3.1 or later",
+        ],
+    );
+    check(
+        named(Pkg {
+            expires: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            ..app("2.4.0", "2.4.0")
+        }),
+        &[
+            "Refused",
+            "manifest.expiry found 2026-11-22T12:00:00+00:00 required before 2026-01-01T00:00:00+00:00",
+        ],
+    );
+    check(
+        named(Pkg {
+            feature: Some("pump-plus"),
+            class: ReleaseClass::Feature,
+            ..app("2.4.0", "2.4.0")
+        }),
+        &[
+            "Refused",
+            "entitlement.feature found pump-fw required pump-plus",
+        ],
+    );
+    let mut recalled = named(app("2.4.0", "2.4.0"));
+    let mut list = RecallList::new(3, now());
+    list.packages.push("acme-infusion-p7@2.4.0".into());
+    recalled.recall = Some(list);
+    check(
+        recalled,
+        &[
+            "Refused",
+            "recall.package found acme-infusion-p7@2.4.0 recalled required a release not on the recall list",
+        ],
+    );
+    let mut other = named(app("2.4.0", "2.4.0"));
+    other.identity.profile = "vitalis-monitor-m3".into();
+    check(
+        other,
+        &[
+            "Refused",
+            "target.product found vitalis-monitor-m3 required acme-infusion-p7",
+        ],
+    );
+}
+
+#[test]
+fn a_security_release_needs_no_entitlement() {
+    let mut c = case(vec![Pkg {
+        feature: Some("pump-plus"),
+        class: ReleaseClass::Security,
+        ..app("2.3.2", "2.3.2")
+    }]);
+    c.entitlements.clear();
+    check(c, &["Go", "step acme-infusion-p7@2.3.2: app 2.3.1->2.3.2"]);
+}
+
+#[test]
+fn the_device_must_be_safe_to_update() {
+    let mut low = case(vec![app("2.4.0", "2.4.0")]);
+    low.identity.battery_percent = Some(12);
+    check(
+        low,
+        &[
+            "Refused",
+            "safety.precondition found battery_percent = 12 required battery_percent >= 40",
+        ],
+    );
+    let mut busy = case(vec![app("2.4.0", "2.4.0")]);
+    busy.identity.therapy_running = Some(true);
+    check(
+        busy,
+        &[
+            "Refused",
+            "safety.precondition found therapy_running = true required therapy_running == false",
+        ],
+    );
+    let mut silent = case(vec![app("2.4.0", "2.4.0")]);
+    silent.identity.battery_percent = None;
+    check(
+        silent,
+        &[
+            "Refused",
+            "safety.precondition found battery_percent not reported by the device required battery_percent >= 40",
+        ],
+    );
+}
+
+#[test]
+fn a_clock_set_back_refuses() {
+    let mut c = case(vec![app("2.4.0", "2.4.0")]);
+    let mut t = TrustedTime::new(None);
+    t.observe(now() + chrono::Duration::days(30));
+    c.clock = t.check(now());
+    let p = run(&c);
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert_eq!(p.first_failure().unwrap().rule, "time.clock");
+}
+
+#[test]
+fn nothing_newer_is_up_to_date_and_nothing_at_all_is_refused() {
+    check(case(vec![app("2.3.1", "2.3.1")]), &["UpToDate"]);
+    check(
+        case(vec![]),
+        &[
+            "Refused",
+            "plan.path found no package for this device required a package for acme-infusion-p7",
+        ],
+    );
+}
+
+#[test]
+fn every_rule_evaluated_is_reported() {
+    let p = run(&case(vec![app("2.4.0", "2.4.0")]));
+    let rules: Vec<&str> = p.findings.iter().map(|f| f.rule.as_str()).collect();
+    for want in [
+        "time.clock",
+        "safety.precondition",
+        "target.product",
+        "target.hardware",
+        "manifest.expiry",
+        "target.security_counter",
+        "recall.package",
+        "target.downgrade",
+    ] {
+        assert!(rules.contains(&want), "missing {want} in {rules:?}");
+    }
+    assert!(
+        p.findings
+            .iter()
+            .all(|f| f.passed && !f.explanation.is_empty())
+    );
+}
