@@ -17,6 +17,10 @@
 //!   both SMP v1 (`{"rc"}`) and v2 (`{"err": {"group", "rc"}}`) form come back as
 //!   [`smp::SmpError::Device`], whose message spells the return code out in words.
 //!
+//! The legacy "line" family has its own two modules: [`line`] splits reply lines and matches
+//! them against a profile's patterns, and [`ymodem`] is a YMODEM-1K/XMODEM-1K sender and
+//! receiver, both state machines that the client and the simulator drive.
+//!
 //! Nothing here reads a clock or touches a port: callers own the IO loop, the timeouts and the
 //! retries. That is what lets the codecs be tested against vectors captured from Zephyr and
 //! from the Python `smp` package, property-tested on arbitrary packets split at arbitrary
@@ -24,4 +28,6 @@
 
 pub mod framing;
 pub mod fuzz;
+pub mod line;
 pub mod smp;
+pub mod ymodem;
