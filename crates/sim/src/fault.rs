@@ -38,6 +38,15 @@ pub enum Fault {
     Battery(u8),
     /// Report therapy as running.
     TherapyRunning,
+    /// Line family: lose the device's ACK of this YMODEM data block (1 = the first), once.
+    LoseAck(u64),
+    /// Line family: the ACK of this YMODEM data block reaches the sender as a NAK, once, so
+    /// the device receives the block twice and must keep it once.
+    DuplicateBlock(u64),
+    /// Line family: refuse the first YMODEM data block this many times with NAK.
+    NakStorm(u32),
+    /// Line family: erase this many ms (on top of the flash model) before ACKing block 0.
+    EraseDelay(u64),
 }
 
 /// A `--fault` value that is not understood.
@@ -50,7 +59,8 @@ pub struct FaultError {
 
 const KNOWN: &str = "disconnect-after=BYTES, unplug-ms=MS, corrupt=RATE, drop=RATE, \
 lose-reply=N, reboot-at=OFFSET, flash-fail-at=OFFSET, refuse-confirm, log-noise, never-answer, \
-answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, therapy-running";
+answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, therapy-running, \
+lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, erase-delay=MS";
 
 impl FromStr for Fault {
     type Err = FaultError;
@@ -100,6 +110,15 @@ impl FromStr for Fault {
                 n @ 0..=100 => Ok(Fault::Battery(n as u8)),
                 n => Err(err(format!("found {n}, required 0 to 100"))),
             },
+            "lose-ack" => Ok(Fault::LoseAck(int()?)),
+            "duplicate-block" => Ok(Fault::DuplicateBlock(int()?)),
+            "nak-storm" => match u32::try_from(int()?) {
+                Ok(n) => Ok(Fault::NakStorm(n)),
+                Err(_) => Err(err(
+                    "found a count too large, required at most 4294967295".into()
+                )),
+            },
+            "erase-delay" => Ok(Fault::EraseDelay(int()?)),
             "refuse-confirm" => flag(Fault::RefuseConfirm),
             "log-noise" => flag(Fault::LogNoise),
             "never-answer" => flag(Fault::NeverAnswer),
@@ -129,6 +148,10 @@ impl fmt::Display for Fault {
             Fault::DisconnectMidReply => f.write_str("disconnect-mid-reply"),
             Fault::Battery(n) => write!(f, "battery={n}"),
             Fault::TherapyRunning => f.write_str("therapy-running"),
+            Fault::LoseAck(n) => write!(f, "lose-ack={n}"),
+            Fault::DuplicateBlock(n) => write!(f, "duplicate-block={n}"),
+            Fault::NakStorm(n) => write!(f, "nak-storm={n}"),
+            Fault::EraseDelay(n) => write!(f, "erase-delay={n}"),
         }
     }
 }
@@ -166,6 +189,14 @@ pub struct Faults {
     pub battery: Option<u8>,
     /// See [`Fault::TherapyRunning`].
     pub therapy_running: bool,
+    /// See [`Fault::LoseAck`].
+    pub lose_ack: Option<u64>,
+    /// See [`Fault::DuplicateBlock`].
+    pub duplicate_block: Option<u64>,
+    /// See [`Fault::NakStorm`].
+    pub nak_storm: u32,
+    /// See [`Fault::EraseDelay`].
+    pub erase_delay_ms: u64,
 }
 
 impl Faults {
@@ -192,6 +223,10 @@ impl Faults {
                 Fault::DisconnectMidReply => f.disconnect_mid_reply = true,
                 Fault::Battery(n) => f.battery = Some(n),
                 Fault::TherapyRunning => f.therapy_running = true,
+                Fault::LoseAck(n) => f.lose_ack = Some(n),
+                Fault::DuplicateBlock(n) => f.duplicate_block = Some(n),
+                Fault::NakStorm(n) => f.nak_storm = n,
+                Fault::EraseDelay(n) => f.erase_delay_ms = n,
             }
         }
         f
@@ -220,6 +255,10 @@ mod tests {
             "disconnect-mid-reply",
             "battery=12",
             "therapy-running",
+            "lose-ack=3",
+            "duplicate-block=2",
+            "nak-storm=4",
+            "erase-delay=3000",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);
@@ -242,6 +281,7 @@ mod tests {
             ("log-noise=1", "found value \"1\", required none"),
             ("lose-reply=0", "found 0, required 1 or more"),
             ("battery=101", "found 101, required 0 to 100"),
+            ("nak-storm=x", "found \"x\", required a whole number"),
         ];
         for (spec, want) in cases {
             let err = spec.parse::<Fault>().unwrap_err().to_string();

@@ -11,16 +11,20 @@
 //!   image boots once and reverts unless confirmed.
 //! - [`smp`]: the SMP device, sans-IO. A request in; a reply, the flash time it cost, and
 //!   whether it reboots, out.
+//! - [`line`]: the legacy line-command device with its YMODEM bootloader, sans-IO. Bytes in;
+//!   bytes, the flash time they cost, and whether it reboots, out.
 //! - [`serve`]: the IO loop, with the line model (baud pacing both ways, turnaround latency,
 //!   flash erase and write time, a device that can only hold `buf_count` requests) and the
 //!   faults of [`fault`].
 
 pub mod fault;
+pub mod line;
 pub mod serve;
 pub mod smp;
 pub mod state;
 
 pub use fault::{Fault, Faults};
+pub use line::LineDevice;
 pub use serve::{SimConfig, SimError, run};
 pub use state::DeviceState;
 

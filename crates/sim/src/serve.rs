@@ -6,6 +6,10 @@
 //! time the line would have delivered it, stays busy while its flash erases and writes, and
 //! answers after the turnaround latency. A cable pull closes the pseudo-terminal and opens a
 //! new one behind the same stable path, as a USB adapter re-enumerates under the same name.
+//!
+//! The loop dispatches on the profile's family: SMP devices get the packet loop below, with
+//! its buffers and request queue; line-family devices get [`run_line`], a byte loop around
+//! [`LineDevice`] that shares the pseudo-terminal, pacing, damage and cable-pull machinery.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -22,6 +26,7 @@ use rand::Rng;
 use serialport::{SerialPort, TTYPort};
 
 use crate::fault::{Fault, Faults};
+use crate::line::LineDevice;
 use crate::smp::{After, SmpDevice, with_seq};
 use crate::state::DeviceState;
 
@@ -63,9 +68,6 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
-    /// The profile's family is not simulated by this loop.
-    #[error("profile {0} uses a protocol family this simulator build does not play")]
-    Family(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SimError {
@@ -100,8 +102,8 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut on_event: impl FnMut(&str),
 ) -> Result<(), SimError> {
-    if config.profile.family() != fieldkit_profile::Family::Smp {
-        return Err(SimError::Family(config.profile.id().to_owned()));
+    if config.profile.family() == fieldkit_profile::Family::Line {
+        return run_line(config, stop, on_event);
     }
     let state = match &config.state_path {
         Some(p) if p.exists() => DeviceState::load(p)?,
@@ -297,6 +299,171 @@ pub fn run(
     disconnect(conn);
     let _ = std::fs::remove_file(&config.port_path);
     Ok(())
+}
+
+/// The loop of a line-family device: bytes reach the device at the time the line delivers
+/// them (later if it is busy erasing or writing), its answers leave after the turnaround
+/// latency, its bootloader's timeouts run on the same clock, and a cable pull aborts a
+/// transfer under way.
+fn run_line(
+    config: SimConfig,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(&str),
+) -> Result<(), SimError> {
+    let state = match &config.state_path {
+        Some(p) if p.exists() => DeviceState::load(p)?,
+        _ => DeviceState::factory(&config.profile),
+    };
+    let faults = Faults::new(&config.faults);
+    let bits = config.profile.line.bits_per_char();
+    let char_time = Duration::from_secs_f64(f64::from(bits) / f64::from(config.baud.max(1)));
+    let mut device = LineDevice::new(config.profile.clone(), state, faults.clone());
+    save(&config, &device.state)?;
+
+    let mut conn = connect(&config.port_path, &faults, char_time)?;
+    on_event(&format!("port {}", config.port_path.display()));
+
+    let mut inflight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut rx_line_free = Instant::now();
+    let mut device_free = Instant::now();
+    let mut booting_until: Option<Instant> = None;
+    let mut received: u64 = 0;
+    let mut disconnect_after = faults.disconnect_after;
+
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok((at, bytes)) = conn.rx.try_recv() {
+            for piece in bytes.chunks(64) {
+                let start = at.max(rx_line_free);
+                rx_line_free = start + wire_time(piece.len(), char_time);
+                inflight.push_back((rx_line_free, piece.to_vec()));
+            }
+        }
+        let now = Instant::now();
+        if let Some(b) = booting_until
+            && now >= b
+        {
+            booting_until = None;
+            on_event(&format!("booted (boot {})", device.state.boot_count));
+        }
+        let mut pulled = false;
+        // Deliver what has arrived, once the device is free to read it.
+        while device_free <= now
+            && let Some((t, _)) = inflight.front()
+            && *t <= now
+        {
+            let (t, piece) = inflight.pop_front().expect("checked");
+            if booting_until.is_some_and(|b| t < b) {
+                continue; // a booting device hears nothing
+            }
+            received += piece.len() as u64;
+            let out = device.receive(&piece, t.max(device_free));
+            let start = t.max(device_free);
+            if line_output(
+                &config,
+                &conn,
+                &mut device,
+                out,
+                start,
+                &mut device_free,
+                &mut booting_until,
+                char_time,
+                &mut on_event,
+            )? {
+                inflight.clear();
+            }
+            if let Some(n) = disconnect_after
+                && received >= n
+            {
+                disconnect_after = None;
+                on_event(&format!("cable pulled after {received} bytes (fault)"));
+                pulled = true;
+                break;
+            }
+        }
+        if pulled {
+            for e in device.link_reset() {
+                on_event(&e);
+            }
+            conn = replug(conn, &config.port_path, &faults, char_time)?;
+            on_event(&format!(
+                "cable plugged back in: port {}",
+                config.port_path.display()
+            ));
+            inflight.clear();
+            continue;
+        }
+        if booting_until.is_none() && device_free <= now {
+            let out = device.poll(now);
+            line_output(
+                &config,
+                &conn,
+                &mut device,
+                out,
+                now,
+                &mut device_free,
+                &mut booting_until,
+                char_time,
+                &mut on_event,
+            )?;
+        }
+        // Sleep until the next thing can happen, but wake for new input within a millisecond.
+        let mut next = now + Duration::from_millis(1);
+        if let Some((t, _)) = inflight.front() {
+            next = next.min((*t).max(device_free));
+        }
+        if let Some(d) = device.deadline() {
+            next = next.min(d.max(device_free));
+        }
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    disconnect(conn);
+    let _ = std::fs::remove_file(&config.port_path);
+    Ok(())
+}
+
+/// Acts on what the line device produced at `start`: log, persist, schedule its answer, and
+/// reboot it once the answer has left. Returns whether it rebooted (its input is then lost).
+#[allow(clippy::too_many_arguments)]
+fn line_output(
+    config: &SimConfig,
+    conn: &Connection,
+    device: &mut LineDevice,
+    out: crate::line::Output,
+    start: Instant,
+    device_free: &mut Instant,
+    booting_until: &mut Option<Instant>,
+    char_time: Duration,
+    on_event: &mut impl FnMut(&str),
+) -> Result<bool, SimError> {
+    for e in &out.events {
+        on_event(e);
+    }
+    if out.state_changed {
+        save(config, &device.state)?;
+    }
+    *device_free = (*device_free).max(start) + out.busy;
+    let mut reply_end = *device_free;
+    if !out.bytes.is_empty() {
+        let not_before = *device_free + config.latency;
+        reply_end = not_before + wire_time(out.bytes.len(), char_time);
+        let _ = conn.tx.send(TxItem {
+            not_before,
+            bytes: out.bytes,
+            cut_after: None,
+        });
+    }
+    if !out.reboot {
+        return Ok(false);
+    }
+    for e in device.reboot() {
+        on_event(&e);
+    }
+    save(config, &device.state)?;
+    let until = reply_end + config.boot_time;
+    *booting_until = Some(until);
+    *device_free = until;
+    on_event("rebooting");
+    Ok(true)
 }
 
 /// MCUboot's swap copies the images sector by sector; a fixed allowance stands in for it.
