@@ -40,6 +40,8 @@ enum Command {
     Identify(cmd::identify::Args),
     /// List the device profiles fieldkit knows.
     Profiles,
+    /// The audit log: list, show, verify, export, sync to a hub, print this laptop's id.
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(&home, &out, args),
         Command::Identify(args) => cmd::identify::run(&home, &out, args),
         Command::Profiles => cmd::profiles::run(&home, &out),
+        Command::Audit(args) => cmd::audit::run(&home, &out, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,204 @@
+//! `fieldkit audit`: read, verify, export and sync the laptop's audit log.
+
+use anyhow::Context;
+use fieldkit_audit::{AuditLog, Entry};
+use fieldkit_core::Home;
+use serde::Serialize;
+
+use crate::output::Output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List entries, oldest first.
+    List {
+        /// First seq to list.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// How many entries to list.
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+    /// Show one entry in full.
+    Show {
+        /// The entry's seq (from 0).
+        seq: u64,
+    },
+    /// Recompute every hash, chain, tree and signature; name the first bad entry.
+    Verify,
+    /// Export every entry with its exact bytes and leaf hash.
+    Export {
+        /// csv or json.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Upload the entries the hub does not hold yet and store its receipt.
+    Sync {
+        /// The hub, e.g. http://hub.example:8080
+        #[arg(long, env = "FIELDKIT_HUB", value_name = "URL")]
+        hub: String,
+    },
+    /// Print this laptop's log origin and public key (to enrol it on a hub).
+    Id,
+}
+
+pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
+    let log = AuditLog::open_in_home(home.root())
+        .with_context(|| format!("opening the audit log in {}", home.root().display()))?;
+    match args.command {
+        Command::List { from, limit } => {
+            let entries = log.entries(from..from.saturating_add(limit))?;
+            out.print(&entries, || entries.iter().map(line).collect());
+        }
+        Command::Show { seq } => {
+            let entry = log.get(seq)?.with_context(|| {
+                format!(
+                    "entry {seq} does not exist: the log has {} entries",
+                    log.size().unwrap_or(0)
+                )
+            })?;
+            out.print(&entry, || {
+                serde_json::to_string_pretty(&entry).unwrap_or_default() + "\n"
+            });
+        }
+        Command::Verify => {
+            let report = log.verify()?;
+            out.print(&report, || {
+                let mut s = format!(
+                    "audit log OK: {} entries, root {}, {} checkpoints and {} hub receipts checked, {} acknowledged by a hub\n",
+                    report.size, report.root, report.checkpoints, report.receipts, report.acked_size
+                );
+                for f in &report.clock_flags {
+                    s += &format!(
+                        "clock: entry {} moved the wall clock {} s while {} s passed\n",
+                        f.seq, f.wall_delta_secs, f.mono_delta_secs
+                    );
+                }
+                if report.pending_intents > 0 {
+                    s += &format!("{} update(s) in progress\n", report.pending_intents);
+                }
+                s
+            });
+        }
+        Command::Export { format } => export(&log, &format)?,
+        Command::Sync { hub } => {
+            let client = fieldkit_sync::SyncClient::new(&hub)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(client.sync(&log))?;
+            out.print(&report, || {
+                format!(
+                    "synced: {} new entries, the hub now acknowledges {} entries\n",
+                    report.sent, report.acked_size
+                )
+            });
+        }
+        Command::Id => {
+            #[derive(Serialize)]
+            struct Id {
+                origin: String,
+                key_id: String,
+                public_key: String,
+                note_verifier_key: String,
+            }
+            let me = log.identity();
+            let id = Id {
+                origin: me.name().into(),
+                key_id: me.key_id(),
+                public_key: me.public_key_pem(),
+                note_verifier_key: me.verifier_key(),
+            };
+            out.print(&id, || {
+                format!(
+                    "origin: {}\nkey id: {}\n{}",
+                    id.origin, id.key_id, id.public_key
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn line(e: &Entry) -> String {
+    format!(
+        "{:>6}  {}  {:<12} {:<24} {:<14} {}\n",
+        e.seq,
+        e.time.format("%Y-%m-%d %H:%M:%S"),
+        e.technician,
+        e.site,
+        e.device_serial().unwrap_or("-"),
+        e.event
+    )
+}
+
+fn export(log: &AuditLog, format: &str) -> anyhow::Result<()> {
+    let records = log.records(..)?;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        "json" => {
+            #[derive(Serialize)]
+            struct Row<'a> {
+                #[serde(flatten)]
+                entry: &'a Entry,
+                body: &'a str,
+                leaf: String,
+            }
+            let rows: Vec<Row> = records
+                .iter()
+                .map(|r| Row {
+                    entry: &r.entry,
+                    body: &r.body,
+                    leaf: to_hex(&r.leaf),
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut stdout, &rows)?;
+            use std::io::Write;
+            writeln!(stdout)?;
+        }
+        "csv" => {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record([
+                "seq",
+                "time",
+                "technician",
+                "site",
+                "device_serial",
+                "device_model",
+                "event",
+                "outcome",
+                "device",
+                "details",
+                "leaf",
+            ])?;
+            for r in &records {
+                let e = &r.entry;
+                w.write_record([
+                    e.seq.to_string(),
+                    e.time.to_rfc3339(),
+                    e.technician.clone(),
+                    e.site.clone(),
+                    e.device_serial().unwrap_or("").into(),
+                    e.device_model().unwrap_or("").into(),
+                    e.event.clone(),
+                    e.outcome().as_str().into(),
+                    e.device.to_string(),
+                    e.details.to_string(),
+                    to_hex(&r.leaf),
+                ])?;
+            }
+            w.flush()?;
+        }
+        other => anyhow::bail!("export format {other:?} is not known: required csv or json"),
+    }
+    Ok(())
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
