@@ -40,6 +40,20 @@ enum Command {
     Identify(cmd::identify::Args),
     /// List the device profiles fieldkit knows.
     Profiles,
+    /// Make ed25519 key pairs and show key ids.
+    Keys(cmd::keys::Args),
+    /// Make, show and rotate the trust root.
+    Trust(cmd::trust::Args),
+    /// Sign and inspect MCUboot images.
+    Image(cmd::image::Args),
+    /// Build, inspect, verify and import signed update packages.
+    Package(cmd::package::Args),
+    /// Issue and inspect entitlements.
+    Entitlement(cmd::entitlement::Args),
+    /// Issue, inspect and import recall lists.
+    Recall(cmd::recall::Args),
+    /// Fill the home with a complete demo kit.
+    Demo(cmd::demo::Args),
     /// The audit log: list, show, verify, export, sync to a hub, print this laptop's id.
     Audit(cmd::audit::Args),
 }
@@ -59,6 +73,13 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(&home, &out, args),
         Command::Identify(args) => cmd::identify::run(&home, &out, args),
         Command::Profiles => cmd::profiles::run(&home, &out),
+        Command::Keys(args) => cmd::keys::run(&home, &out, args),
+        Command::Trust(args) => cmd::trust::run(&home, &out, args),
+        Command::Image(args) => cmd::image::run(&home, &out, args),
+        Command::Package(args) => cmd::package::run(&home, &out, args),
+        Command::Entitlement(args) => cmd::entitlement::run(&home, &out, args),
+        Command::Recall(args) => cmd::recall::run(&home, &out, args),
+        Command::Demo(args) => cmd::demo::run(&home, &out, args),
         Command::Audit(args) => cmd::audit::run(&home, &out, args),
     };
     match result {

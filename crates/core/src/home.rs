@@ -54,6 +54,47 @@ impl Home {
         self.root.join(rel)
     }
 
+    /// The installed trust root, `trust/root.json`.
+    pub fn trust_root(&self) -> PathBuf {
+        self.join("trust/root.json")
+    }
+
+    /// Earlier trust roots, kept on rotation as `trust/history/root.<version>.json`.
+    pub fn trust_history_dir(&self) -> PathBuf {
+        self.join("trust/history")
+    }
+
+    /// What the trust decisions remember between runs (the trusted-time high-water mark and
+    /// the highest recall list version seen), `trust/state.json`.
+    pub fn trust_state(&self) -> PathBuf {
+        self.join("trust/state.json")
+    }
+
+    /// Imported packages, `packages/*.fkpkg`.
+    pub fn packages_dir(&self) -> PathBuf {
+        self.join("packages")
+    }
+
+    /// Entitlements the technician carries, `entitlements/*.json`.
+    pub fn entitlements_dir(&self) -> PathBuf {
+        self.join("entitlements")
+    }
+
+    /// Recall lists, `recalls/*.json`.
+    pub fn recalls_dir(&self) -> PathBuf {
+        self.join("recalls")
+    }
+
+    /// Keys made by `fieldkit keys generate` without `--out`.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.join("keys")
+    }
+
+    /// The demo kit's extra material (images, manifests, entitlements to try), `demo/`.
+    pub fn demo_dir(&self) -> PathBuf {
+        self.join("demo")
+    }
+
     /// Creates the directory if needed.
     pub fn ensure(&self) -> Result<(), HomeError> {
         std::fs::create_dir_all(&self.root).map_err(|source| HomeError::Io {

@@ -10,15 +10,20 @@
 //! asked, what came back (or did not) and what to do next.
 //!
 //! [`home::Home`] is the technician's data directory: trust root, packages, entitlements, the
-//! audit database, keys and extra device profiles.
+//! audit database, keys and extra device profiles. [`trust_store`] reads and keeps the trust
+//! material there (the IO around `fieldkit-trust`, which does none); [`demo`] fills a home with
+//! the demo kit.
 
+pub mod demo;
 pub mod home;
 pub mod identify;
 pub mod smp;
+pub mod trust_store;
 
 pub use home::Home;
 pub use identify::{IdentifyError, identify, probe_profile};
 pub use smp::{SessionError, SmpClient};
+pub use trust_store::{StoreError, TrustMaterial};
 
 #[cfg(test)]
 mod tests;
