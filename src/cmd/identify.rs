@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use fieldkit_core::{Home, SmpClient, identify, probe_profile};
+use fieldkit_core::{Home, identify_device, probe};
 use fieldkit_profile::Identity;
 
 use crate::output::Output;
@@ -44,18 +44,16 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             },
             None => None,
         };
-        // Open with the chosen profile's line settings, or the first SMP profile's for probing.
+        // Open with the chosen profile's line settings, or the first profile's for probing.
         let line_profile = chosen
             .or_else(|| profiles.iter().next())
             .context("no device profiles")?;
-        let link = fieldkit_link::open(&args.port, &line_profile.line)?;
-        let framing = fieldkit_core::identify::framing_of(line_profile);
-        let mut client = SmpClient::new(link, framing);
+        let mut link = fieldkit_link::open(&args.port, &line_profile.line)?;
         let profile = match chosen {
             Some(p) => p,
-            None => probe_profile(&mut client, &profiles).await?,
+            None => probe(&mut link, &profiles).await?,
         };
-        Ok::<Identity, anyhow::Error>(identify(&mut client, profile).await?)
+        Ok::<Identity, anyhow::Error>(identify_device(link, profile).await?)
     })?;
     out.print(&identity, || render(&identity));
     Ok(())

@@ -1,4 +1,8 @@
 //! Reading who a device is and what runs on it.
+//!
+//! [`identify_device`] and [`probe`] work for every protocol family and are what the CLI and
+//! the app call; [`identify`] and [`probe_profile`] are the SMP halves, [`crate::line`] holds
+//! the line-family ones.
 
 use std::time::Duration;
 
@@ -7,6 +11,7 @@ use fieldkit_profile::{Family, Identity, Profile, ProfileSet, SlotState};
 use fieldkit_wire::framing::Framing;
 use fieldkit_wire::smp::{Op, SmpError, image, os, vendor};
 
+use crate::line::{self, LineClient, LineError};
 use crate::smp::{SessionError, SmpClient};
 
 /// Why a device could not be identified.
@@ -16,6 +21,19 @@ pub enum IdentifyError {
     /// Talking to the device failed.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// Talking to a line-family device failed.
+    #[error(transparent)]
+    Line(#[from] LineError),
+    /// A line-family device's replies matched, but none carried a required field.
+    #[error(
+        "no reply of the device carries {field:?}, required by profile {profile}: its query patterns must capture it"
+    )]
+    MissingReplyField {
+        /// Profile id.
+        profile: String,
+        /// Identity field.
+        field: String,
+    },
     /// The device answered, but an identity field the profile requires is missing.
     #[error(
         "the device's identity reply has no {field:?} (key {key:?} in vendor group {group}); required by profile {profile}"
@@ -52,8 +70,8 @@ pub enum IdentifyError {
         /// Ids of the known profiles.
         known: String,
     },
-    /// The profile's protocol family cannot be identified by this build yet.
-    #[error("profile {0} uses the line protocol family, which this build cannot identify yet")]
+    /// The profile's protocol family is not the one this function speaks.
+    #[error("profile {0} is not an SMP device: identify it with `identify_device`")]
     Unsupported(String),
 }
 
@@ -62,6 +80,8 @@ impl IdentifyError {
     pub fn kind(&self) -> &'static str {
         match self {
             IdentifyError::Session(e) => e.kind(),
+            IdentifyError::Line(e) => e.kind(),
+            IdentifyError::MissingReplyField { .. } => "missing_field",
             IdentifyError::MissingField { .. } => "missing_field",
             IdentifyError::WrongModel { .. } => "wrong_model",
             IdentifyError::NoProfile { .. } => "no_profile",
@@ -80,6 +100,47 @@ pub fn framing_of(profile: &Profile) -> Framing {
     {
         Some("raw") => Framing::Raw,
         _ => Framing::Console,
+    }
+}
+
+/// Reads the identity of a device of `profile` on `link`, speaking the profile's family.
+pub async fn identify_device<L: Link>(
+    link: L,
+    profile: &Profile,
+) -> Result<Identity, IdentifyError> {
+    match profile.family() {
+        Family::Smp => identify(&mut SmpClient::new(link, framing_of(profile)), profile).await,
+        Family::Line => line::identify(&mut LineClient::new(link, profile)?, profile).await,
+    }
+}
+
+/// Finds the profile of a device on a port with no USB identity: SMP profiles first (their
+/// probe is a frame that text devices answer with an error line), then line profiles.
+pub async fn probe<'p, L: Link>(
+    link: &mut L,
+    profiles: &'p ProfileSet,
+) -> Result<&'p Profile, IdentifyError> {
+    let smp_error = match profiles.iter().find(|p| p.family() == Family::Smp) {
+        Some(first) => {
+            let mut client = SmpClient::new(&mut *link, framing_of(first));
+            match probe_profile(&mut client, profiles).await {
+                Ok(p) => return Ok(p),
+                Err(
+                    e @ IdentifyError::Session(
+                        SessionError::Disconnected { .. } | SessionError::Io { .. },
+                    ),
+                ) => return Err(e),
+                Err(e) => Some(e),
+            }
+        }
+        None => None,
+    };
+    match line::probe_profile(link, profiles).await? {
+        Some(p) => Ok(p),
+        None => Err(smp_error.unwrap_or_else(|| IdentifyError::NoProfile {
+            reason: "no profile's identity query was answered".into(),
+            known: profiles.ids().join(", "),
+        })),
     }
 }
 

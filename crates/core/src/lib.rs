@@ -5,7 +5,8 @@
 //! is enforced the same way whichever window the technician looks at.
 //!
 //! A session talks to the device through a [`fieldkit_link::Link`] and speaks the protocol
-//! family of the device's profile ([`smp::SmpClient`] for MCUmgr devices). Every request has a
+//! family of the device's profile ([`smp::SmpClient`] for MCUmgr devices, [`line::LineClient`]
+//! for legacy text-command devices with a YMODEM bootloader). Every request has a
 //! timeout taken from the profile; every failure is a typed [`SessionError`] that says what was
 //! asked, what came back (or did not) and what to do next.
 //!
@@ -17,11 +18,13 @@
 pub mod demo;
 pub mod home;
 pub mod identify;
+pub mod line;
 pub mod smp;
 pub mod trust_store;
 
 pub use home::Home;
-pub use identify::{IdentifyError, identify, probe_profile};
+pub use identify::{IdentifyError, identify, identify_device, probe, probe_profile};
+pub use line::{LineClient, LineError, Uploaded, YmodemTiming, ymodem_send, ymodem_upload};
 pub use smp::{SessionError, SmpClient};
 pub use trust_store::{StoreError, TrustMaterial};
 

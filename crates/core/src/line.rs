@@ -1,0 +1,566 @@
+//! The client side of the "line" family: text commands with regex-read replies, and firmware
+//! upload by YMODEM-1K through the device's bootloader.
+//!
+//! Everything device-specific comes from the profile's `[line_protocol]`: the commands, the
+//! patterns their replies must match (named groups are identity fields, `version_<component>`
+//! groups are component versions), the command that enters the bootloader and the reply that
+//! says it is ready. [`LineClient`] owns the link and those settings; [`identify`] reads an
+//! [`Identity`]; [`ymodem_upload`] enters the bootloader and sends one file with the
+//! `fieldkit-wire` YMODEM sender, falling back to XMODEM-1K when the receiver asks for it.
+//!
+//! Before each command the client drops whatever the device sent unasked (boot banners, the
+//! answers to an earlier client's probing), then takes the first line that is not the echo of
+//! the command as the reply: a device that answers something else is reported with what it
+//! said and what was required, at once, rather than after a timeout.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fieldkit_link::Link;
+use fieldkit_profile::{Family, Identity, LineProtocol, Profile, ProfileSet, SlotState};
+use fieldkit_wire::line::{self as wire_line, Fields, LineSplitter, Pattern};
+use fieldkit_wire::ymodem::{self, Check, Protocol, Sender, Status, Wait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::identify::IdentifyError;
+
+/// Longest wait between two checks of the cancel flag during an upload.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// Why a line-family exchange failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// The profile is not a line-family profile.
+    #[error("profile {0} has no [line_protocol]: it is not a line-family device")]
+    NotLine(String),
+    /// A pattern or command in the profile cannot be used.
+    #[error("profile {profile}: {source}")]
+    Profile {
+        /// Profile id.
+        profile: String,
+        /// What is wrong.
+        #[source]
+        source: wire_line::LineError,
+    },
+    /// No reply in time.
+    #[error("{what}: no reply within {} ms: is the device powered, in service mode, and on this port?", .after.as_millis())]
+    Timeout {
+        /// The command.
+        what: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The device answered something other than what the profile requires.
+    #[error("{what}: the device answered {found:?}, required a reply matching {required}")]
+    UnexpectedReply {
+        /// The command.
+        what: String,
+        /// The reply line.
+        found: String,
+        /// The profile's pattern.
+        required: String,
+    },
+    /// The reply could not be read as a line.
+    #[error("{what}: {source}")]
+    BadLine {
+        /// The command.
+        what: String,
+        /// What was wrong with it.
+        #[source]
+        source: wire_line::LineError,
+    },
+    /// A field's value has the wrong form.
+    #[error("{what}: field {field} is {found:?}, required {required}")]
+    BadField {
+        /// The command.
+        what: String,
+        /// The field.
+        field: String,
+        /// The value received.
+        found: String,
+        /// What it must look like.
+        required: &'static str,
+    },
+    /// The port closed (cable pulled, device reset its USB).
+    #[error("{what}: the device disconnected: check the cable, then try again")]
+    Disconnected {
+        /// What was under way.
+        what: String,
+    },
+    /// Reading or writing the port failed.
+    #[error("{what}: port error: {source}")]
+    Io {
+        /// What was under way.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YMODEM transfer failed.
+    #[error("firmware upload failed after {acked} of {total} bytes: {source}")]
+    Upload {
+        /// Bytes the device acknowledged.
+        acked: u64,
+        /// Bytes of the file.
+        total: u64,
+        /// What went wrong.
+        #[source]
+        source: ymodem::YmodemError,
+    },
+    /// The caller cancelled the upload; the device was told with CAN CAN.
+    #[error("firmware upload cancelled after {acked} of {total} bytes")]
+    Cancelled {
+        /// Bytes the device acknowledged.
+        acked: u64,
+        /// Bytes of the file.
+        total: u64,
+    },
+}
+
+impl LineError {
+    /// A short machine-readable kind, for JSON output and the UI's `{kind, message}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LineError::NotLine(_) | LineError::Profile { .. } => "profile",
+            LineError::Timeout { .. } => "timeout",
+            LineError::UnexpectedReply { .. }
+            | LineError::BadLine { .. }
+            | LineError::BadField { .. } => "device",
+            LineError::Disconnected { .. } => "disconnected",
+            LineError::Io { .. } => "io",
+            LineError::Upload { .. } => "upload",
+            LineError::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// What an upload achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Bytes delivered and acknowledged.
+    pub bytes: u64,
+    /// Protocol used in the end (XMODEM if the receiver asked for the fallback).
+    pub protocol: Protocol,
+    /// Block check used in the end.
+    pub check: Check,
+    /// Time from the bootloader's first request to the last acknowledgement.
+    pub elapsed: Duration,
+}
+
+/// A session with a line-family device.
+pub struct LineClient<L> {
+    link: L,
+    profile: String,
+    settings: LineProtocol,
+    response: Duration,
+    first_block: Duration,
+    char_time: Duration,
+    lines: LineSplitter,
+    buf: Vec<u8>,
+}
+
+impl<L: Link> LineClient<L> {
+    /// A client for a device of `profile` over `link`.
+    pub fn new(link: L, profile: &Profile) -> Result<LineClient<L>, LineError> {
+        let settings = profile
+            .line_protocol
+            .clone()
+            .ok_or_else(|| LineError::NotLine(profile.id().to_owned()))?;
+        let bits = profile.line.bits_per_char();
+        let baud = (*profile.line.baud.get_ref()).max(1);
+        Ok(LineClient {
+            link,
+            profile: profile.id().to_owned(),
+            settings,
+            response: Duration::from_millis(profile.timeouts.response_ms),
+            first_block: Duration::from_millis(profile.timeouts.first_chunk_ms),
+            char_time: Duration::from_secs_f64(f64::from(bits) / f64::from(baud)),
+            lines: LineSplitter::default(),
+            buf: vec![0; 4096],
+        })
+    }
+
+    /// Gives the link back.
+    pub fn into_inner(self) -> L {
+        self.link
+    }
+
+    /// Sends `command` and reads its reply, which must match `pattern`; returns the named
+    /// groups that took part.
+    pub async fn query(
+        &mut self,
+        command: &str,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<Fields, LineError> {
+        let pattern = Pattern::new(pattern).map_err(|source| LineError::Profile {
+            profile: self.profile.clone(),
+            source,
+        })?;
+        let line = self.exchange(command, timeout).await?;
+        pattern
+            .fields(&line)
+            .ok_or_else(|| LineError::UnexpectedReply {
+                what: command.to_owned(),
+                found: line,
+                required: pattern.as_str().to_owned(),
+            })
+    }
+
+    /// Drops stale input, sends a command and returns the first reply line that is not its
+    /// echo.
+    async fn exchange(&mut self, command: &str, timeout: Duration) -> Result<String, LineError> {
+        let bytes = wire_line::command(command, &self.settings.eol).map_err(|source| {
+            LineError::Profile {
+                profile: self.profile.clone(),
+                source,
+            }
+        })?;
+        self.drain(command).await?;
+        self.write(command, &bytes).await?;
+        let deadline = Instant::now() + timeout + self.wire_time(bytes.len() + 256);
+        loop {
+            while let Some(line) = self.lines.next_line() {
+                let line = line.map_err(|source| LineError::BadLine {
+                    what: command.to_owned(),
+                    source,
+                })?;
+                if line.trim() != command {
+                    return Ok(line.trim().to_owned());
+                }
+            }
+            match self.read(command, deadline).await? {
+                Some(n) => {
+                    let chunk = self.buf[..n].to_vec();
+                    self.lines.push(&chunk);
+                }
+                None => {
+                    return Err(LineError::Timeout {
+                        what: command.to_owned(),
+                        after: timeout,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Discards whatever the device has already sent.
+    async fn drain(&mut self, what: &str) -> Result<(), LineError> {
+        self.lines.clear();
+        loop {
+            match tokio::time::timeout(Duration::ZERO, self.link.read(&mut self.buf)).await {
+                Ok(Ok(0)) => {
+                    return Err(LineError::Disconnected { what: what.into() });
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(io_error(what, e)),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    async fn write(&mut self, what: &str, bytes: &[u8]) -> Result<(), LineError> {
+        self.link
+            .write_all(bytes)
+            .await
+            .map_err(|e| io_error(what, e))?;
+        self.link.flush().await.map_err(|e| io_error(what, e))
+    }
+
+    /// Reads into `buf` until `deadline`: `Some(n)` bytes, or `None` at the deadline.
+    async fn read(&mut self, what: &str, deadline: Instant) -> Result<Option<usize>, LineError> {
+        match tokio::time::timeout_at(deadline, self.link.read(&mut self.buf)).await {
+            Err(_) => Ok(None),
+            Ok(Ok(0)) => Err(LineError::Disconnected { what: what.into() }),
+            Ok(Ok(n)) => Ok(Some(n)),
+            Ok(Err(e)) => Err(io_error(what, e)),
+        }
+    }
+
+    fn wire_time(&self, bytes: usize) -> Duration {
+        self.char_time * bytes as u32
+    }
+
+    /// Sends the profile's "enter bootloader" command and checks the reply; returns the bytes
+    /// that followed the reply line (the start of the bootloader's YMODEM requests).
+    pub async fn enter_bootloader(&mut self) -> Result<Vec<u8>, LineError> {
+        let q = self.settings.enter_bootloader.clone();
+        self.query(&q.command, q.reply.get_ref(), self.response)
+            .await?;
+        Ok(self.lines.take_rest())
+    }
+}
+
+fn io_error(what: &str, e: std::io::Error) -> LineError {
+    use std::io::ErrorKind::*;
+    let gone = matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
+    ) || e.raw_os_error() == Some(5) // EIO: the other side of a pseudo-terminal went away
+        || e.raw_os_error() == Some(19); // ENODEV: the USB adapter vanished
+    if gone {
+        LineError::Disconnected { what: what.into() }
+    } else {
+        LineError::Io {
+            what: what.into(),
+            source: e,
+        }
+    }
+}
+
+/// Reads the identity of a line-family device: every query of the profile, in order.
+pub async fn identify<L: Link>(
+    client: &mut LineClient<L>,
+    profile: &Profile,
+) -> Result<Identity, IdentifyError> {
+    if profile.family() != Family::Line {
+        return Err(LineError::NotLine(profile.id().to_owned()).into());
+    }
+    let mut fields: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for q in client.settings.queries.clone() {
+        let got = client
+            .query(&q.command, q.reply.get_ref(), client.response)
+            .await?;
+        for (k, v) in got {
+            fields.insert(k, (q.command.clone(), v));
+        }
+    }
+    let text = |name: &str| fields.get(name).map(|(_, v)| v.clone());
+    let required = |name: &str| {
+        text(name).ok_or_else(|| IdentifyError::MissingReplyField {
+            profile: profile.id().to_owned(),
+            field: name.to_owned(),
+        })
+    };
+    let model = text("model").unwrap_or_else(|| profile.model.clone());
+    if model != profile.model {
+        return Err(IdentifyError::WrongModel {
+            profile: profile.id().to_owned(),
+            found: model,
+            required: profile.model.clone(),
+        });
+    }
+    let bad = |field: &str, required: &'static str| {
+        let (what, found) = fields[field].clone();
+        IdentifyError::from(LineError::BadField {
+            what,
+            field: field.to_owned(),
+            found,
+            required,
+        })
+    };
+    let therapy_running = match text("therapy_running") {
+        None => None,
+        Some(v) => Some(
+            parse_flag(&v)
+                .ok_or_else(|| bad("therapy_running", "1, 0, true, false, yes, no, on or off"))?,
+        ),
+    };
+    let battery_percent = match text("battery_percent") {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=100).contains(n))
+                .ok_or_else(|| bad("battery_percent", "a whole number from 0 to 100"))?,
+        ),
+    };
+    // A line device has one slot per component, written in place: what runs is what is
+    // there, nothing is pending and nothing can revert. A component whose version group did
+    // not match (`FW NONE`) has no valid image, so it has no slot.
+    let slots = profile
+        .components
+        .iter()
+        .filter_map(|c| {
+            let version = text(&format!("version_{}", c.name.get_ref()))?;
+            Some(SlotState {
+                image: *c.image.get_ref(),
+                slot: 0,
+                component: Some(c.name.get_ref().clone()),
+                version,
+                hash: String::new(),
+                bootable: true,
+                pending: false,
+                confirmed: true,
+                active: true,
+                permanent: false,
+            })
+        })
+        .collect();
+    Ok(Identity {
+        profile: profile.id().to_owned(),
+        model,
+        serial: required("serial")?,
+        hardware_revision: required("hardware_revision")?,
+        bootloader: None,
+        bootloader_version: text("bootloader_version"),
+        slots,
+        battery_percent,
+        therapy_running,
+        buffers: None,
+    })
+}
+
+fn parse_flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Finds the line-family profile of a device with no USB identity: sends each line profile's
+/// first query and takes the profile whose pattern matches (and whose model is the one
+/// reported, when the pattern reads the model).
+pub async fn probe_profile<'p, L: Link>(
+    link: &mut L,
+    profiles: &'p ProfileSet,
+) -> Result<Option<&'p Profile>, LineError> {
+    for p in profiles.iter().filter(|p| p.family() == Family::Line) {
+        let mut client = LineClient::new(&mut *link, p)?;
+        let Some(q) = client.settings.queries.first().cloned() else {
+            continue;
+        };
+        let t = client.response.min(Duration::from_secs(2));
+        match client.query(&q.command, q.reply.get_ref(), t).await {
+            Ok(fields) if fields.get("model").is_none_or(|m| *m == p.model) => {
+                return Ok(Some(p));
+            }
+            Ok(_) | Err(LineError::UnexpectedReply { .. } | LineError::BadLine { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// How long a YMODEM sender waits at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YmodemTiming {
+    /// Any answer but the one to block 0.
+    pub response: Duration,
+    /// The answer to block 0, which a device gives after erasing its flash.
+    pub first_block: Duration,
+    /// Time one character takes on the line, added per byte of the block in flight.
+    pub char_time: Duration,
+}
+
+impl<L: Link> LineClient<L> {
+    /// The profile's timing for uploads.
+    pub fn timing(&self) -> YmodemTiming {
+        YmodemTiming {
+            response: self.response,
+            first_block: self.first_block,
+            char_time: self.char_time,
+        }
+    }
+}
+
+/// Enters the bootloader with the profile's command, then sends `bytes` as `name` by YMODEM-1K
+/// (XMODEM-1K when the profile says `upload = "xmodem"`, or when the bootloader asks for the
+/// checksum with NAK). `progress(acked, total)` is called as blocks are acknowledged; setting
+/// `cancel` aborts the transfer with CAN CAN within a tenth of a second.
+///
+/// Block 0 waits for the profile's `first_chunk_ms` (the device erases before answering);
+/// every other step waits `response_ms` plus the block's time on the wire. The device writes
+/// in place: a failure after block 0 leaves it in its bootloader with no valid firmware, and
+/// the caller retries the whole upload.
+pub async fn ymodem_upload<L: Link>(
+    client: &mut LineClient<L>,
+    name: &str,
+    bytes: Vec<u8>,
+    progress: impl FnMut(u64, u64),
+    cancel: &AtomicBool,
+) -> Result<Uploaded, LineError> {
+    let protocol = if client.settings.upload == "xmodem" {
+        Protocol::Xmodem
+    } else {
+        Protocol::Ymodem
+    };
+    let total = bytes.len() as u64;
+    let sender = Sender::new(name, bytes, protocol).map_err(|source| LineError::Upload {
+        acked: 0,
+        total,
+        source,
+    })?;
+    let rest = client.enter_bootloader().await?;
+    let timing = client.timing();
+    ymodem_send(&mut client.link, sender, &rest, timing, progress, cancel).await
+}
+
+/// Runs `sender` over `link` against a receiver that is already listening; `initial` holds
+/// bytes already read from it (its first `C`, read along with a reply line).
+pub async fn ymodem_send<L: Link>(
+    link: &mut L,
+    mut sender: Sender,
+    initial: &[u8],
+    timing: YmodemTiming,
+    mut progress: impl FnMut(u64, u64),
+    cancel: &AtomicBool,
+) -> Result<Uploaded, LineError> {
+    let what = "firmware upload";
+    let total = sender.len();
+    let start = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    sender.receive(initial);
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            sender.cancel();
+        }
+        if let Some(out) = sender.transmit() {
+            link.write_all(&out).await.map_err(|e| io_error(what, e))?;
+            link.flush().await.map_err(|e| io_error(what, e))?;
+        }
+        match sender.status() {
+            Status::Running => {}
+            Status::Done => {
+                let (protocol, check) = sender.mode();
+                return Ok(Uploaded {
+                    bytes: sender.acked(),
+                    protocol,
+                    check,
+                    elapsed: start.elapsed(),
+                });
+            }
+            Status::Failed(ymodem::YmodemError::Cancelled) => {
+                return Err(LineError::Cancelled {
+                    acked: sender.acked(),
+                    total,
+                });
+            }
+            Status::Failed(e) => {
+                return Err(LineError::Upload {
+                    acked: sender.acked(),
+                    total,
+                    source: e.clone(),
+                });
+            }
+        }
+        let wait = match sender.waiting_for() {
+            Wait::HeaderAck => timing.first_block,
+            _ => timing.response,
+        } + timing.char_time * sender.in_flight() as u32;
+        let deadline = Instant::now() + wait;
+        loop {
+            let slice = (Instant::now() + CANCEL_POLL).min(deadline);
+            match tokio::time::timeout_at(slice, link.read(&mut buf)).await {
+                Ok(Ok(0)) => return Err(LineError::Disconnected { what: what.into() }),
+                Ok(Ok(n)) => {
+                    sender.receive(&buf[..n]);
+                    progress(sender.acked(), total);
+                    break;
+                }
+                Ok(Err(e)) => return Err(io_error(what, e)),
+                Err(_) if Instant::now() >= deadline => {
+                    sender.timeout();
+                    break;
+                }
+                Err(_) if cancel.load(Ordering::Relaxed) => break,
+                Err(_) => {}
+            }
+        }
+    }
+}
