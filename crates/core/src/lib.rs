@@ -15,6 +15,7 @@
 //! material there (the IO around `fieldkit-trust`, which does none); [`demo`] fills a home with
 //! the demo kit.
 
+pub mod apply;
 pub mod demo;
 pub mod home;
 pub mod identify;

@@ -151,6 +151,17 @@ impl<L: Link> SmpClient<L> {
         request: &Header,
         timeout: Duration,
     ) -> Result<Packet, SessionError> {
+        self.receive_any(what, std::slice::from_ref(request), timeout)
+            .await
+    }
+
+    /// Waits for the reply to any of `requests` (several may be in flight when uploading).
+    pub async fn receive_any(
+        &mut self,
+        what: &str,
+        requests: &[Header],
+        timeout: Duration,
+    ) -> Result<Packet, SessionError> {
         let deadline = Instant::now() + timeout;
         let mut last_problem = None;
         loop {
@@ -159,16 +170,14 @@ impl<L: Link> SmpClient<L> {
                     .map_err(frame_problem)
                     .and_then(|b| Packet::decode(&b).map_err(|e| format!("malformed packet: {e}")))
                 {
-                    Ok(p) if matches(request, &p.header) => return Ok(p),
+                    Ok(p) if requests.iter().any(|r| matches(r, &p.header)) => return Ok(p),
                     Ok(p) => {
+                        let want = requests
+                            .first()
+                            .map_or((0, 0, 0), |r| (r.seq, r.group, r.id));
                         last_problem = Some(format!(
                             "a reply with sequence number {} (group {}, command {}), required {} (group {}, command {})",
-                            p.header.seq,
-                            p.header.group,
-                            p.header.id,
-                            request.seq,
-                            request.group,
-                            request.id
+                            p.header.seq, p.header.group, p.header.id, want.0, want.1, want.2
                         ))
                     }
                     Err(problem) => last_problem = Some(problem),
@@ -207,6 +216,11 @@ impl<L: Link> SmpClient<L> {
                 }
             }
         }
+    }
+
+    /// Sets the largest reply accepted, once the device has said what its buffers are.
+    pub fn set_max_reply(&mut self, max: usize) {
+        self.decoder = Decoder::new(self.framing, max.max(MAX_REPLY));
     }
 
     /// Drops anything half-received, e.g. after a timeout.

@@ -411,7 +411,9 @@ impl SmpDevice {
                 .push(format!("image {image_no}: upload started, {len} bytes"));
         }
         let Some(up) = &mut self.upload else {
-            return Some(Packet::error_response(h, RC_EINVAL));
+            // No upload in progress (e.g. after a reboot): Zephyr answers with the offset it
+            // expects, 0, so the client starts over.
+            return Some(Packet::response(h, &upload_rsp(0, None)));
         };
         if up.image != image_no || off != up.data.len() {
             return Some(Packet::response(h, &upload_rsp(up.data.len(), None)));
