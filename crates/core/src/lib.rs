@@ -20,6 +20,7 @@ pub mod demo;
 pub mod home;
 pub mod identify;
 pub mod line;
+pub mod session;
 pub mod smp;
 pub mod trust_store;
 

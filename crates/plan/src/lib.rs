@@ -18,7 +18,7 @@
 mod rules;
 mod search;
 
-pub use rules::ids;
+pub use rules::{ids, preconditions};
 
 use std::collections::BTreeMap;
 

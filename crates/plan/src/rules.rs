@@ -2,7 +2,7 @@
 //! whatever the device runs; state rules for a package given the versions running.
 
 use fieldkit_mcuboot::ImageVersion;
-use fieldkit_profile::{IdentityField, Op, PreconditionValue};
+use fieldkit_profile::{Identity, IdentityField, Op, PreconditionValue, Profile};
 use fieldkit_trust::{EntitlementRequest, Finding, VerifiedPackage, rules as trust_rules};
 
 use crate::{Inputs, State};
@@ -28,26 +28,29 @@ use ids::*;
 /// Rules about the device and the visit, independent of any package.
 pub(crate) fn device_rules(inputs: &Inputs<'_>) -> Vec<Finding> {
     let mut out = vec![inputs.clock.clone()];
-    for p in &inputs.profile.preconditions {
-        let name = p.field.get_ref();
-        let required = format!("{name} {} {}", p.op.symbol(), p.value.get_ref());
-        let found = IdentityField::from_name(name).and_then(|f| inputs.identity.field(f));
-        let passed = found
-            .as_ref()
-            .is_some_and(|v| holds(v, p.op, p.value.get_ref()));
-        let found = match found {
-            Some(v) => format!("{name} = {v}"),
-            None => format!("{name} not reported by the device"),
-        };
-        out.push(Finding::check(
-            passed,
-            PRECONDITION,
-            found,
-            required,
-            p.explanation.clone(),
-        ));
-    }
+    out.extend(preconditions(inputs.identity, inputs.profile));
     out
+}
+
+/// The profile's safety preconditions, evaluated on the identity read live from the device.
+pub fn preconditions(identity: &Identity, profile: &Profile) -> Vec<Finding> {
+    profile
+        .preconditions
+        .iter()
+        .map(|p| {
+            let name = p.field.get_ref();
+            let required = format!("{name} {} {}", p.op.symbol(), p.value.get_ref());
+            let found = IdentityField::from_name(name).and_then(|f| identity.field(f));
+            let passed = found
+                .as_ref()
+                .is_some_and(|v| holds(v, p.op, p.value.get_ref()));
+            let found = match found {
+                Some(v) => format!("{name} = {v}"),
+                None => format!("{name} not reported by the device"),
+            };
+            Finding::check(passed, PRECONDITION, found, required, p.explanation.clone())
+        })
+        .collect()
 }
 
 fn holds(found: &PreconditionValue, op: Op, want: &PreconditionValue) -> bool {
