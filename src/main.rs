@@ -40,6 +40,10 @@ enum Command {
     Identify(cmd::identify::Args),
     /// List the device profiles fieldkit knows.
     Profiles,
+    /// Check whether a device can be updated: every rule, passed or not, and the plan.
+    Check(cmd::check::Args),
+    /// Check, confirm and apply an update, with progress; Ctrl-C cancels before confirmation.
+    Update(cmd::update::Args),
     /// Make ed25519 key pairs and show key ids.
     Keys(cmd::keys::Args),
     /// Make, show and rotate the trust root.
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(&home, &out, args),
         Command::Identify(args) => cmd::identify::run(&home, &out, args),
         Command::Profiles => cmd::profiles::run(&home, &out),
+        Command::Check(args) => cmd::check::run(&home, &out, args),
+        Command::Update(args) => cmd::update::run(&home, &out, args),
         Command::Keys(args) => cmd::keys::run(&home, &out, args),
         Command::Trust(args) => cmd::trust::run(&home, &out, args),
         Command::Image(args) => cmd::image::run(&home, &out, args),
@@ -85,5 +91,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => out.fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree (names, groups, conflicts) when asked.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use fieldkit_core::{Home, identify_device, probe};
+use anyhow::Context;
+use fieldkit_core::Home;
+use fieldkit_core::session::{Visit, identify_and_record};
 use fieldkit_profile::Identity;
 
 use crate::output::Output;
@@ -20,46 +21,31 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
-    let profiles = home.profiles()?;
+    let audit = open_audit(home)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let identity = runtime.block_on(async {
-        let by_usb = fieldkit_link::discover(&profiles)
-            .ok()
-            .and_then(|ports| {
-                let wanted = std::fs::canonicalize(&args.port).ok();
-                ports
-                    .into_iter()
-                    .find(|p| Some(PathBuf::from(&p.path)) == wanted)
-            })
-            .and_then(|p| p.profile);
-        let chosen = match args.profile.as_deref().or(by_usb.as_deref()) {
-            Some(id) => match profiles.get(id) {
-                Some(p) => Some(p),
-                None => bail!(
-                    "unknown profile {id:?}: required one of {}",
-                    profiles.ids().join(", ")
-                ),
-            },
-            None => None,
-        };
-        // Open with the chosen profile's line settings, or the first profile's for probing.
-        let line_profile = chosen
-            .or_else(|| profiles.iter().next())
-            .context("no device profiles")?;
-        let mut link = fieldkit_link::open(&args.port, &line_profile.line)?;
-        let profile = match chosen {
-            Some(p) => p,
-            None => probe(&mut link, &profiles).await?,
-        };
-        Ok::<Identity, anyhow::Error>(identify_device(link, profile).await?)
-    })?;
+    let visit = Visit {
+        home,
+        audit: &audit,
+    };
+    let identity = runtime.block_on(identify_and_record(
+        visit,
+        &args.port,
+        args.profile.as_deref(),
+    ))?;
     out.print(&identity, || render(&identity));
     Ok(())
 }
 
-fn render(id: &Identity) -> String {
+/// Opens the home's audit log; every command that touches a device records what it did.
+pub(crate) fn open_audit(home: &Home) -> anyhow::Result<fieldkit_audit::AuditLog> {
+    home.ensure()?;
+    fieldkit_audit::AuditLog::open_in_home(home.root())
+        .with_context(|| format!("cannot open the audit log in {}", home.root().display()))
+}
+
+pub(crate) fn render(id: &Identity) -> String {
     let mut s = String::new();
     s += &format!("Device       {} (profile {})\n", id.model, id.profile);
     s += &format!("Serial       {}\n", id.serial);

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub(crate) mod audit;
+pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod entitlement;
 pub(crate) mod identify;
@@ -13,3 +14,4 @@ pub(crate) mod profiles;
 pub(crate) mod recall;
 pub(crate) mod sim;
 pub(crate) mod trust;
+pub(crate) mod update;

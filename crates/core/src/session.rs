@@ -383,7 +383,10 @@ pub async fn check(
     if !named_refusals.is_empty() {
         // A package the technician named did not verify: that is the answer.
         let first = named_refusals[0].explanation.clone();
-        plan.findings.extend(named_refusals);
+        plan.rules.push(fieldkit_plan::RuleGroup {
+            scope: "named package".into(),
+            findings: named_refusals,
+        });
         plan.verdict = Verdict::Refused;
         plan.steps.clear();
         plan.summary = format!("The package you named cannot be used: {first}");
@@ -483,7 +486,17 @@ pub async fn update(
         .expect("the check read the device with this profile");
     let mut outcomes = Vec::new();
     let mut identity = checked.identity.clone();
-    for step in &checked.plan.steps {
+    let total = checked.plan.steps.len();
+    for (n, step) in checked.plan.steps.iter().enumerate() {
+        progress.stage(
+            Stage::Preparing,
+            &format!(
+                "step {} of {total}: {} ({})",
+                n + 1,
+                step.package,
+                step.reason
+            ),
+        );
         let path = &checked.package_files[step.index];
         let (vp, payloads) = read_payloads(
             &material,

@@ -110,16 +110,31 @@ pub struct Plan {
     pub target: Option<String>,
     /// Steps in order (empty unless the verdict is `Go`).
     pub steps: Vec<Step>,
-    /// Every rule evaluated: device-wide ones first, then each package's, in step order.
-    pub findings: Vec<Finding>,
+    /// Every rule evaluated, grouped: the device and visit first, then each package's, in
+    /// step order (or the refused target's).
+    pub rules: Vec<RuleGroup>,
     /// Risks the technician must accept explicitly before applying (e.g. no way back).
     pub risks: Vec<String>,
 }
 
+/// The rules evaluated for one scope.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleGroup {
+    /// `device`, or a package id (`product@version`).
+    pub scope: String,
+    /// The rules, in evaluation order.
+    pub findings: Vec<Finding>,
+}
+
 impl Plan {
+    /// Every rule evaluated, in order.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.rules.iter().flat_map(|g| &g.findings)
+    }
+
     /// The first failed rule, if any.
     pub fn first_failure(&self) -> Option<&Finding> {
-        self.findings.iter().find(|f| !f.passed)
+        self.findings().find(|f| !f.passed)
     }
 }
 
@@ -140,8 +155,12 @@ pub fn installed(identity: &Identity, profile: &Profile) -> State {
 
 /// Plans the update of one device.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
-    let mut findings = rules::device_rules(inputs);
-    let device_ok = findings.iter().all(|f| f.passed);
+    let device = rules::device_rules(inputs);
+    let device_ok = device.iter().all(|f| f.passed);
+    let mut groups = vec![RuleGroup {
+        scope: "device".into(),
+        findings: device,
+    }];
     let mut risks = Vec::new();
     if inputs.profile.family() == Family::Line {
         risks.push(
@@ -158,7 +177,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             target_findings,
             summary,
         } => {
-            findings.extend(target_findings);
+            groups.extend(target_findings);
             (Verdict::Refused, summary, target, Vec::new())
         }
         search::Outcome::Path {
@@ -166,7 +185,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             steps,
             step_findings,
         } => {
-            findings.extend(step_findings);
+            groups.extend(step_findings);
             let summary = format!(
                 "{} can be updated to {target} in {} step{}.",
                 inputs.identity.serial,
@@ -177,7 +196,8 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         }
     };
     let (verdict, summary, steps) = if verdict == Verdict::Go && !device_ok {
-        let first = findings
+        let first = groups[0]
+            .findings
             .iter()
             .find(|f| !f.passed)
             .expect("a device rule failed");
@@ -194,7 +214,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         summary,
         target,
         steps,
-        findings,
+        rules: groups,
         risks,
     }
 }

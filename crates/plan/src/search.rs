@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use fieldkit_trust::{Finding, VerifiedPackage};
 
 use crate::rules::{self, ids::PATH};
-use crate::{Inputs, State, Step, StepPayload};
+use crate::{Inputs, RuleGroup, State, Step, StepPayload};
 
 /// The longest chain of packages the planner will propose; real release trains need one or
 /// two stepping stones, and a bound keeps the search trivially cheap.
@@ -17,13 +17,13 @@ pub(crate) enum Outcome {
     },
     Refused {
         target: Option<String>,
-        target_findings: Vec<Finding>,
+        target_findings: Vec<RuleGroup>,
         summary: String,
     },
     Path {
         target: String,
         steps: Vec<Step>,
-        step_findings: Vec<Finding>,
+        step_findings: Vec<RuleGroup>,
     },
 }
 
@@ -69,12 +69,15 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
     if candidates.is_empty() {
         return Outcome::Refused {
             target: None,
-            target_findings: vec![Finding::fail(
-                PATH,
-                "no package for this device",
-                format!("a package for {}", inputs.identity.profile),
-                "No update package for this device model is available: import the manufacturer's packages first.",
-            )],
+            target_findings: vec![RuleGroup {
+                scope: "device".into(),
+                findings: vec![Finding::fail(
+                    PATH,
+                    "no package for this device",
+                    format!("a package for {}", inputs.identity.profile),
+                    "No update package for this device model is available: import the manufacturer's packages first.",
+                )],
+            }],
             summary: format!("No update package for {device} is available."),
         };
     }
@@ -123,7 +126,10 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
             .map_or(String::new(), |f| f.explanation.clone());
         return Outcome::Refused {
             target: Some(target_id.clone()),
-            target_findings: findings,
+            target_findings: vec![RuleGroup {
+                scope: target_id.clone(),
+                findings,
+            }],
             summary: format!("{target_id} cannot be installed on {device}: {first}"),
         };
     }
@@ -177,7 +183,10 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
         .map_or(String::new(), |f| f.explanation.clone());
     Outcome::Refused {
         target: Some(target_id.clone()),
-        target_findings: findings,
+        target_findings: vec![RuleGroup {
+            scope: target_id.clone(),
+            findings,
+        }],
         summary: format!("{target_id} cannot be installed on {device} yet: {first}"),
     }
 }
@@ -195,11 +204,15 @@ fn path_outcome(
     path.push(target);
     let mut state = start.clone();
     let mut steps = Vec::new();
-    let mut findings = Vec::new();
+    let mut groups = Vec::new();
     for &i in &path {
         let pkg = &pkgs[i];
-        findings.extend(statics[i].iter().cloned());
+        let mut findings = statics[i].clone();
         findings.extend(rules::state_rules(pkg, &state, images));
+        groups.push(RuleGroup {
+            scope: pkg.manifest.id(),
+            findings,
+        });
         let (changed, next) = rules::apply(pkg, &state);
         let mut payloads: Vec<StepPayload> = changed
             .iter()
@@ -252,6 +265,6 @@ fn path_outcome(
     Outcome::Path {
         target: target_id,
         steps,
-        step_findings: findings,
+        step_findings: groups,
     }
 }

@@ -445,7 +445,7 @@ fn nothing_newer_is_up_to_date_and_nothing_at_all_is_refused() {
 #[test]
 fn every_rule_evaluated_is_reported() {
     let p = run(&case(vec![app("2.4.0", "2.4.0")]));
-    let rules: Vec<&str> = p.findings.iter().map(|f| f.rule.as_str()).collect();
+    let rules: Vec<&str> = p.findings().map(|f| f.rule.as_str()).collect();
     for want in [
         "time.clock",
         "safety.precondition",
@@ -458,9 +458,5 @@ fn every_rule_evaluated_is_reported() {
     ] {
         assert!(rules.contains(&want), "missing {want} in {rules:?}");
     }
-    assert!(
-        p.findings
-            .iter()
-            .all(|f| f.passed && !f.explanation.is_empty())
-    );
+    assert!(p.findings().all(|f| f.passed && !f.explanation.is_empty()));
 }
