@@ -44,6 +44,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rows: Vec<(String, String)> = Vec::new();
     codec(&mut rows);
     round_trips(&mut rows)?;
+    crate::bench_trust::run(&mut rows)?;
     println!("\n{:<58} value", "figure");
     for (name, value) in &rows {
         println!("{name:<58} {value}");

@@ -8,6 +8,7 @@
 //!   run.
 
 mod bench;
+mod bench_trust;
 mod setup;
 mod tour;
 
