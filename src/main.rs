@@ -63,7 +63,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them; a usage error is one line, like
+        // every other failure.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{}; see --help", first.trim_end_matches('.'));
+            return ExitCode::from(2);
+        }
+    };
     let out = Output::new(cli.json);
     let home = match &cli.home {
         Some(dir) => fieldkit_core::Home::at(dir),

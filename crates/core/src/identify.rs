@@ -192,6 +192,7 @@ pub async fn identify<L: Link>(
     let hardware_revision = required("hardware_revision")?;
     let battery_percent = key("battery_percent").and_then(|k| vendor::field_i64(&map, k));
     let therapy_running = key("therapy_running").and_then(|k| vendor::field_bool(&map, k));
+    let security_counter = key("security_counter").and_then(|k| vendor::field_i64(&map, k));
 
     // Optional groups: a device that does not implement them answers "not supported", which
     // leaves the field empty rather than failing the identification.
@@ -248,6 +249,7 @@ pub async fn identify<L: Link>(
         slots,
         battery_percent,
         therapy_running,
+        security_counter,
         buffers,
     })
 }

@@ -401,6 +401,7 @@ pub async fn identify<L: Link>(
         slots,
         battery_percent,
         therapy_running,
+        security_counter: None,
         buffers: None,
     })
 }

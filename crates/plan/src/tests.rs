@@ -38,6 +38,7 @@ fn pump() -> Identity {
         slots: vec![slot(0, "2.3.1", "app"), slot(1, "1.4.0", "netcore")],
         battery_percent: Some(87),
         therapy_running: Some(false),
+        security_counter: Some(1),
         buffers: Some((2048, 4)),
     }
 }
@@ -459,4 +460,20 @@ fn every_rule_evaluated_is_reported() {
         assert!(rules.contains(&want), "missing {want} in {rules:?}");
     }
     assert!(p.findings().all(|f| f.passed && !f.explanation.is_empty()));
+}
+
+#[test]
+fn a_lower_security_counter_is_refused() {
+    let mut c = case(vec![Pkg {
+        counter: 1,
+        ..app("2.4.0", "2.4.0")
+    }]);
+    c.identity.security_counter = Some(4);
+    check(
+        c,
+        &[
+            "Refused",
+            "target.security_counter found 1 required 4 or more",
+        ],
+    );
 }

@@ -26,6 +26,9 @@ pub struct Identity {
     pub battery_percent: Option<i64>,
     /// Whether therapy is running, when the device reports it.
     pub therapy_running: Option<bool>,
+    /// The bootloader's hardware security counter, when the device reports it.
+    #[serde(default)]
+    pub security_counter: Option<i64>,
     /// The device's SMP buffer size and count, when advertised.
     pub buffers: Option<(u32, u32)>,
 }
@@ -74,6 +77,7 @@ impl Identity {
             }
             IdentityField::BatteryPercent => self.battery_percent.map(PreconditionValue::Int),
             IdentityField::TherapyRunning => self.therapy_running.map(PreconditionValue::Bool),
+            IdentityField::SecurityCounter => self.security_counter.map(PreconditionValue::Int),
         }
     }
 }

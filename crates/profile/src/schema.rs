@@ -250,17 +250,20 @@ pub enum IdentityField {
     BatteryPercent,
     /// Whether therapy (an infusion, a measurement) is running.
     TherapyRunning,
+    /// The bootloader's hardware security counter (rollback protection).
+    SecurityCounter,
 }
 
 impl IdentityField {
     /// Every field, for validation messages.
-    pub const ALL: [IdentityField; 6] = [
+    pub const ALL: [IdentityField; 7] = [
         IdentityField::Model,
         IdentityField::Serial,
         IdentityField::HardwareRevision,
         IdentityField::BootloaderVersion,
         IdentityField::BatteryPercent,
         IdentityField::TherapyRunning,
+        IdentityField::SecurityCounter,
     ];
 
     /// The field's name in profiles and JSON.
@@ -272,6 +275,7 @@ impl IdentityField {
             IdentityField::BootloaderVersion => "bootloader_version",
             IdentityField::BatteryPercent => "battery_percent",
             IdentityField::TherapyRunning => "therapy_running",
+            IdentityField::SecurityCounter => "security_counter",
         }
     }
 

@@ -108,7 +108,7 @@ fn broken_rules_name_file_line_and_field() {
         "field = \"battery_percent\"",
         "field = \"charge\"",
         &format!(
-            "{file}: 1 problem(s):\n  line 43: precondition[0].field: unknown identity field \"charge\", required one of model, serial, hardware_revision, bootloader_version, battery_percent, therapy_running"
+            "{file}: 1 problem(s):\n  line 43: precondition[0].field: unknown identity field \"charge\", required one of model, serial, hardware_revision, bootloader_version, battery_percent, therapy_running, security_counter"
         ),
     );
     check(

@@ -395,6 +395,9 @@ impl Checker<'_> {
             };
             let value = pre.value.get_ref();
             let ok = match field {
+                IdentityField::SecurityCounter => {
+                    matches!(value, PreconditionValue::Int(v) if *v >= 0)
+                }
                 IdentityField::BatteryPercent => {
                     matches!(value, PreconditionValue::Int(v) if (0..=100).contains(v))
                 }
@@ -404,6 +407,7 @@ impl Checker<'_> {
             if !ok {
                 let required = match field {
                     IdentityField::BatteryPercent => "an integer from 0 to 100",
+                    IdentityField::SecurityCounter => "a whole number",
                     IdentityField::TherapyRunning => "true or false",
                     _ => "a string",
                 };

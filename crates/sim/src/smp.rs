@@ -206,6 +206,7 @@ impl SmpDevice {
                 "bootloader_version" => Value::from(s.bootloader_version.clone()),
                 "battery_percent" => Value::from(battery),
                 "therapy_running" => Value::from(therapy),
+                "security_counter" => Value::from(s.security_counter),
                 _ => continue,
             };
             map.insert(key.get_ref().clone(), value);
@@ -275,8 +276,9 @@ impl SmpDevice {
                     reply.events.push("confirm refused (fault)".into());
                     return Packet::error_response(h, RC_EBADSTATE);
                 }
+                let counter = &mut self.state.security_counter;
                 for s in &mut self.state.images {
-                    confirm_primary(s, &mut reply.events);
+                    confirm_primary(s, counter, &mut reply.events);
                 }
             }
             (Some((n, 0)), true) => {
@@ -284,8 +286,14 @@ impl SmpDevice {
                     reply.events.push("confirm refused (fault)".into());
                     return Packet::error_response(h, RC_EBADSTATE);
                 }
-                let s = self.state.image_mut(n).expect("found above");
-                confirm_primary(s, &mut reply.events);
+                let counter = &mut self.state.security_counter;
+                let s = self
+                    .state
+                    .images
+                    .iter_mut()
+                    .find(|i| i.image == n)
+                    .expect("found above");
+                confirm_primary(s, counter, &mut reply.events);
             }
             (Some((_, 0)), false) => {} // testing the running image is a no-op, as in Zephyr
             (Some((n, _)), confirm) => {
@@ -482,12 +490,23 @@ fn upload_rsp(off: usize, matched: Option<bool>) -> image::UploadRsp {
     }
 }
 
-fn confirm_primary(s: &mut ImageSlots, events: &mut Vec<String>) {
+fn confirm_primary(s: &mut ImageSlots, counter: &mut u32, events: &mut Vec<String>) {
     if s.swap == Swap::Testing {
         s.swap = Swap::None;
         events.push(format!("image {}: running image confirmed", s.image));
     }
     s.primary_confirmed = true;
+    let sec_cnt = s.primary.as_ref().and_then(|p| {
+        fieldkit_mcuboot::Image::parse(&p.bytes)
+            .ok()?
+            .security_counter()
+    });
+    if let Some(c) = sec_cnt
+        && c > *counter
+    {
+        *counter = c;
+        events.push(format!("security counter raised to {c}"));
+    }
 }
 
 fn entry(

@@ -29,6 +29,10 @@ pub struct DeviceState {
     pub therapy_running: bool,
     /// How many times the device has booted.
     pub boot_count: u64,
+    /// MCUboot's hardware security counter: raised to a confirmed image's SEC_CNT, never
+    /// lowered, so an image with a lower counter is refused for good.
+    #[serde(default)]
+    pub security_counter: u32,
     /// One entry per MCUboot image (component).
     pub images: Vec<ImageSlots>,
 }
@@ -172,6 +176,7 @@ impl DeviceState {
             battery_percent: sim.battery_percent,
             therapy_running: sim.therapy_running,
             boot_count: 1,
+            security_counter: 0,
             images,
         }
     }
