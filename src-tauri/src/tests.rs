@@ -1,0 +1,209 @@
+//! The commands on Tauri's mock runtime: invoked through the IPC as the web view invokes them,
+//! against a DEMO home, simulated devices on real pseudo-terminals, and the real `core`.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, Channel, InvokeBody, InvokeResponseBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+use crate::AppState;
+use crate::progress::{ChannelProgress, ProgressEvent};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    app: App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+}
+
+impl Harness {
+    /// An app over a new home, which it fills with the DEMO kit.
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = AppState::new(fieldkit_core::Home::at(dir.path().join("home"))).expect("state");
+        let app = crate::builder(mock_builder(), state)
+            .build(mock_context(noop_assets()))
+            .expect("app");
+        let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .expect("window");
+        Harness {
+            _dir: dir,
+            app,
+            window,
+        }
+    }
+
+    /// Invokes `cmd` with `args` as the web view does; the error is the `{kind, message}` sent.
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        let request = InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "http://tauri.localhost".parse().expect("url"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(&self.window, request).map(|b| b.deserialize::<Value>().expect("JSON"))
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.invoke(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err_kind(&self, cmd: &str, args: Value) -> String {
+        let e = self
+            .invoke(cmd, args)
+            .expect_err(&format!("{cmd} should fail"));
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+        e["kind"].as_str().expect("a kind").to_owned()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        use tauri::Manager;
+        self.app.state::<AppState>().stop_simulators();
+    }
+}
+
+#[test]
+fn a_visit_through_the_commands() {
+    let h = Harness::new();
+    let info = h.ok("app_info", json!({}));
+    assert_eq!(info["demo"], true);
+    let stick = info["usb_stick"].as_str().expect("a DEMO USB stick").to_owned();
+
+    let devices = h.ok("list_devices", json!({}));
+    let sims = devices["simulators"].as_array().expect("simulators");
+    assert_eq!(sims.len(), 3, "one per shipped profile: {sims:?}");
+    assert!(sims.iter().all(|s| s["running"] == false));
+
+    // Nothing is imported until the technician imports the stick.
+    assert_eq!(h.ok("list_packages", json!({}))["packages"], json!([]));
+    let imported = h.ok("import_packages", json!({ "path": stick }));
+    let imported = imported.as_array().expect("results");
+    assert!(imported.iter().any(|r| r["ok"] == true));
+    let refused: Vec<&Value> = imported.iter().filter(|r| r["ok"] == false).collect();
+    assert!(
+        !refused.is_empty() && refused.iter().all(|r| r["finding"]["rule"] == "recall.package"),
+        "only the recalled releases are refused: {refused:?}"
+    );
+
+    let port = h.ok("start_simulator", json!({ "profile": "acme-infusion-p7" }));
+    let device = h.ok("identify", json!({ "port": port, "profile": null }));
+    assert_eq!(device["identity"]["serial"], "P7-004217");
+    assert_eq!(device["simulated"], true);
+    assert!(
+        device["sboms"][0]["components"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "the running firmware's SBOM comes from its imported package: {device}"
+    );
+
+    let packages = h.ok("list_packages", json!({}));
+    let pump: Vec<&Value> = packages["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["for_device"] == true)
+        .collect();
+    assert!(!pump.is_empty());
+    assert!(pump.iter().all(|p| p["entitlement"]["findings"].as_array().is_some_and(|f| !f.is_empty())));
+
+    let check = h.ok("check", json!({ "package": null }));
+    assert_eq!(check["checked"]["plan"]["verdict"], "go", "{check}");
+    let id = check["id"].as_u64().expect("id");
+    assert_eq!(h.err_kind("update", json!({ "checkId": id + 1, "acceptRisks": false, "onProgress": "__CHANNEL__:1" })), "stale_check");
+    let check = h.ok("check", json!({ "package": null }));
+    let id = check["id"].as_u64().expect("id");
+    let updated = h.ok(
+        "update",
+        json!({ "checkId": id, "acceptRisks": false, "onProgress": "__CHANNEL__:2" }),
+    );
+    let steps = updated["steps"].as_array().expect("steps");
+    assert!(!steps.is_empty() && steps.iter().all(|s| s[1]["outcome"] == "applied"), "{updated}");
+    assert_eq!(h.ok("check", json!({ "package": null }))["checked"]["plan"]["verdict"], "up_to_date");
+
+    let entries = h.ok("audit_entries", json!({ "limit": null }));
+    let events: Vec<&str> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    for e in ["device_identified", "check_passed", "update_started", "update_succeeded"] {
+        assert!(events.contains(&e), "{e} in {events:?}");
+    }
+    assert_eq!(entries[0]["seq"].as_u64(), Some(events.len() as u64 - 1), "newest first");
+    let status = h.ok("audit_status", json!({}));
+    assert_eq!(status["unsynced"], status["size"]);
+    assert_eq!(h.ok("audit_verify", json!({}))["size"], status["size"]);
+
+    let trust = h.ok("trust_details", json!({}));
+    assert_eq!(trust["demo"], true);
+    assert_eq!(trust["root_version"], 1);
+    assert!(trust["laptop_public_key"].as_str().is_some_and(|k| k.contains("BEGIN PUBLIC KEY")));
+
+    h.ok("stop_simulator", json!({ "profile": "acme-infusion-p7" }));
+    assert_eq!(h.err_kind("check", json!({ "package": null })), "no_device");
+}
+
+#[test]
+fn errors_say_what_kind_they_are() {
+    let h = Harness::new();
+    let settings = h.ok("get_settings", json!({}));
+    let with = |patch: Value| {
+        let mut s = settings.clone();
+        for (k, v) in patch.as_object().expect("object") {
+            s[k] = v.clone();
+        }
+        json!({ "settings": s })
+    };
+    for (cmd, args, kind) in [
+        ("check", json!({ "package": null }), "no_device"),
+        ("sync_now", json!({}), "no_hub"),
+        ("set_settings", with(json!({ "hub": "not a url" })), "bad_hub_url"),
+        ("set_settings", with(json!({ "technician": " " })), "invalid_settings"),
+        ("import_packages", json!({ "path": "/nonexistent/stick" }), "not_found"),
+        ("start_simulator", json!({ "profile": "no-such-model" }), "unknown_profile"),
+        ("update", json!({ "checkId": 1, "acceptRisks": false, "onProgress": "__CHANNEL__:3" }), "stale_check"),
+    ] {
+        assert_eq!(h.err_kind(cmd, args), kind, "{cmd}");
+    }
+    // A hub nobody listens on: the sync fails, and says the hub is unreachable.
+    let saved = h.ok("set_settings", with(json!({ "hub": "http://127.0.0.1:9" })));
+    assert_eq!(saved["hub"], "http://127.0.0.1:9");
+    assert_eq!(h.err_kind("sync_now", json!({})), "hub_unreachable");
+}
+
+#[test]
+fn progress_goes_over_the_channel_thinned() {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let channel: Channel<ProgressEvent> = Channel::new(move |body: InvokeResponseBody| {
+        sink.lock().expect("lock").push(body.deserialize::<Value>().expect("JSON"));
+        Ok(())
+    });
+    let mut p = ChannelProgress::new(channel);
+    use fieldkit_core::apply::{Progress, Stage};
+    p.stage(Stage::Uploading, "sending app 2.4.0");
+    for done in (0..=1000).step_by(10) {
+        p.bytes("app", done, 1000);
+    }
+    let got = got.lock().expect("lock");
+    assert_eq!(
+        got[0],
+        json!({ "type": "stage", "stage": "uploading", "label": "uploading", "message": "sending app 2.4.0" })
+    );
+    let bytes: Vec<&Value> = got.iter().filter(|e| e["type"] == "bytes").collect();
+    assert!(bytes.len() < 10, "a burst is thinned: {} messages", bytes.len());
+    assert_eq!(
+        *bytes.last().expect("the last count"),
+        &json!({ "type": "bytes", "component": "app", "done": 1000, "total": 1000 })
+    );
+}

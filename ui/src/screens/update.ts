@@ -1,0 +1,188 @@
+// Update: the plan's steps, then the update itself with its stage, a progress bar with rate
+// and time left, and Cancel while cancelling is safe (before the device confirms).
+
+import type { App, UpdateRun } from "../app";
+import { h } from "../dom";
+import { bytes, duration, outcomeLabel } from "../format";
+
+/** Stages after which cancelling no longer stops anything: the device is confirming. */
+const TOO_LATE = new Set(["confirming", "done"]);
+
+function progressPanel(app: App, run: UpdateRun): Node {
+  const overallDone = run.finishedBytes + run.done;
+  const pct = run.overallTotal > 0 ? Math.min(100, Math.round((overallDone / run.overallTotal) * 100)) : 0;
+  const rate = run.meter.rate();
+  const eta = run.total > 0 ? run.meter.eta(run.total) : null;
+  const finished = run.result !== null || run.error !== null;
+  const canCancel = !finished && !run.cancelRequested && !TOO_LATE.has(run.stage?.stage ?? "");
+  const step = run.steps[Math.max(0, run.stepIndex)];
+  return h(
+    "div",
+    { class: "progress-panel", id: "progress" },
+    h(
+      "p",
+      { class: "stage", id: "stage", "aria-live": "polite" },
+      finished
+        ? "Finished"
+        : step
+          ? `Step ${Math.max(1, run.stepIndex + 1)} of ${run.steps.length} (${step.package}): ${run.stage?.label ?? "starting"}`
+          : "Starting…",
+    ),
+    h(
+      "div",
+      { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct), id: "progress-bar" },
+      h("div", { class: "fill", style: `width: ${pct}%` }),
+    ),
+    h(
+      "p",
+      { class: "numbers", id: "progress-numbers" },
+      `${pct} % · ${bytes(overallDone)} of ${bytes(run.overallTotal)}`,
+      run.component && !finished ? ` · ${run.component}: ${bytes(run.done)} of ${bytes(run.total)}` : "",
+      rate && !finished ? ` · ${bytes(Math.round(rate))}/s` : "",
+      eta !== null && !finished && run.done < run.total ? ` · about ${duration(eta)} left for this image` : "",
+    ),
+    run.stage && !finished ? h("p", { class: "muted" }, run.stage.message) : null,
+    !finished
+      ? h(
+          "p",
+          null,
+          h(
+            "button",
+            { class: "danger", id: "cancel-update", disabled: !canCancel, onclick: () => void app.cancelUpdate() },
+            run.cancelRequested ? "Cancelling at the next safe point…" : "Cancel update",
+          ),
+          " ",
+          h(
+            "span",
+            { class: "muted" },
+            canCancel
+              ? "Cancelling is safe now: the device keeps running its current firmware."
+              : TOO_LATE.has(run.stage?.stage ?? "")
+                ? "Too late to cancel: the device is confirming the new firmware. Keep the cable plugged in."
+                : "",
+          ),
+        )
+      : null,
+    h("details", null, h("summary", null, "What happened so far"), h("ol", { class: "history" }, run.history.map((x) => h("li", null, x)))),
+  );
+}
+
+function resultPanel(app: App, run: UpdateRun): Node | null {
+  if (run.result) {
+    const allApplied = run.result.steps.every(([, o]) => o.outcome === "applied" || o.outcome === "already_installed");
+    const running = run.result.identity.slots
+      .filter((s) => s.active)
+      .map((s) => `${s.component ?? `image ${s.image}`} ${s.version}`)
+      .join(", ");
+    return h(
+      "div",
+      { class: `verdict ${allApplied ? "go" : "refused"}`, id: "update-result", "data-result": allApplied ? "done" : "stopped", role: "status" },
+      h("h2", null, allApplied ? "✓ Update complete" : "Update stopped"),
+      h("ul", null, run.result.steps.map(([pkg, o]) => h("li", null, `${pkg}: ${outcomeLabel(o)}`))),
+      h("p", null, `The device now runs: ${running}. Everything is recorded in the audit log.`),
+      h("button", { onclick: () => void app.go("audit") }, "See the audit log"),
+    );
+  }
+  if (run.error) {
+    return h(
+      "div",
+      { class: "error", role: "alert", id: "update-error", "data-kind": run.error.kind },
+      h("h2", null, "The update did not complete"),
+      h("p", null, h("strong", null, "What happened: "), run.error.message),
+      h(
+        "p",
+        null,
+        h("strong", null, "What to do: "),
+        "The device keeps running its previous firmware unless it confirmed the new one. Check the cable, connect again and run the check again; the next attempt resumes where this one stopped.",
+      ),
+      h("button", { onclick: () => void app.go("connect") }, "Connect again"),
+    );
+  }
+  return null;
+}
+
+export function updateScreen(app: App): Node {
+  const m = app.m;
+  const run = m.update;
+  const plan = m.check?.checked.plan;
+  const title = app.title("Update", "Install the checked plan: upload, verify, test boot, confirm. The device never runs an unconfirmed image for good.");
+  if (run) {
+    return h(
+      "section",
+      null,
+      title,
+      h("h2", null, "Plan"),
+      h("ol", { class: "steps" }, run.steps.map((s, i) => h("li", { class: i < run.stepIndex ? "done" : i === run.stepIndex ? "current" : "" }, `${s.package} — ${s.reason}`))),
+      progressPanel(app, run),
+      resultPanel(app, run),
+    );
+  }
+  if (!plan || plan.verdict !== "go") {
+    return h(
+      "section",
+      null,
+      title,
+      h(
+        "p",
+        { class: "empty", id: "update-needs-check" },
+        "Run a check first: an update applies exactly the plan a check allowed. ",
+        h("button", { onclick: () => void app.go("check") }, "Go to Check"),
+      ),
+    );
+  }
+  const needsRisk = plan.risks.length > 0;
+  return h(
+    "section",
+    null,
+    title,
+    app.errorBox("update"),
+    h("p", { class: "lead" }, plan.summary),
+    h("h2", null, `Plan: ${plan.steps.length} step${plan.steps.length === 1 ? "" : "s"}`),
+    h(
+      "ol",
+      { class: "steps", id: "plan-steps" },
+      plan.steps.map((s) =>
+        h(
+          "li",
+          null,
+          h("strong", null, s.package),
+          ` — ${s.reason}`,
+          h("ul", null, s.payloads.map((p) => h("li", null, `${p.component}: ${p.from} → ${p.to} (${bytes(p.size)})`))),
+        ),
+      ),
+    ),
+    needsRisk
+      ? h(
+          "div",
+          { class: "warn", id: "risks" },
+          h("h3", null, "Risk to accept"),
+          plan.risks.map((r) => h("p", null, r)),
+          h(
+            "label",
+            null,
+            h("input", {
+              type: "checkbox",
+              id: "accept-risks",
+              checked: m.acceptRisks,
+              onchange: (e: Event) => {
+                m.acceptRisks = (e.target as HTMLInputElement).checked;
+                app.render();
+              },
+            }),
+            " I have read this risk and the customer accepts it.",
+          ),
+        )
+      : null,
+    h(
+      "p",
+      null,
+      h(
+        "button",
+        { class: "primary big", id: "start-update", disabled: app.busy || (needsRisk && !m.acceptRisks), onclick: () => void app.startUpdate() },
+        "Start update",
+      ),
+      " ",
+      h("span", { class: "muted" }, "Keep the cable plugged in until it says complete. You can cancel until the device confirms."),
+    ),
+  );
+}
