@@ -42,7 +42,7 @@ fn upload(sim: &Sim, image: &[u8], cancel_at: Option<u64>) -> Result<Uploaded, L
         let mut client = LineClient::new(link, &p).unwrap();
         let cancel = AtomicBool::new(false);
         let mut last = 0;
-        let result = ymodem_upload(
+        ymodem_upload(
             &mut client,
             "analyzer.img",
             image.to_vec(),
@@ -55,8 +55,7 @@ fn upload(sim: &Sim, image: &[u8], cancel_at: Option<u64>) -> Result<Uploaded, L
             },
             &cancel,
         )
-        .await;
-        result
+        .await
     })
 }
 
