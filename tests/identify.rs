@@ -111,7 +111,10 @@ fn misbehaving_devices_give_clear_errors() {
             "no reply within 3000 ms: is the device powered",
         ),
         (&["--fault", "answer-late=4000"], "no reply within 3000 ms"),
-        (&["--fault", "wrong-seq"], "a reply with sequence number 1"),
+        (
+            &["--fault", "wrong-seq"],
+            "a reply with sequence number 2 (group 64, command 0), required 1",
+        ),
         (&["--fault", "corrupt=1"], "no reply within 3000 ms"),
         (
             &["--fault", "disconnect-mid-reply"],

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use fieldkit_core::Home;
 use fieldkit_core::apply::{Cancel, Progress, Stage, StepOutcome};
 use fieldkit_core::session::{Visit, check, update};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::cmd::check::{render, verdict};
@@ -53,9 +53,10 @@ impl Progress for CliProgress {
         if stage != Stage::Uploading {
             self.finish_bar();
         }
+        // Progress is output, on stdout: stderr carries only the one-line reason of a failure.
         match &self.bar {
             Some(bar) => bar.set_message(message.to_owned()),
-            None => eprintln!("  {message}"),
+            None => println!("  {message}"),
         }
     }
 
@@ -72,7 +73,7 @@ impl Progress for CliProgress {
             self.component = component.to_owned();
         }
         let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::new(total);
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
             bar.set_style(
                 ProgressStyle::with_template(
                     "  {prefix:<8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
@@ -114,7 +115,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     ctrlc::set_handler(move || {
-        eprintln!("\n  cancelling at the next safe point (the old firmware stays in charge)...");
+        println!("\n  cancelling at the next safe point (the old firmware stays in charge)...");
         c.cancel();
     })
     .context("install the Ctrl-C handler")?;

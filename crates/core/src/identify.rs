@@ -161,9 +161,8 @@ pub async fn identify<L: Link>(
     let group = *smp.identity.group.get_ref();
 
     let map: vendor::Map = client
-        .request(
+        .read(
             "read identity",
-            Op::Read,
             group,
             smp.identity.command,
             &os::Empty {},
@@ -198,9 +197,8 @@ pub async fn identify<L: Link>(
     // leaves the field empty rather than failing the identification.
     let bootloader = optional(
         client
-            .request::<_, os::BootloaderInfoRsp>(
+            .read::<_, os::BootloaderInfoRsp>(
                 "read bootloader info",
-                Op::Read,
                 os::GROUP,
                 os::BOOTLOADER_INFO,
                 &os::BootloaderInfoReq::default(),
@@ -211,9 +209,8 @@ pub async fn identify<L: Link>(
     .and_then(|b| b.bootloader);
     let buffers = optional(
         client
-            .request::<_, os::ParamsRsp>(
+            .read::<_, os::ParamsRsp>(
                 "read MCUmgr parameters",
-                Op::Read,
                 os::GROUP,
                 os::PARAMS,
                 &os::Empty {},
@@ -224,9 +221,8 @@ pub async fn identify<L: Link>(
     .map(|p| (p.buf_size, p.buf_count));
 
     let state: image::StateRsp = client
-        .request(
+        .read(
             "read image state",
-            Op::Read,
             image::GROUP,
             image::STATE,
             &os::Empty {},

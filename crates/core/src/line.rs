@@ -565,3 +565,6 @@ pub async fn ymodem_send<L: Link>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

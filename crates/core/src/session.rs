@@ -310,7 +310,7 @@ pub async fn check(
             Ok(vp) => {
                 if let Some(i) = packages
                     .iter()
-                    .position(|q: &VerifiedPackage| q.manifest.id() == vp.manifest.id())
+                    .position(|q: &VerifiedPackage| q.manifest == vp.manifest)
                 {
                     if is_named {
                         named.push(i);
@@ -540,15 +540,18 @@ pub async fn update(
         if let Ok((now_identity, _)) = read_device(&req.port, &profiles, Some(profile.id())).await {
             identity = now_identity;
         }
+        // The outcome records the device as it is now, so the hub's inventory follows it.
         audit
-            .append_outcome(
-                &intent,
-                event,
-                merge(
+            .append(NewEntry {
+                technician: intent.technician.clone(),
+                site: intent.site.clone(),
+                device: device_record(&identity),
+                event: event.into(),
+                details: merge(
                     details,
-                    json!({ "package": step.package, "device_after": device_record(&identity) }),
+                    json!({ fieldkit_audit::entry::INTENT_SEQ_KEY: intent.seq, "package": step.package, "device_before": intent.device }),
                 ),
-            )
+            })
             .map_err(audit_err)?;
         match result {
             Ok(outcome) => {

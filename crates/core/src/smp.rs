@@ -15,6 +15,9 @@ use tokio::time::Instant;
 /// hostile length field cannot make the client allocate without limit.
 pub const MAX_REPLY: usize = 16 * 1024;
 
+/// Attempts of a read before its timeout is reported.
+pub const READ_ATTEMPTS: u32 = 2;
+
 /// Why a request did not get a good answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -118,6 +121,28 @@ impl<L: Link> SmpClient<L> {
             what: what.into(),
             source,
         })
+    }
+
+    /// A read request, sent again when its reply does not come: reads change nothing on the
+    /// device, so a lost or damaged reply costs one more round trip rather than the visit.
+    pub async fn read<Req: Serialize, Rsp: DeserializeOwned>(
+        &mut self,
+        what: &str,
+        group: u16,
+        id: u8,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Rsp, SessionError> {
+        let mut attempt = 1;
+        loop {
+            match self.request(what, Op::Read, group, id, body, timeout).await {
+                Err(SessionError::Timeout { .. }) if attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    self.decoder.clear();
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Encodes and writes a request; returns it so its reply can be matched.
