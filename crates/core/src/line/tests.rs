@@ -31,9 +31,8 @@ async fn run(unasked: &'static [u8], reply: fn(&str) -> Option<Vec<u8>>) -> Stri
                 if b == b'\n' {
                     let text = String::from_utf8_lossy(&line).trim().to_owned();
                     line.clear();
-                    match reply(&text) {
-                        Some(bytes) => device.write_all(&bytes).await.unwrap(),
-                        None => {}
+                    if let Some(bytes) = reply(&text) {
+                        device.write_all(&bytes).await.unwrap();
                     }
                 } else {
                     line.push(b);
@@ -97,6 +96,7 @@ fn replies() {
         |_| None,
         "timeout: VER?: no reply within 200 ms: is the device powered",
     );
+    // A reply that never ends: memory stays bounded, and the wait ends in time.
     check(
         b"",
         |_| Some(b"FW 3.4.0".to_vec()),
@@ -104,8 +104,13 @@ fn replies() {
     );
     check(
         b"",
-        |_| Some(vec![b'x'; 5000]),
-        "device: VER?: a reply line longer than 256 bytes",
+        |_| Some(vec![b'x'; 50_000]),
+        "timeout: VER?: no reply within 200 ms",
+    );
+    check(
+        b"",
+        |_| Some([vec![b'x'; 5000], b"\r\n".to_vec()].concat()),
+        "device: VER?: a reply line longer than 256 bytes (found at least 5000)",
     );
     check(
         b"",
