@@ -41,10 +41,27 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         cmd.extend(args.iter().map(String::as_str));
         return run_cmd("cargo", &cmd);
     }
+    // `cargo xtask bench upload trust` runs only those groups; no argument runs them all.
+    let want = |group: &str| args.is_empty() || args.iter().any(|a| a == group);
     let mut rows: Vec<(String, String)> = Vec::new();
-    codec(&mut rows);
-    round_trips(&mut rows)?;
-    crate::bench_trust::run(&mut rows)?;
+    if want("codec") {
+        codec(&mut rows);
+    }
+    if want("smp") {
+        round_trips(&mut rows)?;
+    }
+    if want("upload") {
+        crate::bench_upload::run(&mut rows)?;
+    }
+    if want("line") {
+        rows.extend(crate::bench_line::run()?);
+    }
+    if want("trust") {
+        crate::bench_trust::run(&mut rows)?;
+    }
+    if want("audit") {
+        rows.extend(crate::bench_audit::run()?);
+    }
     println!("\n{:<58} value", "figure");
     for (name, value) in &rows {
         println!("{name:<58} {value}");
@@ -52,7 +69,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")
         .map(Into::into)
         .unwrap_or_else(|_| root().join("target"))
@@ -97,7 +114,8 @@ fn codec(rows: &mut Vec<(String, String)>) {
     ));
 }
 
-struct SimProcess(Child);
+/// A simulator process, killed when dropped.
+pub(crate) struct SimProcess(Child);
 
 impl Drop for SimProcess {
     fn drop(&mut self) {
@@ -106,7 +124,13 @@ impl Drop for SimProcess {
     }
 }
 
-fn start_sim(bin: &Path, dir: &Path, baud: u32) -> anyhow::Result<(SimProcess, String)> {
+/// Starts the pump simulator at `baud` with `latency_ms` of turnaround; returns its port.
+pub(crate) fn start_sim(
+    bin: &Path,
+    dir: &Path,
+    baud: u32,
+    latency_ms: u32,
+) -> anyhow::Result<(SimProcess, String)> {
     let mut child = Command::new(bin)
         .args([
             "sim",
@@ -114,9 +138,11 @@ fn start_sim(bin: &Path, dir: &Path, baud: u32) -> anyhow::Result<(SimProcess, S
             "acme-infusion-p7",
             "--baud",
             &baud.to_string(),
+            "--latency-ms",
+            &latency_ms.to_string(),
             "--port-link",
         ])
-        .arg(dir.join(format!("bench-{baud}.tty")))
+        .arg(dir.join(format!("bench-{baud}-{latency_ms}.tty")))
         .stdout(Stdio::piped())
         .spawn()
         .context("start the simulator")?;
@@ -146,7 +172,7 @@ fn round_trips(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     for baud in [115_200u32, 921_600] {
-        let (_sim, port) = start_sim(&bin, &dir, baud)?;
+        let (_sim, port) = start_sim(&bin, &dir, baud, 0)?;
         let req = os::EchoReq {
             d: "fieldkit".into(),
         };

@@ -24,14 +24,17 @@ const FLEET_ENTRIES: u64 = 100_000;
 const BATCH: u64 = 1000;
 
 /// Runs the audit benchmarks and returns `(name, value)` rows.
-pub fn run() -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
     let mut rows = Vec::new();
     let dir = tempfile::tempdir_in(std::env::current_dir()?).context("temporary directory")?;
 
     // 1. Local append rate against SQLite's own single-row commit rate, same disk, same pragmas.
     // fsync timings are noisy: the two are interleaved over three rounds and the best of each
     // is kept.
-    let log = AuditLog::open(&dir.path().join("audit.db"), Identity::generate("fieldkit-laptop"))?;
+    let log = AuditLog::open(
+        &dir.path().join("audit.db"),
+        Identity::generate("fieldkit-laptop"),
+    )?;
     let (mut sqlite_rate, mut append_rate) = (0f64, 0f64);
     for round in 0..3u64 {
         let plain = dir.path().join(format!("plain{round}.db"));
@@ -42,8 +45,14 @@ pub fn run() -> anyhow::Result<Vec<(String, String)>> {
         }
         append_rate = append_rate.max(LOCAL_APPENDS as f64 / t.elapsed().as_secs_f64());
     }
-    rows.push(("audit append, synchronous=FULL".into(), format!("{append_rate:.0} entries/s")));
-    rows.push(("sqlite single-row commit, synchronous=FULL".into(), format!("{sqlite_rate:.0} rows/s")));
+    rows.push((
+        "audit append, synchronous=FULL".into(),
+        format!("{append_rate:.0} entries/s"),
+    ));
+    rows.push((
+        "sqlite single-row commit, synchronous=FULL".into(),
+        format!("{sqlite_rate:.0} rows/s"),
+    ));
     rows.push((
         "audit append / sqlite commit".into(),
         format!("{:.2}", append_rate / sqlite_rate),
@@ -71,7 +80,11 @@ pub fn run() -> anyhow::Result<Vec<(String, String)>> {
         requests.push(AppendRequest {
             origin: big.origin().into(),
             old_size: start,
-            entries: big.records(start..end)?.into_iter().map(|r| r.body).collect(),
+            entries: big
+                .records(start..end)?
+                .into_iter()
+                .map(|r| r.body)
+                .collect(),
             checkpoint: big.checkpoint_at(end)?.as_str().into(),
         });
     }
@@ -80,7 +93,10 @@ pub fn run() -> anyhow::Result<Vec<(String, String)>> {
         fieldkit_hub::ingest::append(&*store, req, None).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let ingest = FLEET_ENTRIES as f64 / t.elapsed().as_secs_f64();
-    rows.push(("hub ingest, 100 000 entries, all checks".into(), format!("{ingest:.0} entries/s")));
+    rows.push((
+        "hub ingest, 100 000 entries, all checks".into(),
+        format!("{ingest:.0} entries/s"),
+    ));
 
     // 3. End-to-end sync over loopback HTTP into a fresh hub.
     let store = Arc::new(SqliteStore::open(&dir.path().join("hub2.db"))?);
@@ -93,7 +109,11 @@ pub fn run() -> anyhow::Result<Vec<(String, String)>> {
         tokio::spawn(async move { axum_serve(listener, app).await });
         let t = Instant::now();
         let report = fieldkit_sync::SyncClient::new(&url)?.sync(&big).await?;
-        anyhow::ensure!(report.acked_size == FLEET_ENTRIES, "synced {}", report.acked_size);
+        anyhow::ensure!(
+            report.acked_size == FLEET_ENTRIES,
+            "synced {}",
+            report.acked_size
+        );
         anyhow::Ok(t.elapsed().as_secs_f64())
     })?;
     rows.push((
@@ -127,7 +147,10 @@ fn sqlite_commit_rate(path: &Path, n: u64) -> anyhow::Result<f64> {
     let body = serde_json::to_string(&entry(0))?;
     let t = Instant::now();
     for i in 0..n {
-        c.execute("INSERT INTO t(seq, body) VALUES (?1, ?2)", rusqlite::params![i, body])?;
+        c.execute(
+            "INSERT INTO t(seq, body) VALUES (?1, ?2)",
+            rusqlite::params![i, body],
+        )?;
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }

@@ -8,7 +8,10 @@
 //!   run.
 
 mod bench;
+mod bench_audit;
+mod bench_line;
 mod bench_trust;
+mod bench_upload;
 mod setup;
 mod tour;
 
