@@ -7,8 +7,8 @@ use anyhow::bail;
 use crate::run_cmd;
 
 /// Debian packages the build and tests need: libudev for USB port discovery, lrzsz for the
-/// YMODEM interop tests.
-const APT: &[&str] = &["pkg-config", "libudev-dev", "lrzsz"];
+/// YMODEM interop tests, Chromium for the dashboard's browser test.
+const APT: &[&str] = &["pkg-config", "libudev-dev", "lrzsz", "chromium"];
 
 /// Python tools the interop tests use: MCUboot's imgtool and the smpclient SMP client.
 const PIP: &[(&str, &str)] = &[
@@ -18,25 +18,7 @@ const PIP: &[(&str, &str)] = &[
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let missing: Vec<&str> = APT.iter().copied().filter(|p| !dpkg_installed(p)).collect();
-    if !missing.is_empty() {
-        if !is_root() && !has("sudo") {
-            bail!(
-                "missing Debian packages {}: install them with apt-get",
-                missing.join(" ")
-            );
-        }
-        let sudo = if is_root() { None } else { Some("sudo") };
-        let apt = |args: &[&str]| match sudo {
-            Some(s) => run_cmd(s, &[&["apt-get"], args].concat()),
-            None => run_cmd("apt-get", args),
-        };
-        apt(&["update", "-qq"])?;
-        apt(&[
-            &["install", "-y", "-qq", "--no-install-recommends"],
-            missing.as_slice(),
-        ]
-        .concat())?;
-    }
+    apt_install(&missing)?;
     let missing: Vec<&str> = PIP
         .iter()
         .filter(|(module, _)| !python_has(module))
@@ -48,7 +30,50 @@ pub(crate) fn run() -> anyhow::Result<()> {
             &[&["-m", "pip", "install", "-q"], missing.as_slice()].concat(),
         )?;
     }
+    // The managers' dashboard is tested with Playwright driving Debian's Chromium.
+    if !has("npm") {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    if !crate::root()
+        .join("crates/hub/dashboard/node_modules/playwright-core")
+        .exists()
+    {
+        run_cmd(
+            "npm",
+            &[
+                "ci",
+                "--prefix",
+                "crates/hub/dashboard",
+                "--no-audit",
+                "--no-fund",
+            ],
+        )?;
+    }
     Ok(())
+}
+
+/// Installs Debian packages with apt-get (through sudo when not root); nothing when empty.
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if !is_root() && !has("sudo") {
+        bail!(
+            "missing Debian packages {}: install them with apt-get",
+            packages.join(" ")
+        );
+    }
+    let sudo = if is_root() { None } else { Some("sudo") };
+    let apt = |args: &[&str]| match sudo {
+        Some(s) => run_cmd(s, &[&["apt-get"], args].concat()),
+        None => run_cmd("apt-get", args),
+    };
+    apt(&["update", "-qq"])?;
+    apt(&[
+        &["install", "-y", "-qq", "--no-install-recommends"],
+        packages,
+    ]
+    .concat())
 }
 
 fn dpkg_installed(package: &str) -> bool {
