@@ -118,7 +118,7 @@ fn a_two_image_update_goes_network_core_first() {
     let run = fieldkit(home.path(), &["update", "--port", sim.port(), "--yes"]);
     let out = run.ok();
     assert!(
-        out.contains("acme-infusion-p7@3.0.0: applied and confirmed"),
+        out.contains("acme-infusion-p7@3.0.0: applied; the new firmware runs"),
         "{out}"
     );
     assert_eq!(runs(&sim, 0), ("3.0.0".into(), true));
@@ -537,4 +537,99 @@ fn without_yes_and_without_a_terminal_nothing_is_applied() {
         "{reason}"
     );
     assert_eq!(runs(&sim, 0), ("2.3.1".into(), true));
+}
+
+/// The legacy analyser through the same plan and apply path: YMODEM into a bootloader with
+/// no test slot, so the plan carries a risk the technician must accept.
+fn analyser_update(faults: &[&str]) -> (tempfile::TempDir, Sim, Run) {
+    let home = demo_home();
+    let mut args = Vec::new();
+    for f in faults {
+        args.extend(["--fault", f]);
+    }
+    let sim = Sim::start("labcore-analyzer-l2", &args);
+    let pkg = home.path().join("packages/labcore-analyzer-l2-3.5.0.fkpkg");
+    let run = fieldkit(
+        home.path(),
+        &[
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--accept-risk",
+            "--package",
+            p(&pkg),
+        ],
+    );
+    (home, sim, run)
+}
+
+#[test]
+fn the_legacy_analyser_needs_the_risk_accepted() {
+    let home = demo_home();
+    let sim = Sim::start("labcore-analyzer-l2", &[]);
+    let reason = fieldkit(home.path(), &["update", "--port", sim.port(), "--yes"])
+        .fails()
+        .to_owned();
+    assert!(
+        reason.contains("no test slot") && reason.contains("--accept-risk"),
+        "{reason}"
+    );
+    assert_eq!(runs(&sim, 0).0, "3.4.0");
+}
+
+#[test]
+fn the_legacy_analyser_is_updated_through_each_fault() {
+    for faults in [
+        &[][..],
+        &["lose-ack=3"],
+        &["duplicate-block=5"],
+        &["nak-storm=4"],
+        &["erase-delay=1500"],
+    ] {
+        let (home, sim, run) = analyser_update(faults);
+        assert_eq!(run.code, 0, "{faults:?}: {}\n{}", run.stderr, run.stdout);
+        assert_eq!(runs(&sim, 0).0, "3.5.0", "{faults:?}");
+        let entries = audit_entries(home.path());
+        let last = entries.last().unwrap();
+        assert_eq!(last["event"], "update_succeeded", "{faults:?}");
+        assert_eq!(last["device"]["firmware"]["firmware"], "3.5.0");
+        assert_eq!(
+            entries[entries.len() - 2]["details"]["risks_accepted"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn a_cable_pull_during_ymodem_fails_cleanly_and_the_retry_succeeds() {
+    // 4 KiB into the transfer: after block 0 erased the old firmware.
+    let (home, sim, run) = analyser_update(&["disconnect-after=6000", "unplug-ms=150"]);
+    let reason = run.fails().to_owned();
+    assert!(reason.contains("disconnect"), "{reason}");
+    let entries = audit_entries(home.path());
+    assert_eq!(entries.last().unwrap()["event"], "update_failed");
+    // The device waits in its bootloader; once the cable is back, the same update brings it
+    // back.
+    sim.wait_for("cable plugged back in", std::time::Duration::from_secs(10));
+    let pkg = home.path().join("packages/labcore-analyzer-l2-3.5.0.fkpkg");
+    fieldkit(
+        home.path(),
+        &[
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--accept-risk",
+            "--package",
+            p(&pkg),
+        ],
+    )
+    .ok();
+    assert_eq!(runs(&sim, 0).0, "3.5.0");
+    assert_eq!(events(home.path()).last().unwrap(), "update_succeeded");
+    fieldkit(home.path(), &["audit", "verify"]).ok();
 }

@@ -141,7 +141,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             let mut s = String::from("Result\n");
             for (package, outcome) in &updated.steps {
                 let text = match outcome {
-                    StepOutcome::Applied => "applied and confirmed".to_owned(),
+                    StepOutcome::Applied => "applied; the new firmware runs".to_owned(),
                     StepOutcome::AlreadyInstalled => "already installed".to_owned(),
                     StepOutcome::Reverted { reason } => format!("REVERTED: {reason}"),
                     StepOutcome::Cancelled { stage } => {

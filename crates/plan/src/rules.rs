@@ -202,6 +202,19 @@ pub(crate) fn state_rules(
     }
     for (component, req) in &m.requires.components {
         let have = state.get(component);
+        let own = m.payloads.iter().any(|p| &p.component == component);
+        if have.is_none() && own {
+            // The device runs no firmware for this component (an in-place transfer was cut
+            // short and it waits in its bootloader): there is nothing to install over, and
+            // restoring it is the point.
+            out.push(Finding::pass(
+                REQUIRES,
+                format!("{component} not installed (the device waits in its bootloader)"),
+                format!("{component} {req}, or no {component} at all"),
+                format!("The device has no {component} firmware, so this release restores it; the range it normally installs over does not apply."),
+            ));
+            continue;
+        }
         let ok = have.is_some_and(|v| req.matches(&v.without_build_semver()));
         out.push(Finding::check(
             ok,

@@ -477,3 +477,13 @@ fn a_lower_security_counter_is_refused() {
         ],
     );
 }
+
+#[test]
+fn a_device_without_firmware_can_be_restored() {
+    let mut c = case(vec![Pkg {
+        requires: &[("app", ">=2.3.0")],
+        ..app("2.4.0", "2.4.0")
+    }]);
+    c.identity.slots.retain(|s| s.image != 0);
+    check(c, &["Go", "step acme-infusion-p7@2.4.0: app none->2.4.0"]);
+}
