@@ -633,3 +633,64 @@ fn a_cable_pull_during_ymodem_fails_cleanly_and_the_retry_succeeds() {
     assert_eq!(events(home.path()).last().unwrap(), "update_succeeded");
     fieldkit(home.path(), &["audit", "verify"]).ok();
 }
+
+/// Power loss on the laptop (kill -9) in the middle of an upload: the intent stays in the log
+/// and is marked interrupted at the next start, the device still runs its old image, and the
+/// next update resumes where the device says it is.
+#[test]
+fn a_killed_update_is_recorded_as_interrupted_and_resumes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let home = demo_home();
+    let sim = Sim::start("acme-infusion-p7", &[]);
+    let pkg = home.path().join("packages/acme-infusion-p7-1.5.0.fkpkg");
+    let mut child = Command::new(support::bin())
+        .arg("--home")
+        .arg(home.path())
+        .args([
+            "--json",
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--package",
+            p(&pkg),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["event"] == "progress" && event["done"].as_u64().unwrap() > 2_000 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(runs(&sim, 1), ("1.4.0".into(), true), "the old image runs");
+    let log = events(home.path());
+    assert_eq!(
+        &log[log.len() - 2..],
+        ["update_started", "update_interrupted"],
+        "{log:?}"
+    );
+
+    let run = fieldkit(
+        home.path(),
+        &[
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--package",
+            p(&pkg),
+        ],
+    );
+    run.ok();
+    sim.wait_for("upload resumed", std::time::Duration::from_secs(1));
+    assert_eq!(runs(&sim, 1), ("1.5.0".into(), true));
+    fieldkit(home.path(), &["audit", "verify"]).ok();
+}

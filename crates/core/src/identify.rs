@@ -297,7 +297,7 @@ pub async fn probe_profile<'p, L: Link>(
             continue;
         }
         tried.push(id);
-        let t = Duration::from_millis(p.timeouts.response_ms.min(2_000));
+        let t = Duration::from_millis(p.timeouts.response_ms);
         match client
             .request::<_, vendor::Map>("probe identity", Op::Read, id.0, id.1, &os::Empty {}, t)
             .await
