@@ -157,3 +157,20 @@ fn a_missing_port_and_an_unknown_profile_are_refused() {
             .contains("unknown profile \"toaster\": required one of acme-infusion-p7")
     );
 }
+
+#[test]
+fn ports_lists_serial_ports_as_one_json_document() {
+    let home = home();
+    let run = fieldkit(home.path(), &["--json", "ports"]);
+    run.ok();
+    // Pseudo-terminals are not serial ports to the OS's discovery, so a machine without
+    // adapters lists none; whatever is listed carries its USB details and matched profile.
+    for port in run.json().as_array().expect("an array of ports") {
+        assert!(
+            port["path"].is_string() && port.get("profile").is_some(),
+            "{port}"
+        );
+    }
+    let text = fieldkit(home.path(), &["ports"]);
+    assert!(!text.ok().is_empty());
+}
