@@ -389,27 +389,39 @@ fn an_unsafe_device_is_refused() {
     }
 }
 
-/// One step (the network core) under a fault: the result, the device and the log.
-fn netcore_update(faults: &[&str]) -> (tempfile::TempDir, Sim, Run) {
+/// One update, of `package` on a simulated `profile` under `faults`: the home, the device
+/// and the result.
+fn update_under(
+    profile: &str,
+    package: &str,
+    faults: &[&str],
+    extra: &[&str],
+) -> (tempfile::TempDir, Sim, Run) {
     let home = demo_home();
-    let mut args = Vec::new();
-    for f in faults {
-        args.extend(["--fault", f]);
-    }
-    let sim = Sim::start("acme-infusion-p7", &args);
-    let pkg = home.path().join("packages/acme-infusion-p7-1.5.0.fkpkg");
-    let run = fieldkit(
-        home.path(),
-        &[
-            "update",
-            "--port",
-            sim.port(),
-            "--yes",
-            "--package",
-            p(&pkg),
-        ],
-    );
+    let fault_args: Vec<&str> = faults.iter().flat_map(|f| ["--fault", f]).collect();
+    let sim = Sim::start(profile, &fault_args);
+    let pkg = home.path().join("packages").join(package);
+    let mut args = vec![
+        "update",
+        "--port",
+        sim.port(),
+        "--yes",
+        "--package",
+        p(&pkg),
+    ];
+    args.extend_from_slice(extra);
+    let run = fieldkit(home.path(), &args);
     (home, sim, run)
+}
+
+/// One step (the network core) under a fault.
+fn netcore_update(faults: &[&str]) -> (tempfile::TempDir, Sim, Run) {
+    update_under(
+        "acme-infusion-p7",
+        "acme-infusion-p7-1.5.0.fkpkg",
+        faults,
+        &[],
+    )
 }
 
 /// The bytes the device receives before the upload starts (identify and check traffic),
@@ -542,26 +554,12 @@ fn without_yes_and_without_a_terminal_nothing_is_applied() {
 /// The legacy analyser through the same plan and apply path: YMODEM into a bootloader with
 /// no test slot, so the plan carries a risk the technician must accept.
 fn analyser_update(faults: &[&str]) -> (tempfile::TempDir, Sim, Run) {
-    let home = demo_home();
-    let mut args = Vec::new();
-    for f in faults {
-        args.extend(["--fault", f]);
-    }
-    let sim = Sim::start("labcore-analyzer-l2", &args);
-    let pkg = home.path().join("packages/labcore-analyzer-l2-3.5.0.fkpkg");
-    let run = fieldkit(
-        home.path(),
-        &[
-            "update",
-            "--port",
-            sim.port(),
-            "--yes",
-            "--accept-risk",
-            "--package",
-            p(&pkg),
-        ],
-    );
-    (home, sim, run)
+    update_under(
+        "labcore-analyzer-l2",
+        "labcore-analyzer-l2-3.5.0.fkpkg",
+        faults,
+        &["--accept-risk"],
+    )
 }
 
 #[test]
