@@ -9,6 +9,7 @@ const COMMANDS: &[&str] = &[
     "start_simulator",
     "stop_simulator",
     "identify",
+    "connected_device",
     "list_packages",
     "suggest_import_folders",
     "import_packages",

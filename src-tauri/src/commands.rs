@@ -32,7 +32,12 @@ async fn work<R: Runtime, T: Send + 'static>(
     let app = app.clone();
     tauri::async_runtime::spawn_blocking(move || f(&app.state::<AppState>()))
         .await
-        .map_err(|e| AppError::new("internal", format!("the operation stopped unexpectedly: {e}")))?
+        .map_err(|e| {
+            AppError::new(
+                "internal",
+                format!("the operation stopped unexpectedly: {e}"),
+            )
+        })?
 }
 
 /// Runs a `core` session future to completion on this (worker) thread.
@@ -44,11 +49,17 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, AppError> {
     Ok(rt.block_on(f))
 }
 
-fn profile_of<'a>(profiles: &'a fieldkit_profile::ProfileSet, id: &str) -> Result<&'a Profile, AppError> {
+fn profile_of<'a>(
+    profiles: &'a fieldkit_profile::ProfileSet,
+    id: &str,
+) -> Result<&'a Profile, AppError> {
     profiles.get(id).ok_or_else(|| {
         AppError::new(
             "unknown_profile",
-            format!("unknown device profile {id:?}: required one of {}", profiles.ids().join(", ")),
+            format!(
+                "unknown device profile {id:?}: required one of {}",
+                profiles.ids().join(", ")
+            ),
         )
     })
 }
@@ -274,7 +285,11 @@ pub(crate) async fn identify<R: Runtime>(
             audit: &audit,
         };
         let simulated = lock(&s.sims).profile_of(&port).is_some();
-        let identity = block_on(session::identify_and_record(visit, &port, profile.as_deref()))??;
+        let identity = block_on(session::identify_and_record(
+            visit,
+            &port,
+            profile.as_deref(),
+        ))??;
         let connected = Connected {
             port,
             identity,
@@ -283,6 +298,19 @@ pub(crate) async fn identify<R: Runtime>(
         *lock(&s.connected) = Some(connected.clone());
         *lock(&s.last_check) = None;
         device_view(s, &connected)
+    })
+    .await
+}
+
+/// The connected device as last read (no new conversation with it), with the SBOMs of the
+/// packages imported since.
+#[tauri::command]
+pub(crate) async fn connected_device<R: Runtime>(
+    app: AppHandle<R>,
+) -> Result<Option<DeviceView>, AppError> {
+    work(&app, |s| {
+        let connected = lock(&s.connected).clone();
+        connected.map(|c| device_view(s, &c)).transpose()
     })
     .await
 }
@@ -506,7 +534,10 @@ fn package_files(path: &Path) -> Result<Vec<PathBuf>, AppError> {
     let entries = std::fs::read_dir(path).map_err(|e| {
         AppError::new(
             "not_found",
-            format!("cannot open {}: {e}; required a folder or a .fkpkg file", path.display()),
+            format!(
+                "cannot open {}: {e}; required a folder or a .fkpkg file",
+                path.display()
+            ),
         )
     })?;
     let mut files: Vec<PathBuf> = entries
@@ -695,7 +726,7 @@ fn audit_status_of(s: &AppState) -> Result<AuditStatus, AppError> {
 
 #[tauri::command]
 pub(crate) async fn audit_status<R: Runtime>(app: AppHandle<R>) -> Result<AuditStatus, AppError> {
-    work(&app, |s| audit_status_of(s)).await
+    work(&app, audit_status_of).await
 }
 
 #[tauri::command]
@@ -703,9 +734,15 @@ pub(crate) async fn sync_now<R: Runtime>(
     app: AppHandle<R>,
 ) -> Result<fieldkit_sync::SyncReport, AppError> {
     work(&app, |s| {
-        let hub = Settings::load(&s.home)?.hub.filter(|h| !h.trim().is_empty()).ok_or_else(|| {
-            AppError::new("no_hub", "no hub address is set: required the hub's URL in Settings")
-        })?;
+        let hub = Settings::load(&s.home)?
+            .hub
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| {
+                AppError::new(
+                    "no_hub",
+                    "no hub address is set: required the hub's URL in Settings",
+                )
+            })?;
         let log = s.audit()?;
         let client = fieldkit_sync::SyncClient::new(&hub)?;
         Ok(block_on(client.sync(&log))??)

@@ -27,28 +27,28 @@ use tauri::{Manager, Runtime};
 /// The app's commands and state added to `base`, on any runtime: `tauri::Builder::default()`
 /// for the window, `tauri::test::mock_builder()` in tests.
 pub fn builder<R: Runtime>(base: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
-    base.manage(state)
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::ui_ready,
-            commands::list_devices,
-            commands::start_simulator,
-            commands::stop_simulator,
-            commands::identify,
-            commands::list_packages,
-            commands::suggest_import_folders,
-            commands::import_packages,
-            commands::check,
-            commands::update,
-            commands::cancel_update,
-            commands::audit_entries,
-            commands::audit_verify,
-            commands::audit_status,
-            commands::sync_now,
-            commands::get_settings,
-            commands::set_settings,
-            commands::trust_details,
-        ])
+    base.manage(state).invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::ui_ready,
+        commands::list_devices,
+        commands::start_simulator,
+        commands::stop_simulator,
+        commands::identify,
+        commands::connected_device,
+        commands::list_packages,
+        commands::suggest_import_folders,
+        commands::import_packages,
+        commands::check,
+        commands::update,
+        commands::cancel_update,
+        commands::audit_entries,
+        commands::audit_verify,
+        commands::audit_status,
+        commands::sync_now,
+        commands::get_settings,
+        commands::set_settings,
+        commands::trust_details,
+    ])
 }
 
 /// Runs the app on the real runtime until its window closes. Simulated devices stop with it.

@@ -123,7 +123,8 @@ fn prepare_demo(home: &Home) -> Result<bool, AppError> {
 }
 
 fn move_packages(from: &Path, to: &Path) -> Result<(), AppError> {
-    let io = |e: std::io::Error| AppError::new("demo", format!("preparing the DEMO USB stick: {e}"));
+    let io =
+        |e: std::io::Error| AppError::new("demo", format!("preparing the DEMO USB stick: {e}"));
     std::fs::create_dir_all(to).map_err(io)?;
     for entry in std::fs::read_dir(from).map_err(io)? {
         let path = entry.map_err(io)?.path();

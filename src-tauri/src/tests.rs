@@ -1,11 +1,12 @@
 //! The commands on Tauri's mock runtime: invoked through the IPC as the web view invokes them,
 //! against a DEMO home, simulated devices on real pseudo-terminals, and the real `core`.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tauri::ipc::{CallbackFn, Channel, InvokeBody, InvokeResponseBody};
-use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
@@ -19,12 +20,14 @@ struct Harness {
 }
 
 impl Harness {
-    /// An app over a new home, which it fills with the DEMO kit.
+    /// An app over a new home, which it fills with the DEMO kit. The context is the real one
+    /// (`tauri.conf.json` and the capability file), so a command the capability does not
+    /// allow fails here as it would in the window.
     fn new() -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = AppState::new(fieldkit_core::Home::at(dir.path().join("home"))).expect("state");
         let app = crate::builder(mock_builder(), state)
-            .build(mock_context(noop_assets()))
+            .build(tauri::generate_context!(test = true))
             .expect("app");
         let window = WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
@@ -42,7 +45,7 @@ impl Harness {
             cmd: cmd.into(),
             callback: CallbackFn(0),
             error: CallbackFn(1),
-            url: "http://tauri.localhost".parse().expect("url"),
+            url: "tauri://localhost".parse().expect("url"),
             body: InvokeBody::Json(args),
             headers: Default::default(),
             invoke_key: INVOKE_KEY.to_string(),
@@ -76,7 +79,10 @@ fn a_visit_through_the_commands() {
     let h = Harness::new();
     let info = h.ok("app_info", json!({}));
     assert_eq!(info["demo"], true);
-    let stick = info["usb_stick"].as_str().expect("a DEMO USB stick").to_owned();
+    let stick = info["usb_stick"]
+        .as_str()
+        .expect("a DEMO USB stick")
+        .to_owned();
 
     let devices = h.ok("list_devices", json!({}));
     let sims = devices["simulators"].as_array().expect("simulators");
@@ -90,7 +96,10 @@ fn a_visit_through_the_commands() {
     assert!(imported.iter().any(|r| r["ok"] == true));
     let refused: Vec<&Value> = imported.iter().filter(|r| r["ok"] == false).collect();
     assert!(
-        !refused.is_empty() && refused.iter().all(|r| r["finding"]["rule"] == "recall.package"),
+        !refused.is_empty()
+            && refused
+                .iter()
+                .all(|r| r["finding"]["rule"] == "recall.package"),
         "only the recalled releases are refused: {refused:?}"
     );
 
@@ -113,12 +122,53 @@ fn a_visit_through_the_commands() {
         .filter(|p| p["for_device"] == true)
         .collect();
     assert!(!pump.is_empty());
-    assert!(pump.iter().all(|p| p["entitlement"]["findings"].as_array().is_some_and(|f| !f.is_empty())));
+    assert!(pump.iter().all(|p| {
+        p["entitlement"]["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+    }));
+
+    // The release made for another hardware revision, named: refused, with the rule that says why.
+    let home = PathBuf::from(info["home"].as_str().expect("home"));
+    let kit = fieldkit_core::demo::read_kit(&fieldkit_core::Home::at(&home))
+        .expect("kit")
+        .expect("a demo kit");
+    let wrong = kit
+        .items
+        .iter()
+        .find(|i| {
+            i.kind == fieldkit_core::demo::ItemKind::Package
+                && i.label == "wrong-hardware"
+                && i.product.as_deref() == Some("acme-infusion-p7")
+        })
+        .expect("a wrong-hardware package");
+    let named = home
+        .join("packages")
+        .join(wrong.files[0].file_name().expect("a file"));
+    let check = h.ok("check", json!({ "package": named }));
+    assert_eq!(check["checked"]["plan"]["verdict"], "refused", "{check}");
+    let failed: Vec<&Value> = check["checked"]["plan"]["rules"]
+        .as_array()
+        .expect("rule groups")
+        .iter()
+        .flat_map(|g| g["findings"].as_array().expect("findings"))
+        .filter(|f| f["passed"] == false)
+        .collect();
+    assert!(
+        failed.iter().any(|f| f["rule"] == "target.hardware"),
+        "{failed:?}"
+    );
 
     let check = h.ok("check", json!({ "package": null }));
     assert_eq!(check["checked"]["plan"]["verdict"], "go", "{check}");
     let id = check["id"].as_u64().expect("id");
-    assert_eq!(h.err_kind("update", json!({ "checkId": id + 1, "acceptRisks": false, "onProgress": "__CHANNEL__:1" })), "stale_check");
+    assert_eq!(
+        h.err_kind(
+            "update",
+            json!({ "checkId": id + 1, "acceptRisks": false, "onProgress": "__CHANNEL__:1" })
+        ),
+        "stale_check"
+    );
     let check = h.ok("check", json!({ "package": null }));
     let id = check["id"].as_u64().expect("id");
     let updated = h.ok(
@@ -126,8 +176,14 @@ fn a_visit_through_the_commands() {
         json!({ "checkId": id, "acceptRisks": false, "onProgress": "__CHANNEL__:2" }),
     );
     let steps = updated["steps"].as_array().expect("steps");
-    assert!(!steps.is_empty() && steps.iter().all(|s| s[1]["outcome"] == "applied"), "{updated}");
-    assert_eq!(h.ok("check", json!({ "package": null }))["checked"]["plan"]["verdict"], "up_to_date");
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s[1]["outcome"] == "applied"),
+        "{updated}"
+    );
+    assert_eq!(
+        h.ok("check", json!({ "package": null }))["checked"]["plan"]["verdict"],
+        "up_to_date"
+    );
 
     let entries = h.ok("audit_entries", json!({ "limit": null }));
     let events: Vec<&str> = entries
@@ -136,10 +192,19 @@ fn a_visit_through_the_commands() {
         .iter()
         .map(|e| e["event"].as_str().expect("event"))
         .collect();
-    for e in ["device_identified", "check_passed", "update_started", "update_succeeded"] {
+    for e in [
+        "device_identified",
+        "check_passed",
+        "update_started",
+        "update_succeeded",
+    ] {
         assert!(events.contains(&e), "{e} in {events:?}");
     }
-    assert_eq!(entries[0]["seq"].as_u64(), Some(events.len() as u64 - 1), "newest first");
+    assert_eq!(
+        entries[0]["seq"].as_u64(),
+        Some(events.len() as u64 - 1),
+        "newest first"
+    );
     let status = h.ok("audit_status", json!({}));
     assert_eq!(status["unsynced"], status["size"]);
     assert_eq!(h.ok("audit_verify", json!({}))["size"], status["size"]);
@@ -147,7 +212,11 @@ fn a_visit_through_the_commands() {
     let trust = h.ok("trust_details", json!({}));
     assert_eq!(trust["demo"], true);
     assert_eq!(trust["root_version"], 1);
-    assert!(trust["laptop_public_key"].as_str().is_some_and(|k| k.contains("BEGIN PUBLIC KEY")));
+    assert!(
+        trust["laptop_public_key"]
+            .as_str()
+            .is_some_and(|k| k.contains("BEGIN PUBLIC KEY"))
+    );
 
     h.ok("stop_simulator", json!({ "profile": "acme-infusion-p7" }));
     assert_eq!(h.err_kind("check", json!({ "package": null })), "no_device");
@@ -167,15 +236,44 @@ fn errors_say_what_kind_they_are() {
     for (cmd, args, kind) in [
         ("check", json!({ "package": null }), "no_device"),
         ("sync_now", json!({}), "no_hub"),
-        ("set_settings", with(json!({ "hub": "not a url" })), "bad_hub_url"),
-        ("set_settings", with(json!({ "technician": " " })), "invalid_settings"),
-        ("import_packages", json!({ "path": "/nonexistent/stick" }), "not_found"),
-        ("start_simulator", json!({ "profile": "no-such-model" }), "unknown_profile"),
-        ("update", json!({ "checkId": 1, "acceptRisks": false, "onProgress": "__CHANNEL__:3" }), "stale_check"),
+        (
+            "set_settings",
+            with(json!({ "hub": "not a url" })),
+            "bad_hub_url",
+        ),
+        (
+            "set_settings",
+            with(json!({ "technician": " " })),
+            "invalid_settings",
+        ),
+        (
+            "import_packages",
+            json!({ "path": "/nonexistent/stick" }),
+            "not_found",
+        ),
+        (
+            "start_simulator",
+            json!({ "profile": "no-such-model" }),
+            "unknown_profile",
+        ),
+        (
+            "update",
+            json!({ "checkId": 1, "acceptRisks": false, "onProgress": "__CHANNEL__:3" }),
+            "stale_check",
+        ),
     ] {
         assert_eq!(h.err_kind(cmd, args), kind, "{cmd}");
     }
-    // A hub nobody listens on: the sync fails, and says the hub is unreachable.
+    // A hub nobody listens on: a sync with something to send fails, and says the hub is
+    // unreachable.
+    let port = h.ok(
+        "start_simulator",
+        json!({ "profile": "vitalis-monitor-m3" }),
+    );
+    h.ok(
+        "identify",
+        json!({ "port": port, "profile": "vitalis-monitor-m3" }),
+    );
     let saved = h.ok("set_settings", with(json!({ "hub": "http://127.0.0.1:9" })));
     assert_eq!(saved["hub"], "http://127.0.0.1:9");
     assert_eq!(h.err_kind("sync_now", json!({})), "hub_unreachable");
@@ -186,7 +284,9 @@ fn progress_goes_over_the_channel_thinned() {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = got.clone();
     let channel: Channel<ProgressEvent> = Channel::new(move |body: InvokeResponseBody| {
-        sink.lock().expect("lock").push(body.deserialize::<Value>().expect("JSON"));
+        sink.lock()
+            .expect("lock")
+            .push(body.deserialize::<Value>().expect("JSON"));
         Ok(())
     });
     let mut p = ChannelProgress::new(channel);
@@ -201,7 +301,11 @@ fn progress_goes_over_the_channel_thinned() {
         json!({ "type": "stage", "stage": "uploading", "label": "uploading", "message": "sending app 2.4.0" })
     );
     let bytes: Vec<&Value> = got.iter().filter(|e| e["type"] == "bytes").collect();
-    assert!(bytes.len() < 10, "a burst is thinned: {} messages", bytes.len());
+    assert!(
+        bytes.len() < 10,
+        "a burst is thinned: {} messages",
+        bytes.len()
+    );
     assert_eq!(
         *bytes.last().expect("the last count"),
         &json!({ "type": "bytes", "component": "app", "done": 1000, "total": 1000 })

@@ -62,18 +62,33 @@ class Session {
     return Object.values(el)[0];
   }
 
-  async click(css) {
-    await this.cmd("POST", `/element/${await this.find(css)}/click`, {});
+  /**
+   * Runs `f` on the element `css`, finding it again if the screen was redrawn in between (the
+   * UI rebuilds a screen's DOM whenever its state changes, e.g. on every progress message).
+   */
+  async withElement(css, f) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await f(await this.find(css));
+      } catch (e) {
+        if (attempt >= 5 || !/stale element/.test(e.message)) throw e;
+      }
+    }
   }
 
-  async text(css) {
-    return this.cmd("GET", `/element/${await this.find(css)}/text`);
+  click(css) {
+    return this.withElement(css, (el) => this.cmd("POST", `/element/${el}/click`, {}));
   }
 
-  async type(css, value) {
-    const el = await this.find(css);
-    await this.cmd("POST", `/element/${el}/clear`, {});
-    await this.cmd("POST", `/element/${el}/value`, { text: value });
+  text(css) {
+    return this.withElement(css, (el) => this.cmd("GET", `/element/${el}/text`));
+  }
+
+  type(css, value) {
+    return this.withElement(css, async (el) => {
+      await this.cmd("POST", `/element/${el}/clear`, {});
+      await this.cmd("POST", `/element/${el}/value`, { text: value });
+    });
   }
 
   script(body, ...args) {
@@ -89,7 +104,7 @@ class Session {
       return await this.cmd("POST", "/execute/async", {
         script: `
           const done = arguments[arguments.length - 1];
-          const pred = new Function(arguments[0]);
+          const pred = () => { ${predicate} };
           let obs;
           const check = () => {
             let v;
@@ -101,7 +116,7 @@ class Session {
             obs = new MutationObserver(check);
             obs.observe(document.documentElement, { subtree: true, childList: true, characterData: true, attributes: true });
           }`,
-        args: [predicate],
+        args: [],
       });
     } catch (e) {
       const page = await this.script("return document.querySelector('main')?.innerText ?? ''").catch(() => "");
@@ -111,6 +126,11 @@ class Session {
 
   async screenshot(name) {
     if (!SHOTS) return;
+    // Let the window paint what the DOM holds now before it is captured.
+    await this.cmd("POST", "/execute/async", {
+      script: "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+      args: [],
+    });
     const png = await this.cmd("GET", "/screenshot");
     mkdirSync(SHOTS, { recursive: true });
     writeFileSync(join(SHOTS, `app-${name}.png`), Buffer.from(png, "base64"));
@@ -180,7 +200,9 @@ test("a technician's visit: connect, identify, import, refused and passing check
   const dir = mkdtempSync(join(tmpdir(), "fieldkit-app-e2e-"));
   const home = join(dir, "home");
   const children = [];
-  t.after(() => {
+  let s = null;
+  t.after(async () => {
+    if (s) await s.close(); // closes the app's window and ends the app
     for (const c of children) c.kill();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -194,14 +216,21 @@ test("a technician's visit: connect, identify, import, refused and passing check
   children.push(driver);
   const base = `http://127.0.0.1:${port}`;
   await driverReady(base, driver);
-  const s = await Session.create(base, APP);
-  t.after(() => s.close());
+  s = await Session.create(base, APP);
 
   // Connect: nothing is plugged in; the simulated devices are offered, labelled.
   await s.waitFor("the simulated pump", "return document.querySelector('#connect-sim-acme-infusion-p7') && !document.getElementById('busy')");
   assert.match(await s.text("#demo-banner"), /DEMO/);
   assert.match(await s.text("#simulators"), /SIMULATED/);
   await s.screenshot("connect");
+
+  // The technician says who and where: every audit entry carries it.
+  await s.go("settings");
+  await s.type("#set-technician", "Ana Ruiz");
+  await s.type("#set-site", "DEMO St. Example Hospital, Ward 4");
+  await s.click("#save-settings");
+  await s.waitFor("the settings to be saved", "return document.querySelector('#settings-saved')");
+  await s.go("connect");
 
   // Read its identity.
   await s.click("#connect-sim-acme-infusion-p7");
@@ -272,8 +301,9 @@ test("a technician's visit: connect, identify, import, refused and passing check
   assert.match(result, /Update complete/, result);
   await s.screenshot("update-done");
 
-  // The audit log has every step.
+  // The audit log has every step, with who did it and where.
   await s.go("audit");
+  assert.match(await s.text("#audit-entries"), /Ana Ruiz/);
   const events = await s.script("return [...document.querySelectorAll('#audit-entries tbody tr')].map((r) => r.dataset.event)");
   for (const e of ["device_identified", "check_refused", "check_passed", "update_started", "update_succeeded"]) {
     assert.ok(events.includes(e), `the audit log shows ${e}: ${events}`);
@@ -292,7 +322,7 @@ test("a technician's visit: connect, identify, import, refused and passing check
   children.push(hub.child);
   await s.type("#set-hub", hub.match[1]);
   await s.click("#save-settings");
-  await s.waitFor("the settings to be saved", "return document.querySelector('#settings-saved')");
+  await s.waitFor("the hub to be saved", "return document.querySelector('#settings-saved') && document.getElementById('set-hub').value.startsWith('http')");
   await s.screenshot("settings");
 
   await s.go("audit");

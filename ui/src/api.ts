@@ -166,7 +166,8 @@ export interface Plan {
   summary: string;
   target: string | null;
   steps: Step[];
-  findings: Finding[];
+  /** Every rule evaluated, grouped: the device and visit first, then each package's. */
+  rules: { scope: string; findings: Finding[] }[];
   risks: string[];
 }
 
@@ -273,6 +274,7 @@ export const api = {
   stopSimulator: (profile: string) => invoke<void>("stop_simulator", { profile }),
   identify: (port: string, profile: string | null) =>
     invoke<DeviceView>("identify", { port, profile }),
+  connectedDevice: () => invoke<DeviceView | null>("connected_device"),
   listPackages: () => invoke<Packages>("list_packages"),
   suggestImportFolders: () => invoke<Folder[]>("suggest_import_folders"),
   importPackages: (path: string) => invoke<ImportResult[]>("import_packages", { path }),

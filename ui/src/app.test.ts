@@ -62,7 +62,10 @@ function checkView(verdict: "go" | "refused"): CheckView {
           verdict === "go"
             ? [{ package: "acme-infusion-p7@2.4.0", reason: "the target", payloads: [{ component: "app", image: 0, from: "2.3.1", to: "2.4.0", file: "app.bin", image_hash: null, size: 4000 }] }]
             : [],
-        findings: [finding("time.clock", true, "ok", "ok"), finding("target.hardware", verdict === "go", "C", "D")],
+        rules: [
+          { scope: "device", findings: [finding("time.clock", true, "ok", "ok")] },
+          { scope: "acme-infusion-p7@2.4.0", findings: [finding("target.hardware", verdict === "go", "C", "D")] },
+        ],
         risks: [],
       },
       package_files: [],
@@ -84,6 +87,7 @@ beforeEach(() => {
     list_devices: () => devices,
     start_simulator: () => device.port,
     identify: () => device,
+    connected_device: () => device,
     list_packages: () => ({ device: "InfuSafe P7 P7-004217", packages: [] }),
     suggest_import_folders: () => [{ path: "/home/t/demo/usb-stick", label: "DEMO USB stick (demo packages)" }],
   };
@@ -148,10 +152,11 @@ describe("check", () => {
     await app.runCheck();
     expect($("#verdict").dataset.verdict).toBe("refused");
     expect(text("#verdict")).toMatch(/Update refused/);
-    const rows = [...document.querySelectorAll("#findings tbody tr")] as HTMLElement[];
+    const rows = [...document.querySelectorAll("#findings tbody tr[data-rule]")] as HTMLElement[];
     expect(rows.map((r) => r.dataset.rule)).toEqual(["target.hardware", "time.clock"]);
     expect(rows[0].textContent).toMatch(/Failed.*Fits this hardware revision.*C.*D/);
     expect(rows[1].textContent).toMatch(/Passed/);
+    expect(text("#findings")).toMatch(/Package acme-infusion-p7@2\.4\.0[\s\S]*This device and this visit/);
     expect($("#go-update")).toBeNull();
   });
 
@@ -224,7 +229,7 @@ describe("update", () => {
     const app = await started();
     app.m.update = {
       checkId: 1, steps: [], stepIndex: 0, stage: { stage: "uploading", label: "uploading", message: "" }, component: "app", done: 1, total: 2,
-      finishedBytes: 0, overallTotal: 2, meter: new (await import("./format")).RateMeter(), history: [], cancelRequested: false, result: null, error: null,
+      finishedBytes: 0, stepBytes: 0, overallTotal: 2, meter: new (await import("./format")).RateMeter(), history: [], cancelRequested: false, result: null, error: null,
     };
     await app.go("update");
     ($("#cancel-update") as HTMLButtonElement).click();

@@ -48,13 +48,16 @@ export const SCREENS: { id: ScreenId; title: string }[] = [
 export interface UpdateRun {
   checkId: number;
   steps: Step[];
+  /** The step under way (steps.length once all are done). */
   stepIndex: number;
   stage: { stage: string; label: string; message: string } | null;
   component: string | null;
   done: number;
   total: number;
-  /** Bytes of payloads finished in earlier components and steps. */
+  /** Bytes of the steps already finished. */
   finishedBytes: number;
+  /** Bytes of the components already sent in the step under way. */
+  stepBytes: number;
   overallTotal: number;
   meter: RateMeter;
   history: string[];
@@ -146,6 +149,10 @@ export class App {
   /** Opens a screen, refreshing what it shows, and moves the keyboard focus to its title. */
   async go(screen: ScreenId): Promise<void> {
     this.m.screen = screen;
+    // One-off confirmations belong to the moment they were shown.
+    this.m.settingsSaved = false;
+    this.m.sync = null;
+    this.m.verify = null;
     this.render();
     document.getElementById("screen-title")?.focus();
     await this.refresh(screen);
@@ -162,6 +169,11 @@ export class App {
           this.m.folders = await api.suggestImportFolders();
           if (!this.m.importPath && this.m.folders[0]) this.m.importPath = this.m.folders[0].path;
           this.m.packages = await api.listPackages();
+        });
+      case "device":
+        if (!this.m.device) return;
+        return this.run(screen, "Reading the device's details…", async () => {
+          this.m.device = await api.connectedDevice();
         });
       case "check":
         if (this.m.packages) return;
@@ -237,9 +249,9 @@ export class App {
 
   async runCheck(): Promise<void> {
     const pkg = this.m.checkPackage || null;
+    this.m.check = null;
+    this.m.acceptRisks = false;
     await this.run("check", "Reading the device and checking every rule…", async () => {
-      this.m.check = null;
-      this.m.acceptRisks = false;
       this.m.check = await api.check(pkg);
       if (this.m.device) this.m.device.identity = this.m.check.checked.identity;
     });
@@ -252,12 +264,13 @@ export class App {
     const run: UpdateRun = {
       checkId: check.id,
       steps,
-      stepIndex: -1,
+      stepIndex: 0,
       stage: null,
       component: null,
       done: 0,
       total: 0,
       finishedBytes: 0,
+      stepBytes: 0,
       overallTotal: steps.flatMap((s) => s.payloads).reduce((n, p) => n + p.size, 0),
       meter: new RateMeter(),
       history: [],
@@ -284,12 +297,20 @@ export class App {
 
   onProgress(run: UpdateRun, e: ProgressEvent): void {
     if (e.type === "stage") {
-      if (e.stage === "preparing") run.stepIndex += 1;
       run.stage = e;
       run.history.push(`${e.label}: ${e.message}`);
+      if (e.stage === "done" && run.stepIndex < run.steps.length) {
+        // A step ends with "done": count its bytes in full and move to the next one.
+        run.finishedBytes += run.steps[run.stepIndex].payloads.reduce((n, p) => n + p.size, 0);
+        run.stepIndex += 1;
+        run.stepBytes = 0;
+        run.component = null;
+        run.done = 0;
+        run.total = 0;
+      }
     } else {
-      if (run.component !== null && (e.component !== run.component || e.done < run.done)) {
-        run.finishedBytes += run.total; // the previous component finished
+      if (run.component !== null && e.component !== run.component) {
+        run.stepBytes += run.total; // the step's previous component is sent
       }
       run.component = e.component;
       run.done = e.done;
@@ -397,9 +418,21 @@ export class App {
           ),
           h("p", { class: "hint" }, "Alt+1 … Alt+7 switch screens."),
         ),
-        h("main", { id: "main", "data-screen": m.screen }, this.screen()),
+        h("main", { id: "main", "data-screen": m.screen }, this.safeScreen()),
       ),
     );
+  }
+
+  /** The screen, or what went wrong building it: the window never freezes on a bad answer. */
+  private safeScreen(): Node {
+    try {
+      return this.screen();
+    } catch (e) {
+      return errorBox({
+        kind: "internal",
+        message: `this screen could not be shown: ${e instanceof Error ? e.message : String(e)}`,
+      });
+    }
   }
 
   private screen(): Node {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { advice, duration, failedFirst, RateMeter, ruleTitle } from "./format";
+import { advice, duration, failedFirst, RateMeter, readableTimes, ruleTitle } from "./format";
 
 describe("RateMeter", () => {
   it("has no rate or time left from one sample", () => {
@@ -54,6 +54,12 @@ describe("words", () => {
   it("lists failed rules first", () => {
     const f = (rule: string, passed: boolean) => ({ rule, passed, found: "", required: "", explanation: "" });
     expect(failedFirst([f("a", true), f("b", false), f("c", true)]).map((x) => x.rule)).toEqual(["b", "a", "c"]);
+  });
+
+  it("shortens times inside rule values", () => {
+    expect(readableTimes("before 2027-11-22T00:00:00+00:00")).toBe("before 2027-11-22 00:00 UTC");
+    expect(readableTimes("2026-11-22T12:32:57.554552170+00:00")).toBe("2026-11-22 12:32 UTC");
+    expect(readableTimes("today 2026-11-22")).toBe("today 2026-11-22");
   });
 
   it("formats durations", () => {

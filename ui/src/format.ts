@@ -120,6 +120,11 @@ export function outcomeLabel(o: StepOutcome): string {
   }
 }
 
+/** RFC 3339 times inside a rule's values, shortened to what a person reads: `2026-11-22 12:32 UTC`. */
+export function readableTimes(text: string): string {
+  return text.replace(/(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?(\+00:00|Z)/g, "$1 $2 UTC");
+}
+
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;

@@ -66,7 +66,7 @@ export function auditScreen(app: App): Node {
       ? h(
           "p",
           { class: "okline", id: "verify-result", role: "status" },
-          `✓ Intact: all ${m.verify.size} entries and ${m.verify.checkpoints} checkpoints check out` +
+          `✓ Intact: all ${m.verify.size} entries and ${m.verify.checkpoints} checkpoint${m.verify.checkpoints === 1 ? "" : "s"} check out` +
             (m.verify.receipts ? `, ${m.verify.receipts} hub receipt${m.verify.receipts === 1 ? "" : "s"} verified` : "") +
             (m.verify.clock_flags.length ? `; ${m.verify.clock_flags.length} entries show the laptop clock was changed` : "") +
             ".",
@@ -89,7 +89,7 @@ export function auditScreen(app: App): Node {
                 h("td", { class: "nowrap" }, localTime(e.time)),
                 h("td", null, eventLabel(e.event)),
                 h("td", null, h("span", { class: `pill ${OUTCOME_CLASS[e.outcome] ?? "neutral"}` }, e.outcome)),
-                h("td", null, String(e.device.serial ?? "—")),
+                h("td", { class: "nowrap" }, String(e.device.serial ?? "—")),
                 h("td", null, `${e.technician} · ${e.site}`),
                 h("td", { class: "small" }, summary(e.details)),
               ),

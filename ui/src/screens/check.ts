@@ -3,7 +3,7 @@
 
 import type { App } from "../app";
 import { h } from "../dom";
-import { failedFirst, ruleTitle } from "../format";
+import { failedFirst, readableTimes, ruleTitle } from "../format";
 
 export function checkScreen(app: App): Node {
   const m = app.m;
@@ -18,6 +18,11 @@ export function checkScreen(app: App): Node {
   const usable = (m.packages?.packages ?? []).filter((p) => p.ok && p.for_device !== false);
   const c = m.check;
   const plan = c?.checked.plan;
+  // Groups with a failed rule first, so the reason for a refusal is at the top.
+  const groups = [...(plan?.rules ?? [])].sort(
+    (a, b) => Number(b.findings.some((f) => !f.passed)) - Number(a.findings.some((f) => !f.passed)),
+  );
+  const all = groups.flatMap((g) => g.findings);
   return h(
     "section",
     null,
@@ -69,23 +74,30 @@ export function checkScreen(app: App): Node {
                 ? h("p", null, "Nothing was sent to the device. The rules marked ✗ below say why; the check is recorded in the audit log.")
                 : null,
           ),
-          h("h2", null, `Every rule checked (${plan.findings.filter((f) => !f.passed).length} failed, ${plan.findings.filter((f) => f.passed).length} passed)`),
+          h("h2", null, `Every rule checked (${all.filter((f) => !f.passed).length} failed, ${all.filter((f) => f.passed).length} passed)`),
           h(
             "table",
             { id: "findings" },
             h("thead", null, h("tr", null, ["", "Rule", "What it means", "Found", "Required"].map((x) => h("th", null, x)))),
-            h(
-              "tbody",
-              null,
-              failedFirst(plan.findings).map((f) =>
+            groups.map((g) =>
+              h(
+                "tbody",
+                { "data-scope": g.scope },
                 h(
                   "tr",
-                  { class: f.passed ? "passed" : "failed", "data-rule": f.rule },
-                  h("td", null, h("span", { class: f.passed ? "pill ok" : "pill bad" }, f.passed ? "✓ Passed" : "✗ Failed")),
-                  h("td", null, h("strong", null, ruleTitle(f.rule)), h("div", { class: "muted small mono" }, f.rule)),
-                  h("td", null, f.explanation),
-                  h("td", null, f.found),
-                  h("td", null, f.required),
+                  { class: "group" },
+                  h("th", { colspan: "5", scope: "rowgroup" }, g.scope === "device" ? "This device and this visit" : `Package ${g.scope}`),
+                ),
+                failedFirst(g.findings).map((f) =>
+                  h(
+                    "tr",
+                    { class: f.passed ? "passed" : "failed", "data-rule": f.rule },
+                    h("td", null, h("span", { class: f.passed ? "pill ok" : "pill bad" }, f.passed ? "✓ Passed" : "✗ Failed")),
+                    h("td", null, h("strong", null, ruleTitle(f.rule)), h("div", { class: "muted small mono" }, f.rule)),
+                    h("td", null, f.explanation),
+                    h("td", { class: "value" }, readableTimes(f.found)),
+                    h("td", { class: "value" }, readableTimes(f.required)),
+                  ),
                 ),
               ),
             ),

@@ -32,6 +32,8 @@ export function deviceScreen(app: App): Node {
     "section",
     null,
     app.title("Device", "The identity of the connected device, read just now, and what runs on it."),
+    app.busyLine(),
+    app.errorBox("device"),
     d.simulated ? h("p", { class: "note" }, h("span", { class: "tag sim" }, "SIMULATED"), " This is a simulated device for training and demonstration.") : null,
     h(
       "div",

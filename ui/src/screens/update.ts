@@ -9,13 +9,13 @@ import { bytes, duration, outcomeLabel } from "../format";
 const TOO_LATE = new Set(["confirming", "done"]);
 
 function progressPanel(app: App, run: UpdateRun): Node {
-  const overallDone = run.finishedBytes + run.done;
+  const overallDone = Math.min(run.overallTotal, run.finishedBytes + run.stepBytes + run.done);
   const pct = run.overallTotal > 0 ? Math.min(100, Math.round((overallDone / run.overallTotal) * 100)) : 0;
   const rate = run.meter.rate();
   const eta = run.total > 0 ? run.meter.eta(run.total) : null;
   const finished = run.result !== null || run.error !== null;
   const canCancel = !finished && !run.cancelRequested && !TOO_LATE.has(run.stage?.stage ?? "");
-  const step = run.steps[Math.max(0, run.stepIndex)];
+  const step = run.steps[run.stepIndex];
   return h(
     "div",
     { class: "progress-panel", id: "progress" },
@@ -25,8 +25,8 @@ function progressPanel(app: App, run: UpdateRun): Node {
       finished
         ? "Finished"
         : step
-          ? `Step ${Math.max(1, run.stepIndex + 1)} of ${run.steps.length} (${step.package}): ${run.stage?.label ?? "starting"}`
-          : "Starting…",
+          ? `Step ${run.stepIndex + 1} of ${run.steps.length} (${step.package}): ${run.stage?.label ?? "starting"}`
+          : "Reading the device back…",
     ),
     h(
       "div",
