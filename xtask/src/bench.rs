@@ -62,6 +62,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if want("audit") {
         rows.extend(crate::bench_audit::run()?);
     }
+    if want("app") {
+        crate::bench_app::run(&mut rows)?;
+    }
     println!("\n{:<58} value", "figure");
     for (name, value) in &rows {
         println!("{name:<58} {value}");

@@ -2,12 +2,19 @@
 //!
 //! - `cargo xtask setup`: installs what the build and the tests need and is missing (Debian
 //!   packages, Python tools), and does nothing when everything is there.
-//! - `cargo xtask run`: the README's first command.
-//! - `cargo xtask test`: the README's second command: formatting, lints, every test.
+//! - `cargo xtask run`: the README's first command: opens the desktop app, with simulated
+//!   devices and the DEMO kit when nothing is plugged in.
+//! - `cargo xtask tour`: the command-line tour (the CLI against a simulated pump).
+//! - `cargo xtask test`: the README's second command: formatting, lints, every test, the UI's
+//!   unit tests and the app's end-to-end test under Xvfb.
+//! - `cargo xtask screenshots`: the app's end-to-end test, saving every screen to
+//!   `docs/screenshots/app-*.png`.
 //! - `cargo xtask bench`: the performance figures, each a ratio measured side by side in one
 //!   run.
 
+mod app;
 mod bench;
+mod bench_app;
 mod bench_audit;
 mod bench_line;
 mod bench_trust;
@@ -23,11 +30,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
-        Some("run") => setup::run().and_then(|()| tour::run()),
+        Some("run") => setup::run().and_then(|()| app::run()),
+        Some("tour") => setup::run().and_then(|()| tour::run()),
         Some("test") => setup::run().and_then(|()| test()),
+        Some("screenshots") => {
+            setup::run().and_then(|()| app::e2e(Some(&root().join("docs/screenshots"))))
+        }
         Some("bench") => setup::run().and_then(|()| bench::run(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|test|bench>");
+            eprintln!("usage: cargo xtask <setup|run|tour|test|bench|screenshots>");
             return ExitCode::FAILURE;
         }
     };
@@ -64,6 +75,8 @@ pub(crate) fn root() -> std::path::PathBuf {
 
 fn test() -> anyhow::Result<()> {
     run_cmd("cargo", &["fmt", "--all", "--", "--check"])?;
+    // The app embeds the built web view; build it first so every later step sees the real one.
+    app::build_ui()?;
     run_cmd(
         "cargo",
         &[
@@ -77,5 +90,7 @@ fn test() -> anyhow::Result<()> {
         ],
     )?;
     run_cmd("cargo", &["test", "--workspace", "--locked"])?;
+    app::test_ui()?;
+    app::e2e(None)?;
     Ok(())
 }

@@ -7,8 +7,19 @@ use anyhow::bail;
 use crate::run_cmd;
 
 /// Debian packages the build and tests need: libudev for USB port discovery, lrzsz for the
-/// YMODEM interop tests, Chromium for the dashboard's browser test.
-const APT: &[&str] = &["pkg-config", "libudev-dev", "lrzsz", "chromium"];
+/// YMODEM interop tests, Chromium for the dashboard's browser test; WebKitGTK and friends for
+/// the desktop app (Tauri 2), and Xvfb with WebKitWebDriver for its end-to-end test.
+const APT: &[&str] = &[
+    "pkg-config",
+    "libudev-dev",
+    "lrzsz",
+    "chromium",
+    "libwebkit2gtk-4.1-dev",
+    "librsvg2-dev",
+    "libayatana-appindicator3-dev",
+    "xvfb",
+    "webkit2gtk-driver",
+];
 
 /// Python tools the interop tests use: MCUboot's imgtool and the smpclient SMP client.
 const PIP: &[(&str, &str)] = &[
@@ -48,6 +59,16 @@ pub(crate) fn run() -> anyhow::Result<()> {
                 "--no-fund",
             ],
         )?;
+    }
+    // The desktop app: its web view's npm packages, and tauri-driver for its end-to-end test.
+    crate::app::ui_deps()?;
+    let driver = crate::app::tauri_driver();
+    if !Command::new(&driver)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        run_cmd("cargo", &["install", "tauri-driver", "--locked"])?;
     }
     Ok(())
 }
