@@ -77,7 +77,7 @@ export function auditScreen(app: App): Node {
       ? h(
           "table",
           { id: "audit-entries" },
-          h("thead", null, h("tr", null, ["#", "Time", "What", "Result", "Device", "Technician · site", "Details"].map((c) => h("th", null, c)))),
+          h("thead", null, h("tr", null, ["#", "Time", "What", "Result", "Device", "Who and where", "Details"].map((c) => h("th", null, c)))),
           h(
             "tbody",
             null,
@@ -87,10 +87,10 @@ export function auditScreen(app: App): Node {
                 { "data-event": e.event, "data-seq": String(e.seq) },
                 h("td", null, String(e.seq)),
                 h("td", { class: "nowrap" }, localTime(e.time)),
-                h("td", null, eventLabel(e.event)),
+                h("td", { class: "nowrap" }, eventLabel(e.event)),
                 h("td", null, h("span", { class: `pill ${OUTCOME_CLASS[e.outcome] ?? "neutral"}` }, e.outcome)),
                 h("td", { class: "nowrap" }, String(e.device.serial ?? "—")),
-                h("td", null, `${e.technician} · ${e.site}`),
+                h("td", { class: "who" }, e.technician, h("div", { class: "muted small" }, e.site)),
                 h("td", { class: "small" }, summary(e.details)),
               ),
             ),

@@ -112,7 +112,20 @@ export function updateScreen(app: App): Node {
       null,
       title,
       h("h2", null, "Plan"),
-      h("ol", { class: "steps" }, run.steps.map((s, i) => h("li", { class: i < run.stepIndex ? "done" : i === run.stepIndex ? "current" : "" }, `${s.package} — ${s.reason}`))),
+      h(
+        "ol",
+        { class: "steps" },
+        run.steps.map((s, i) =>
+          h(
+            "li",
+            { class: i < run.stepIndex ? "done" : i === run.stepIndex ? "current" : "" },
+            i < run.stepIndex ? "✓ " : "",
+            `${s.package}: `,
+            s.payloads.map((p) => `${p.component} ${p.from} → ${p.to}`).join(", "),
+            h("span", { class: "muted" }, ` — ${s.reason}`),
+          ),
+        ),
+      ),
       progressPanel(app, run),
       resultPanel(app, run),
     );
