@@ -293,3 +293,27 @@ describe("audit and settings", () => {
     expect(app.m.screen).toBe("packages");
   });
 });
+
+describe("keyboard", () => {
+  it("gives the focus back to the control that started an operation once it is done", async () => {
+    const app = await started();
+    let finish: () => void = () => {};
+    const gate = new Promise<void>((r) => (finish = r));
+    handlers.list_devices = async () => {
+      await gate;
+      return devices;
+    };
+    $("#refresh-ports").focus();
+    const refreshing = app.refresh("connect");
+    expect(($("#refresh-ports") as HTMLButtonElement).disabled).toBe(true);
+    finish();
+    await refreshing;
+    expect(document.activeElement?.id).toBe("refresh-ports");
+  });
+
+  it("moves the focus to the title of the screen it opens", async () => {
+    const app = await started();
+    await app.go("audit").catch(() => {});
+    expect(document.activeElement?.id).toBe("screen-title");
+  });
+});

@@ -119,6 +119,8 @@ export function emptyModel(): Model {
 export class App {
   m: Model = emptyModel();
   private now: () => number;
+  /** The last element with an id that had the keyboard focus, to give it back after a redraw. */
+  private lastFocus: string | null = null;
 
   constructor(
     private root: HTMLElement,
@@ -126,6 +128,10 @@ export class App {
   ) {
     this.now = now ?? (() => performance.now());
     document.addEventListener("keydown", (e) => this.onKey(e));
+    document.addEventListener("focusin", (e) => {
+      const id = (e.target as HTMLElement | null)?.id;
+      if (id) this.lastFocus = id;
+    });
   }
 
   /** Loads what the first screen needs, paints it, and tells Rust the first paint is done. */
@@ -353,10 +359,14 @@ export class App {
 
   // Rendering.
 
+  /**
+   * Redraws. The keyboard focus stays where it was: on the same control, or, when that control
+   * was disabled while busy, back on it as soon as it is enabled again.
+   */
   render(): void {
-    const focusedId = (document.activeElement as HTMLElement | null)?.id;
     this.root.replaceChildren(this.layout());
-    if (focusedId) document.getElementById(focusedId)?.focus();
+    const el = this.lastFocus ? document.getElementById(this.lastFocus) : null;
+    if (el && !(el as HTMLButtonElement).disabled) el.focus();
   }
 
   private layout(): HTMLElement {

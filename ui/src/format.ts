@@ -9,6 +9,18 @@ const ADVICE: Record<string, string> = {
     "Check that the service cable is plugged in firmly and the device is switched on, then try again.",
   link: "The port could not be opened or was lost. Re-seat the cable, press Refresh on the Connect screen and connect again.",
   no_device: "Go to the Connect screen and connect to a device first.",
+  disconnected:
+    "The device stopped answering (cable pulled or device restarted). Re-seat the cable, connect again and repeat; an interrupted update resumes.",
+  io: "The port could not be read or written. Re-seat the cable, press Refresh on the Connect screen and connect again.",
+  no_profile:
+    "The device did not answer like any model fieldkit knows. Check it is switched on and in service mode, or choose its model explicitly.",
+  wrong_model: "The device says it is another model than the one chosen. Check the label on the device and connect again.",
+  missing_field: "The device did not report all of its identity. Restart the device, then connect again.",
+  unsupported: "The device does not support what was asked. Ask your service manager whether this model can be serviced with fieldkit.",
+  upload: "The firmware transfer failed; the device keeps its previous firmware. Check the cable and run the check and update again.",
+  hash_mismatch: "The device received a damaged copy; nothing was activated. Check the cable and update again.",
+  upload_stalled: "The transfer kept failing at the same point; the device keeps its previous firmware. Check the cable and update again.",
+  cancelled: "You cancelled; the device keeps its previous firmware.",
   unknown_profile: "This device model is not known to fieldkit. Ask your service manager for its device profile.",
   refused: "Nothing was sent to the device. Read the reasons above; fix what they ask for, or choose another package.",
   risk_not_accepted: "Read the risk and tick the box to accept it if the customer agrees, then start again.",

@@ -68,10 +68,11 @@ export function packagesScreen(app: App): Node {
           "p",
           { class: "row" },
           "Found: ",
-          m.folders.map((f) =>
+          m.folders.map((f, i) =>
             h(
               "button",
               {
+                id: `import-folder-${i}`,
                 class: "link",
                 disabled: app.busy,
                 onclick: () => {
