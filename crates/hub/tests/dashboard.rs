@@ -1,6 +1,6 @@
 //! The dashboard in headless Chromium (Playwright), over a hub holding a realistic fleet:
 //! two laptops, several technicians and sites, updates that succeeded, failed, reverted, and
-//! one still pending. Screenshots go to `docs/screenshots/`.
+//! one still pending. Screenshots go to the target directory (see below).
 //!
 //! Needs `chromium` (Debian package) and `npm ci` in `crates/hub/dashboard`; `cargo xtask
 //! setup` installs both. Where either is missing the test fails and says what to install: a
@@ -216,7 +216,14 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium() {
         ana += entries.iter().filter(|e| e.technician == "ana").count();
     }
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    // Screenshots go beside the build by default, so a test run leaves the tree clean;
+    // `DASHBOARD_SCREENSHOTS=docs/screenshots` refreshes the ones the README shows.
+    let shots = match std::env::var_os("DASHBOARD_SCREENSHOTS") {
+        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"),
+    };
     let out = tokio::process::Command::new("node")
         .arg("tests/dashboard.mjs")
         .current_dir(dashboard_dir())
