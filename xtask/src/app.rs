@@ -15,7 +15,11 @@ fn ui_dir() -> PathBuf {
     root().join("ui")
 }
 
-/// `npm ci` in ui/ when its packages are missing or older than the lock file.
+/// Installs ui/'s npm packages when they are missing or older than the lock file.
+///
+/// `npm install` rather than `npm ci`: npm 11 writes lock files that list only this platform's
+/// optional rollup binaries, and `npm ci` then refuses the lock as out of sync. `npm install`
+/// honours the locked versions and leaves the lock file as it is.
 pub(crate) fn ui_deps() -> anyhow::Result<()> {
     let ui = ui_dir();
     let stamp = ui.join("node_modules/.package-lock.json");
@@ -28,7 +32,7 @@ pub(crate) fn ui_deps() -> anyhow::Result<()> {
         run_cmd(
             "npm",
             &[
-                "ci",
+                "install",
                 "--prefix",
                 "ui",
                 "--no-audit",
