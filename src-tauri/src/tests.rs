@@ -311,3 +311,61 @@ fn progress_goes_over_the_channel_thinned() {
         &json!({ "type": "bytes", "component": "app", "done": 1000, "total": 1000 })
     );
 }
+
+#[test]
+fn cancel_stops_an_update_and_the_old_firmware_runs() {
+    use tauri::Manager;
+    let h = Harness::new();
+    let stick = h.ok("app_info", json!({}))["usb_stick"].clone();
+    h.ok("import_packages", json!({ "path": stick }));
+    let port = h.ok("start_simulator", json!({ "profile": "acme-infusion-p7" }));
+    let before = h.ok("identify", json!({ "port": port, "profile": null }));
+    let check = h.ok("check", json!({ "package": null }));
+    let id = check["id"].as_u64().expect("id");
+
+    // The technician presses Cancel as soon as the first bytes are acknowledged.
+    let handle = h.app.handle().clone();
+    let channel: Channel<ProgressEvent> = Channel::new(move |body: InvokeResponseBody| {
+        let event = body.deserialize::<Value>().expect("JSON");
+        if event["type"] == "bytes" {
+            crate::commands::cancel_update(handle.state::<AppState>());
+        }
+        Ok(())
+    });
+    let updated = tauri::async_runtime::block_on(crate::commands::update(
+        h.app.handle().clone(),
+        id,
+        false,
+        channel,
+    ))
+    .expect("a cancelled update is an outcome, not an error");
+    let updated = serde_json::to_value(&updated).expect("JSON");
+    let last = updated["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("a step");
+    assert_eq!(last[1]["outcome"], "cancelled", "{updated}");
+    let versions = |d: &Value| -> Vec<Value> {
+        d["slots"]
+            .as_array()
+            .expect("slots")
+            .iter()
+            .filter(|s| s["active"] == true)
+            .map(|s| json!([s["component"], s["version"]]))
+            .collect()
+    };
+    assert_eq!(
+        versions(&updated["identity"]),
+        versions(&before["identity"])
+    );
+    let entries = h.ok("audit_entries", json!({ "limit": 1 }));
+    assert_eq!(entries[0]["event"], "update_cancelled");
+    // A cancelled plan is spent: an update needs a new check.
+    assert_eq!(
+        h.err_kind(
+            "update",
+            json!({ "checkId": id, "acceptRisks": false, "onProgress": "__CHANNEL__:4" })
+        ),
+        "stale_check"
+    );
+}

@@ -4,9 +4,10 @@
 //! display). The web view calls `ui_ready` two animation frames after its first render, and
 //! with `FIELDKIT_BENCH_FIRST_PAINT` set the app prints a line then; the time from spawning the
 //! process to reading that line is the figure. The first start also makes the DEMO kit; the
-//! next starts find it and are ordinary starts. Idle memory is the resident set of the app and
-//! of every process under it (WebKit's web and network processes), read from /proc after the
-//! window has been idle for two seconds.
+//! next starts find it and are ordinary starts. Idle memory is read from /proc after the window
+//! has been idle for two seconds: the resident set (RSS) of the app process, and the
+//! proportional set (PSS, shared pages divided among their users, so nothing is counted twice)
+//! of the app with every process under it (WebKit's web and network processes).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -73,7 +74,7 @@ pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
     ));
     rows.push((
         format!(
-            "app: idle memory, app + {} WebKit processes (RSS sum)",
+            "app: idle memory, app + {} WebKit processes (PSS)",
             procs - 1
         ),
         format!("{:.1} MiB", all_kib as f64 / 1024.0),
@@ -115,7 +116,8 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// RSS in KiB of `pid` alone, of `pid` and all its descendants, and how many processes that is.
+/// RSS in KiB of `pid` alone, PSS in KiB of `pid` and all its descendants, and how many
+/// processes that is.
 fn rss_tree(pid: u32) -> (u64, u64, usize) {
     let mut parents = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
@@ -140,15 +142,26 @@ fn rss_tree(pid: u32) -> (u64, u64, usize) {
         );
         i += 1;
     }
-    let rss = |p: u32| status_field(p, "VmRSS:").unwrap_or(0);
-    (rss(pid), tree.iter().map(|&p| rss(p)).sum(), tree.len())
+    let rss = status_field(pid, "VmRSS:").unwrap_or(0);
+    let pss = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .ok()
+            .and_then(|s| field(&s, "Pss:"))
+            .unwrap_or(0)
+    };
+    (rss, tree.iter().map(|&p| pss(p)).sum(), tree.len())
 }
 
-fn status_field(pid: u32, name: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
+fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+fn status_field(pid: u32, name: &str) -> Option<u64> {
+    field(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        name,
+    )
 }
