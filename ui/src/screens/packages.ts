@@ -96,19 +96,33 @@ export function packagesScreen(app: App): Node {
           ),
           h(
             "ul",
-            null,
-            m.imports.map((r) =>
-              h(
-                "li",
-                { class: r.ok ? "ok" : "bad" },
-                r.ok
-                  ? [h("span", { class: "pill ok" }, "✓ Verified"), ` ${r.id}`, r.already_present ? " (was already imported)" : ""]
-                  : [
-                      h("span", { class: "pill bad" }, "✗ Refused"),
-                      ` ${r.file.split("/").pop()}: `,
-                      r.finding ? `${ruleTitle(r.finding.rule)} — ${r.finding.explanation} (found ${r.finding.found}; required ${r.finding.required})` : r.message,
-                    ],
+            { id: "import-refused" },
+            m.imports
+              .filter((r) => !r.ok)
+              .map((r) =>
+                h(
+                  "li",
+                  { class: "bad" },
+                  h("span", { class: "pill bad" }, "✗ Refused"),
+                  ` ${r.file.split("/").pop()}: `,
+                  r.finding
+                    ? `${ruleTitle(r.finding.rule)} — ${r.finding.explanation} (found ${r.finding.found}; required ${r.finding.required})`
+                    : r.message,
+                ),
               ),
+          ),
+          h(
+            "details",
+            null,
+            h("summary", null, `✓ ${m.imports.filter((r) => r.ok).length} verified and kept on this laptop`),
+            h(
+              "ul",
+              null,
+              m.imports
+                .filter((r) => r.ok)
+                .map((r) =>
+                  h("li", { class: "ok" }, h("span", { class: "pill ok" }, "✓ Verified"), ` ${r.id}`, r.already_present ? " (was already imported)" : ""),
+                ),
             ),
           ),
         )
