@@ -33,7 +33,7 @@ fn main() {
         std::fs::create_dir_all(dist).expect("create ui/dist");
         std::fs::write(
             dist.join("index.html"),
-            "<!doctype html><meta charset=utf-8><title>fieldkit</title><p>The user interface was not built. Run <code>cargo xtask run</code> (or <code>npm ci &amp;&amp; npm run build</code> in ui/) and start the app again.</p>\n",
+            "<!doctype html><meta charset=utf-8><title>fieldkit</title><p>The user interface was not built. Run <code>cargo xtask run</code> (or <code>npm install &amp;&amp; npm run build</code> in ui/) and start the app again.</p>\n",
         )
         .expect("write ui/dist/index.html");
     }

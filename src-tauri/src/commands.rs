@@ -470,7 +470,7 @@ pub(crate) fn suggest_import_folders(state: tauri::State<'_, AppState>) -> Vec<F
         for path in dirs {
             if !out.iter().any(|f: &Folder| f.path == path) {
                 out.push(Folder {
-                    label: format!("USB stick or drive at {}", path.display()),
+                    label: format!("the drive mounted at {}", path.display()),
                     path,
                 });
             }

@@ -21,12 +21,18 @@ function deviceStatus(p: PackageView, hasDevice: boolean): Node {
       h("span", { class: "why" }, ` ${ruleTitle(failed.rule)}: ${failed.explanation} (found ${failed.found}; required ${failed.required})`),
     );
   }
+  // Say what entitles it: the contract's window, or the rule that waived the need for one.
+  const window: Finding | undefined = findings.find((f) => f.rule === "entitlement.window");
   const first: Finding | undefined = findings[0];
   return h(
     "span",
     null,
     h("span", { class: "pill ok" }, "✓ Entitled"),
-    first ? h("span", { class: "why" }, ` ${first.explanation}`) : null,
+    window
+      ? h("span", { class: "why" }, ` ${window.explanation} (${window.required})`)
+      : first
+        ? h("span", { class: "why" }, ` ${first.explanation}`)
+        : null,
   );
 }
 
@@ -143,15 +149,15 @@ export function packagesScreen(app: App): Node {
               h(
                 "tr",
                 { "data-package": p.id ?? p.file },
-                h("td", null, p.id ?? p.file.split("/").pop()),
+                h("td", { class: "nowrap" }, p.id ?? p.file.split("/").pop()),
                 h("td", null, p.class ? (p.class === "security" ? h("strong", null, "security fix") : p.class) : "—"),
-                h("td", null, p.release_date ?? "—"),
+                h("td", { class: "nowrap" }, p.release_date ?? "—"),
                 h("td", null, p.payloads.map(([c, v]) => `${c} ${v}`).join(", ") || "—"),
                 h(
                   "td",
                   null,
                   p.ok
-                    ? h("span", { class: "pill ok", title: p.findings.map((f) => ruleTitle(f.rule)).join(", ") }, `✓ Genuine (${p.findings.length} checks)`)
+                    ? h("span", { class: "pill ok", title: p.findings.map((f) => ruleTitle(f.rule)).join(", ") }, "✓ Genuine")
                     : [h("span", { class: "pill bad" }, "✗ Refused"), ` ${p.findings[0]?.explanation ?? ""}`],
                 ),
                 h("td", null, deviceStatus(p, hasDevice)),
