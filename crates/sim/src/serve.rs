@@ -263,13 +263,14 @@ pub fn run(
                         now
                     };
                     thread::sleep(at.saturating_duration_since(Instant::now()));
+                    let swap = swap_time(&device.state, &config.profile);
                     for e in device.reboot() {
                         on_event(&e);
                     }
                     save(&config, &device.state)?;
                     queue.clear();
                     decoder.clear();
-                    let boot = config.boot_time + swap_time(&device);
+                    let boot = config.boot_time + swap;
                     booting_until = Some(Instant::now() + boot);
                     device_free = Instant::now() + boot;
                     on_event("rebooting");
@@ -466,9 +467,28 @@ fn line_output(
     Ok(true)
 }
 
-/// MCUboot's swap copies the images sector by sector; a fixed allowance stands in for it.
-fn swap_time(_device: &SmpDevice) -> Duration {
-    Duration::from_millis(50)
+/// The time MCUboot's swap at this boot takes: every image with a pending test, a permanent
+/// mark or an unconfirmed test to revert has both slots rewritten, sector by sector (erase,
+/// then write), before the application starts.
+fn swap_time(state: &DeviceState, profile: &Profile) -> Duration {
+    use crate::state::Swap;
+    let sim = &profile.simulator;
+    let bytes: u64 = state
+        .images
+        .iter()
+        .filter(|i| i.swap != Swap::None)
+        .map(|i| {
+            let len = |s: &Option<crate::state::SlotImage>| {
+                s.as_ref().map_or(0, |s| s.bytes.len() as u64)
+            };
+            len(&i.primary) + len(&i.secondary)
+        })
+        .sum();
+    let sectors = bytes.div_ceil(4096);
+    let erase = Duration::from_micros(sectors * u64::from(sim.erase_us_per_sector));
+    let write =
+        Duration::from_secs_f64(bytes as f64 / (f64::from(sim.write_kib_per_s.max(1)) * 1024.0));
+    erase + write
 }
 
 fn save(config: &SimConfig, state: &DeviceState) -> Result<(), SimError> {
@@ -631,4 +651,35 @@ fn replug(
     let _ = std::fs::remove_file(port_path);
     thread::sleep(Duration::from_millis(faults.unplug_ms));
     connect(port_path, faults, char_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use fieldkit_profile::ProfileSet;
+
+    use super::swap_time;
+    use crate::state::{DeviceState, Swap};
+
+    #[test]
+    fn only_a_boot_that_swaps_pays_for_the_swap() {
+        let profile = ProfileSet::builtin()
+            .get("acme-infusion-p7")
+            .unwrap()
+            .clone();
+        let mut state = DeviceState::factory(&profile);
+        assert!(swap_time(&state, &profile).is_zero());
+        let image = state.images[0].primary.clone();
+        state.images[0].secondary = image;
+        state.images[0].swap = Swap::PendingTest;
+        let one = swap_time(&state, &profile);
+        // Two slots of a ~16 KiB image at 512 KiB/s, plus the erase of their sectors.
+        assert!(
+            one > std::time::Duration::from_millis(50)
+                && one < std::time::Duration::from_millis(100),
+            "{one:?}"
+        );
+        state.images[1].secondary = state.images[1].primary.clone();
+        state.images[1].swap = Swap::Testing;
+        assert!(swap_time(&state, &profile) > one);
+    }
 }
