@@ -92,6 +92,9 @@ pub enum VisitError {
     /// Trust material could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The home's extra device profiles could not be read.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
     /// The audit log refused to record: nothing is done without a record.
     #[error("the audit log cannot record this: {0}")]
     Audit(String),
@@ -121,6 +124,7 @@ impl VisitError {
             VisitError::Identify(e) => e.kind(),
             VisitError::Link(_) => "link",
             VisitError::Store(_) => "trust_store",
+            VisitError::Home(_) => "home",
             VisitError::Audit(_) => "audit",
             VisitError::UnknownProfile { .. } => "unknown_profile",
             VisitError::Refused(_) => "refused",
@@ -215,9 +219,7 @@ pub async fn identify_and_record(
     profile: Option<&str>,
 ) -> Result<Identity, VisitError> {
     let Visit { home, audit } = visit;
-    let profiles = home
-        .profiles()
-        .map_err(|e| VisitError::Audit(e.to_string()))?;
+    let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
     let (identity, _) = read_device(port, &profiles, profile).await?;
     audit
@@ -279,9 +281,7 @@ pub async fn check(
     system_now: DateTime<Utc>,
 ) -> Result<Checked, VisitError> {
     let Visit { home, audit } = visit;
-    let profiles = home
-        .profiles()
-        .map_err(|e| VisitError::Audit(e.to_string()))?;
+    let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
     let material = TrustMaterial::load(home)?;
     let clock = material.trusted_time().check(system_now);
@@ -473,9 +473,7 @@ pub async fn update(
     if !checked.plan.risks.is_empty() && !accept_risks {
         return Err(VisitError::RiskNotAccepted(checked.plan.risks.join(" ")));
     }
-    let profiles = home
-        .profiles()
-        .map_err(|e| VisitError::Audit(e.to_string()))?;
+    let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
     let material = TrustMaterial::load(home)?;
     let now = material
