@@ -95,10 +95,10 @@ fn the_wrong_profile_is_named() {
         ],
     );
     let reason = run.fails();
-    // The pump profile reads vendor keys the monitor does not have, or sees the wrong model.
-    assert!(
-        reason.contains("VM-3 Patient Monitor") || reason.contains("has no"),
-        "{reason}"
+    // Both models share the vendor group and the `model` key: the model they report decides.
+    assert_eq!(
+        reason,
+        "error: the device reports model \"VM-3 Patient Monitor\", but profile acme-infusion-p7 is for \"InfuSafe P7\": pick the right profile (--profile)"
     );
 }
 
