@@ -7,8 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::bench::target_dir;
-use crate::{root, run_cmd};
+use crate::{root, run_cmd, target_dir};
 
 /// The web view's sources.
 fn ui_dir() -> PathBuf {

@@ -1,225 +1,52 @@
-//! `cargo xtask bench`: every figure is measured here, side by side in one run, on this
-//! machine, and reported with the ratio that matters.
+//! `cargo xtask bench [GROUP]...`: builds the release binaries the figures are measured with
+//! and runs `fieldkit-bench` (`crates/bench`), which measures them.
+//!
+//! The measuring code lives in `crates/bench` because it links the workspace's crates; xtask
+//! only builds and starts things. The groups are `crates/bench`'s; the `app` group (the
+//! default runs it too) also needs the web view, the release app and an X display, which are
+//! prepared here.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, bail};
-use fieldkit_core::SmpClient;
-use fieldkit_profile::ProfileSet;
-use fieldkit_wire::framing::{self, Decoder, Framing};
-use fieldkit_wire::smp::{Op, Packet, image, os};
 
-use crate::{root, run_cmd};
+use crate::app::{Xvfb, build_ui};
+use crate::{root, run_cmd, target_dir};
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    // Figures from a debug build mean nothing: re-run this command from a release build.
-    if cfg!(debug_assertions) {
-        run_cmd(
-            "cargo",
-            &[
-                "build",
-                "--release",
-                "--locked",
-                "--quiet",
-                "--bin",
-                "fieldkit",
-            ],
-        )?;
-        let mut cmd = vec![
-            "run",
-            "--release",
-            "--locked",
-            "--quiet",
-            "--package",
-            "xtask",
-            "--",
-            "bench",
-        ];
-        cmd.extend(args.iter().map(String::as_str));
-        return run_cmd("cargo", &cmd);
+pub(crate) fn run(groups: &[String]) -> anyhow::Result<()> {
+    let app = groups.is_empty() || groups.iter().any(|g| g == "app");
+    let mut build = vec![
+        "build",
+        "--release",
+        "--locked",
+        "--quiet",
+        "--package",
+        "fieldkit",
+        "--package",
+        "fieldkit-bench",
+    ];
+    if app {
+        build_ui()?;
+        build.extend(["--package", "fieldkit-app"]);
     }
-    // `cargo xtask bench upload trust` runs only those groups; no argument runs them all.
-    let want = |group: &str| args.is_empty() || args.iter().any(|a| a == group);
-    let mut rows: Vec<(String, String)> = Vec::new();
-    if want("codec") {
-        codec(&mut rows);
-    }
-    if want("smp") {
-        round_trips(&mut rows)?;
-    }
-    if want("upload") {
-        crate::bench_upload::run(&mut rows)?;
-    }
-    if want("line") {
-        rows.extend(crate::bench_line::run()?);
-    }
-    if want("trust") {
-        crate::bench_trust::run(&mut rows)?;
-    }
-    if want("audit") {
-        rows.extend(crate::bench_audit::run()?);
-    }
-    if want("app") {
-        crate::bench_app::run(&mut rows)?;
-    }
-    println!("\n{:<58} value", "figure");
-    for (name, value) in &rows {
-        println!("{name:<58} {value}");
-    }
-    Ok(())
-}
-
-pub(crate) fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| root().join("target"))
-}
-
-/// Encode and decode throughput of console framing, on 2 KiB upload-sized packets.
-fn codec(rows: &mut Vec<(String, String)>) {
-    let body: Vec<u8> = (0..2040u32).map(|i| (i * 31 % 256) as u8).collect();
-    let upload = image::UploadReq {
-        off: 4096,
-        data: body.into(),
-        ..Default::default()
+    run_cmd("cargo", &build)?;
+    let display = if app {
+        Some(Xvfb::start_if_needed()?)
+    } else {
+        None
     };
-    let packet = Packet::request(Op::Write, image::GROUP, image::UPLOAD, 0, &upload).encode();
-    let total = 64 << 20;
-    let n = total / packet.len();
-    let start = Instant::now();
-    let mut wire = Vec::with_capacity(n * packet.len() * 3 / 2);
-    for _ in 0..n {
-        wire.extend(framing::encode(Framing::Console, &packet));
+    let bin = target_dir().join("release/fieldkit-bench");
+    let mut cmd = Command::new(&bin);
+    cmd.args(groups).current_dir(root());
+    if let Some(d) = &display {
+        cmd.env("DISPLAY", &d.display);
     }
-    let enc = start.elapsed();
-    let start = Instant::now();
-    let mut decoder = Decoder::new(Framing::Console, 4096);
-    let mut got = 0;
-    for chunk in wire.chunks(4096) {
-        decoder.push(chunk);
-        while let Some(p) = decoder.next() {
-            got += p.expect("clean stream").len();
-        }
+    eprintln!("$ {} {}", bin.display(), groups.join(" "));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    if !status.success() {
+        bail!("the benchmarks failed ({status})");
     }
-    let dec = start.elapsed();
-    assert_eq!(got, n * packet.len());
-    let mbs = |d: Duration| (n * packet.len()) as f64 / d.as_secs_f64() / 1e6;
-    rows.push((
-        "SMP console framing: encode (MB/s of packets)".into(),
-        format!("{:.0}", mbs(enc)),
-    ));
-    rows.push((
-        "SMP console framing: decode (MB/s of packets)".into(),
-        format!("{:.0}", mbs(dec)),
-    ));
-}
-
-/// A simulator process, killed when dropped.
-pub(crate) struct SimProcess(Child);
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the pump simulator at `baud` with `latency_ms` of turnaround; returns its port.
-pub(crate) fn start_sim(
-    bin: &Path,
-    dir: &Path,
-    baud: u32,
-    latency_ms: u32,
-) -> anyhow::Result<(SimProcess, String)> {
-    let mut child = Command::new(bin)
-        .args([
-            "sim",
-            "--profile",
-            "acme-infusion-p7",
-            "--baud",
-            &baud.to_string(),
-            "--latency-ms",
-            &latency_ms.to_string(),
-            "--port-link",
-        ])
-        .arg(dir.join(format!("bench-{baud}-{latency_ms}.tty")))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start the simulator")?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let port = lines.next().context("simulator printed nothing")??;
-    std::thread::spawn(move || for _ in lines {});
-    Ok((SimProcess(child), port))
-}
-
-/// SMP echo round trips per second over the simulated line, against the line-rate ceiling
-/// for the same bytes.
-fn round_trips(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
-    let bin = target_dir().join("release").join("fieldkit");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --release`",
-            bin.display()
-        );
-    }
-    let profile = ProfileSet::builtin()
-        .get("acme-infusion-p7")
-        .context("pump profile")?
-        .clone();
-    let dir = std::env::temp_dir().join(format!("fieldkit-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    for baud in [115_200u32, 921_600] {
-        let (_sim, port) = start_sim(&bin, &dir, baud, 0)?;
-        let req = os::EchoReq {
-            d: "fieldkit".into(),
-        };
-        let n = 200;
-        let elapsed = rt.block_on(async {
-            // A pseudo-terminal ignores the rate it is opened with; the simulator paces at `baud`.
-            let link = fieldkit_link::open(Path::new(&port), &profile.line)?;
-            let mut client = SmpClient::new(link, Framing::Console);
-            let start = Instant::now();
-            for _ in 0..n {
-                let _: os::EchoRsp = client
-                    .request(
-                        "echo",
-                        Op::Write,
-                        os::GROUP,
-                        os::ECHO,
-                        &req,
-                        Duration::from_secs(2),
-                    )
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(start.elapsed())
-        })?;
-        let per_s = f64::from(n) / elapsed.as_secs_f64();
-        let req_bytes = framing::encode(
-            Framing::Console,
-            &Packet::request(Op::Write, 0, 0, 0, &req).encode(),
-        )
-        .len();
-        let rsp_bytes = framing::encode(
-            Framing::Console,
-            &Packet::request(Op::WriteRsp, 0, 0, 0, &os::EchoRsp { r: req.d.clone() }).encode(),
-        )
-        .len();
-        let ceiling = f64::from(baud) / 10.0 / (req_bytes + rsp_bytes) as f64;
-        rows.push((
-            format!("SMP echo round trips/s at {baud} baud"),
-            format!("{per_s:.1}"),
-        ));
-        rows.push((
-            format!("  as a fraction of the line-rate ceiling ({ceiling:.1}/s)"),
-            format!("{:.2}", per_s / ceiling),
-        ));
-    }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -9,16 +9,17 @@
 //!   unit tests and the app's end-to-end test under Xvfb.
 //! - `cargo xtask screenshots`: the app's end-to-end test, saving every screen to
 //!   `docs/screenshots/app-*.png`.
-//! - `cargo xtask bench`: the performance figures, each a ratio measured side by side in one
-//!   run.
+//! - `cargo xtask bench [GROUP]...`: the performance figures, each a ratio measured side by
+//!   side in one run (`crates/bench`, built in release mode after set-up).
+//!
+//! xtask itself depends on nothing but pure-Rust crates (today only `anyhow`): it must build
+//! on a machine that has only Rust, because installing the system libraries the workspace
+//! links (libudev, WebKitGTK) is its own first job. Whatever needs the workspace's crates is a
+//! binary of the workspace that xtask builds and runs after [`setup`] (`fieldkit-bench`, the
+//! app, the CLI). `.ci/run` proves it by building xtask with no system library visible.
 
 mod app;
 mod bench;
-mod bench_app;
-mod bench_audit;
-mod bench_line;
-mod bench_trust;
-mod bench_upload;
 mod setup;
 mod tour;
 
@@ -71,6 +72,14 @@ pub(crate) fn root() -> std::path::PathBuf {
         .parent()
         .expect("xtask sits in the workspace")
         .to_owned()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn test() -> anyhow::Result<()> {

@@ -6,17 +6,14 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 
-use crate::{root, run_cmd};
+use crate::{run_cmd, target_dir};
 
 pub(crate) fn run() -> anyhow::Result<()> {
     run_cmd(
         "cargo",
         &["build", "--locked", "--quiet", "--bin", "fieldkit"],
     )?;
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| root().join("target"));
-    let bin = target.join("debug").join("fieldkit");
+    let bin = target_dir().join("debug").join("fieldkit");
     let dir = std::env::temp_dir().join(format!("fieldkit-tour-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let home = dir.join("home");

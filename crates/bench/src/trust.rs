@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::root;
+use crate::{Rows, fieldkit_bin};
 
 const MIB: u64 = 1 << 20;
 /// The throughput payload, as the issue asks: 256 MiB.
@@ -25,18 +25,8 @@ const SMALL: u64 = 64 * MIB;
 /// Timed runs of each command; the best one counts (least disturbed by the machine).
 const RUNS: usize = 5;
 
-pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
-    let bin = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target"))
-        .join("release")
-        .join("fieldkit");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --release`",
-            bin.display()
-        );
-    }
+pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
+    let bin = fieldkit_bin()?;
     let dir = std::env::temp_dir().join(format!("fieldkit-bench-trust-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = measure(&bin, &dir, rows);
@@ -44,7 +34,7 @@ pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
     result
 }
 
-fn measure(bin: &Path, dir: &Path, rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+fn measure(bin: &Path, dir: &Path, rows: &mut Rows) -> anyhow::Result<()> {
     let home = dir.join("home");
     let fk = |args: &[&str]| -> anyhow::Result<()> {
         let out = Command::new(bin)

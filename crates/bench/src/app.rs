@@ -1,7 +1,7 @@
 //! The desktop app's figures for `cargo xtask bench`: start to first paint, and idle memory.
 //!
-//! The release build of `fieldkit-app` runs in a fresh home under Xvfb (or the desktop's
-//! display). The web view calls `ui_ready` two animation frames after its first render, and
+//! The release build of `fieldkit-app` runs in a fresh home on the display in `DISPLAY` (Xvfb,
+//! started by `cargo xtask bench`, or the desktop's). The web view calls `ui_ready` two animation frames after its first render, and
 //! with `FIELDKIT_BENCH_FIRST_PAINT` set the app prints a line then; the time from spawning the
 //! process to reading that line is the figure. The first start also makes the DEMO kit; the
 //! next starts find it and are ordinary starts. Idle memory is read from /proc after the window
@@ -17,34 +17,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::app::Xvfb;
-use crate::bench::target_dir;
-use crate::run_cmd;
+use crate::{Rows, sibling};
 
-pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
-    crate::app::build_ui()?;
-    run_cmd(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "--quiet",
-            "--package",
-            "fieldkit-app",
-        ],
-    )?;
-    let bin = target_dir().join("release/fieldkit-app");
-    let display = Xvfb::start_if_needed()?;
+pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
+    let bin = sibling("fieldkit-app")?;
+    let display = std::env::var("DISPLAY")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .context(
+            "no DISPLAY: required an X display for the app (`cargo xtask bench app` starts Xvfb)",
+        )?;
     let home = std::env::temp_dir().join(format!("fieldkit-bench-app-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
 
-    let (first, child) = start(&bin, &home, &display.display)?;
+    let (first, child) = start(&bin, &home, &display)?;
     stop(child);
     let mut warm = Vec::new();
     let mut idle = None;
     for i in 0..5 {
-        let (ms, child) = start(&bin, &home, &display.display)?;
+        let (ms, child) = start(&bin, &home, &display)?;
         warm.push(ms);
         if i == 4 {
             std::thread::sleep(Duration::from_secs(2));

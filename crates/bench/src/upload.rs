@@ -13,8 +13,8 @@ use fieldkit_profile::ProfileSet;
 use fieldkit_wire::framing::{self, Framing};
 use fieldkit_wire::smp::{Op, Packet, image};
 
-use crate::bench::{start_sim, target_dir};
-use crate::root;
+use crate::smp::start_sim;
+use crate::{Rows, fieldkit_bin, root};
 
 /// Data bytes per byte on the wire for full-size upload chunks: the framing's best case.
 fn framing_efficiency(buf_size: usize) -> f64 {
@@ -42,8 +42,8 @@ fn image_of(size: usize) -> anyhow::Result<Vec<u8>> {
     )?)
 }
 
-pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
-    let bin = target_dir().join("release").join("fieldkit");
+pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
+    let bin = fieldkit_bin()?;
     let profile = ProfileSet::builtin()
         .get("acme-infusion-p7")
         .context("pump profile")?
@@ -55,7 +55,7 @@ pub(crate) fn run(rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let script = root().join("xtask/bench/smpclient_upload.py");
+    let script = root().join("crates/bench/smpclient_upload.py");
     for (baud, size) in [(115_200u32, 48 << 10), (921_600, 256 << 10)] {
         let bytes = image_of(size)?;
         let path = dir.join(format!("image-{baud}.bin"));

@@ -5,9 +5,6 @@
 //! - hub ingest of 100 000 entries with every check (signature, seq, chain, tree root), in
 //!   entries per second, without HTTP;
 //! - an end-to-end sync of 100 000 entries from a laptop log to a hub on loopback.
-//!
-//! Needs in `xtask/Cargo.toml`: fieldkit-audit, fieldkit-hub, fieldkit-sync, rusqlite,
-//! serde_json, tempfile, tokio (all `.workspace = true`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,13 +16,14 @@ use fieldkit_hub::{AppState, SqliteStore, Store};
 use fieldkit_sync::proto::AppendRequest;
 use serde_json::json;
 
+use crate::Rows;
+
 const LOCAL_APPENDS: u64 = 300;
 const FLEET_ENTRIES: u64 = 100_000;
 const BATCH: u64 = 1000;
 
-/// Runs the audit benchmarks and returns `(name, value)` rows.
-pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
-    let mut rows = Vec::new();
+/// Measures the figures into `rows`.
+pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(std::env::current_dir()?).context("temporary directory")?;
 
     // 1. Local append rate against SQLite's own single-row commit rate, same disk, same pragmas.
@@ -120,7 +118,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
         "end-to-end sync, 100 000 entries".into(),
         format!("{secs:.1} s ({:.0} entries/s)", FLEET_ENTRIES as f64 / secs),
     ));
-    Ok(rows)
+    Ok(())
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {

@@ -19,6 +19,8 @@ use anyhow::Context;
 use fieldkit_core::{LineClient, ymodem_upload};
 use fieldkit_profile::ProfileSet;
 
+use crate::Rows;
+
 const PROFILE: &str = "labcore-analyzer-l2";
 const BAUD: u32 = 115_200;
 /// Large enough that the erase before block 0 is a small share of the whole.
@@ -31,18 +33,6 @@ impl Drop for Sim {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn fieldkit_bin() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| crate::root().join("target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    target.join(profile).join("fieldkit")
 }
 
 fn start_sim(bin: &Path, dir: &Path, latency_ms: u64) -> anyhow::Result<(Sim, PathBuf)> {
@@ -97,9 +87,9 @@ fn measure(bin: &Path, dir: &Path, latency_ms: u64) -> anyhow::Result<(f64, f64)
     })
 }
 
-/// The figures, as name/value rows.
-pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
-    let bin = fieldkit_bin();
+/// Measures the figures into `rows`.
+pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
+    let bin = crate::fieldkit_bin()?;
     let dir = tempfile_dir()?;
     let bits = ProfileSet::builtin()
         .get(PROFILE)
@@ -107,7 +97,6 @@ pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
         .line
         .bits_per_char();
     let ceiling = f64::from(BAUD) / f64::from(bits) * 1024.0 / 1029.0;
-    let mut rows = Vec::new();
     for latency_ms in [0, 16] {
         let (data_phase, whole) = measure(&bin, &dir, latency_ms)?;
         rows.push((
@@ -122,7 +111,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<(String, String)>> {
         ));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(rows)
+    Ok(())
 }
 
 /// A scratch directory for the simulator's port links (xtask has no tempfile dependency).
