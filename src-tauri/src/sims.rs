@@ -62,6 +62,8 @@ impl Simulators {
             latency: Duration::ZERO,
             boot_time: Duration::from_millis(400),
             faults: Vec::new(),
+            seed: None,
+            strict: false,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Result<PathBuf, String>>();

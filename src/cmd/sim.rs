@@ -36,6 +36,14 @@ pub(crate) struct Args {
     /// Fault to inject, e.g. `disconnect-after=4096`, `corrupt=0.001`, `refuse-confirm`.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<Fault>,
+    /// Seed of the random faults (default: a fresh one, printed at start): the same seed
+    /// replays the same line damage.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Stop with an error when the client breaks a rule a real device enforces silently
+    /// (a frame over `buf_size`, a console line over 128 bytes), instead of ignoring it.
+    #[arg(long)]
+    strict: bool,
 }
 
 pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
@@ -69,6 +77,8 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         boot_time: Duration::from_millis(args.boot_ms),
         faults: args.faults,
+        seed: args.seed,
+        strict: args.strict,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
@@ -82,6 +92,9 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             } else {
                 out.line(&(), port);
             }
+        } else if let Some(seed) = event.strip_prefix("seed ") {
+            let text = format!("seed {seed} (replay its faults with --seed {seed})");
+            out.line(&json!({ "seed": seed.parse::<u64>().ok() }), &text);
         } else {
             out.line(&json!({ "event": event }), event);
         }

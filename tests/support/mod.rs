@@ -68,23 +68,38 @@ pub fn fieldkit(home: &Path, args: &[&str]) -> Run {
     }
 }
 
-/// A simulator process.
+/// A simulator process, in strict mode: a frame the client makes too large for the device, or
+/// a console line too long for it, stops the simulator with an error, and the test fails when
+/// the simulator is dropped (a real device would have ignored the request in silence).
 pub struct Sim {
     child: Child,
     /// The port clients open.
     pub port: PathBuf,
     /// The simulator's state file.
     pub state: PathBuf,
+    /// The seed of its random faults, as it printed it.
+    pub seed: u64,
     events: Receiver<String>,
+    /// The test expected the simulator to stop and saw it stop.
+    exited: bool,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
-    /// Starts `fieldkit sim --profile PROFILE` with extra arguments, and waits for its port.
+    /// Starts `fieldkit sim --strict --profile PROFILE` with extra arguments, and waits for its
+    /// port.
     pub fn start(profile: &str, extra: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("device.json");
         Sim::start_with_state(profile, extra, state, dir)
+    }
+
+    /// Starts a simulator that is not in strict mode, as a technician runs it: it ignores what
+    /// a device ignores.
+    pub fn start_lenient(profile: &str, extra: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("device.json");
+        Sim::spawn(profile, extra, state, dir, false)
     }
 
     /// Starts a simulator on an existing state file (a restart).
@@ -94,8 +109,21 @@ impl Sim {
         state: PathBuf,
         dir: tempfile::TempDir,
     ) -> Sim {
+        Sim::spawn(profile, extra, state, dir, true)
+    }
+
+    fn spawn(
+        profile: &str,
+        extra: &[&str],
+        state: PathBuf,
+        dir: tempfile::TempDir,
+        strict: bool,
+    ) -> Sim {
+        let mode: &[&str] = if strict { &["--strict"] } else { &[] };
         let mut child = Command::new(bin())
-            .args(["--json", "sim", "--profile", profile, "--state"])
+            .args(["--json", "sim"])
+            .args(mode)
+            .args(["--profile", profile, "--state"])
             .arg(&state)
             .args(extra)
             .stdin(Stdio::null())
@@ -118,11 +146,18 @@ impl Sim {
             .expect("simulator printed its port");
         let v: serde_json::Value = serde_json::from_str(&first).expect("first line is JSON");
         let port = PathBuf::from(v["port"].as_str().expect("first line has the port"));
+        let second = events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("simulator printed its seed");
+        let v: serde_json::Value = serde_json::from_str(&second).expect("second line is JSON");
+        let seed = v["seed"].as_u64().expect("second line has the seed");
         Sim {
             child,
             port,
             state,
+            seed,
             events,
+            exited: false,
             _dir: dir,
         }
     }
@@ -149,6 +184,63 @@ impl Sim {
         }
     }
 
+    /// Every event up to and including the first containing `needle`.
+    #[track_caller]
+    pub fn events_until(&self, needle: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match self
+                .events
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("simulator never said {needle:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("simulator exited before {needle:?}"),
+            }
+        }
+    }
+
+    /// Like [`Sim::events_until`], but a timeout hands back what was seen instead of failing.
+    pub fn try_events_until(
+        &self,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match self
+                .events
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return Ok(seen);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(seen),
+                Err(RecvTimeoutError::Disconnected) => panic!("simulator exited before {needle:?}"),
+            }
+        }
+    }
+
+    /// Waits for the simulator to stop by itself (strict mode saw a client error), and returns
+    /// how it ended. Call it after [`Sim::wait_for`] saw the reason.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().expect("wait for the simulator");
+        self.exited = true;
+        status
+    }
+
     /// The device's persisted state.
     pub fn state(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&self.state).unwrap()).unwrap()
@@ -157,8 +249,16 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        // A simulator that stopped by itself broke strict mode (its reason is on stderr).
+        let stopped = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(status) = stopped
+            && !self.exited
+            && !std::thread::panicking()
+        {
+            panic!("the simulator stopped by itself ({status}): the client broke a device rule");
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use fieldkit_link::{Link, LinkError};
 use fieldkit_profile::Profile;
 use fieldkit_wire::framing::Framing;
-use fieldkit_wire::smp::{Header, Op, SmpError, image, os};
+use fieldkit_wire::smp::{Header, Op, image, os};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -360,13 +360,9 @@ impl<C: Connector> Device<C> {
                 Ok(())
             }
             Err(ApplyError::Session {
-                source:
-                    SessionError::Device {
-                        source: SmpError::Device { rc: 8, .. },
-                        ..
-                    },
+                source: SessionError::Device { source, .. },
                 ..
-            }) => Ok(()),
+            }) if source.is_not_supported() => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -475,7 +471,8 @@ impl<C: Connector> Device<C> {
         cancel: &Cancel,
     ) -> Result<Option<bool>, (u64, ApplyError)> {
         let total = img.bytes.len();
-        let buf_size = self.buffers.0;
+        // The device counts the decoded frame (length, packet, CRC) against its buffer.
+        let buf_size = self.framing.max_packet(self.buffers.0);
         let stage = Stage::Uploading;
         let fail = |acked: usize| {
             move |source: SessionError| (acked as u64, ApplyError::Session { stage, source })
@@ -911,7 +908,7 @@ fn entry(state: &image::StateRsp, image: u32, slot: u32) -> Option<&image::Image
     state
         .images
         .iter()
-        .find(|e| e.image == image && e.slot == slot)
+        .find(|e| e.image_number() == image && e.slot == slot)
 }
 
 fn hash_hex(e: &image::ImageStateEntry) -> Option<String> {
@@ -924,7 +921,9 @@ fn slot1_hash(state: &image::StateRsp, image: u32) -> Option<String> {
 
 fn running(state: &image::StateRsp, img: &ImageToInstall) -> bool {
     state.images.iter().any(|e| {
-        e.image == img.image && e.active && hash_hex(e).as_deref() == Some(img.image_hash.as_str())
+        e.image_number() == img.image
+            && e.active
+            && hash_hex(e).as_deref() == Some(img.image_hash.as_str())
     })
 }
 
@@ -932,13 +931,13 @@ fn confirmed(state: &image::StateRsp, img: &ImageToInstall) -> bool {
     state
         .images
         .iter()
-        .any(|e| e.image == img.image && e.active && e.confirmed)
+        .any(|e| e.image_number() == img.image && e.active && e.confirmed)
 }
 
 fn running_version(state: &image::StateRsp, image: u32) -> String {
     state
         .images
         .iter()
-        .find(|e| e.image == image && e.active)
+        .find(|e| e.image_number() == image && e.active)
         .map_or("nothing".into(), |e| e.version.clone())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fieldkit_link::Link;
 use fieldkit_profile::{Family, Identity, Profile, ProfileSet, SlotState};
 use fieldkit_wire::framing::Framing;
-use fieldkit_wire::smp::{Op, SmpError, image, os, vendor};
+use fieldkit_wire::smp::{Op, image, os, vendor};
 
 use crate::line::{self, LineClient, LineError};
 use crate::smp::{SessionError, SmpClient};
@@ -250,24 +250,21 @@ pub async fn identify<L: Link>(
     })
 }
 
-/// Turns "not supported" into `None`.
+/// Turns "the device has no such command" into `None`.
 fn optional<T>(r: Result<T, SessionError>) -> Result<Option<T>, SessionError> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(SessionError::Device {
-            source: SmpError::Device { rc: 8, .. },
-            ..
-        }) => Ok(None),
+        Err(SessionError::Device { source, .. }) if source.is_not_supported() => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 fn slot_state(profile: &Profile, e: image::ImageStateEntry) -> SlotState {
     SlotState {
-        image: e.image,
+        image: e.image_number(),
         slot: e.slot,
         component: profile
-            .component_by_image(e.image)
+            .component_by_image(e.image_number())
             .map(|c| c.name.get_ref().clone()),
         version: e.version,
         hash: e

@@ -39,6 +39,8 @@ impl Sim {
             latency: Duration::ZERO,
             boot_time: Duration::from_millis(100),
             faults,
+            seed: None,
+            strict: true,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready) = std::sync::mpsc::channel();
@@ -47,7 +49,7 @@ impl Sim {
             fieldkit_sim::run(config, s, |e| {
                 let _ = ready_tx.send(e.to_owned());
             })
-            .unwrap();
+            .expect("the simulator (strict mode) saw the client break a device rule");
         });
         let first = ready.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(first.starts_with("port "), "{first}");
@@ -70,7 +72,10 @@ impl Drop for Sim {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let ended = t.join();
+            if !std::thread::panicking() {
+                ended.expect("the simulator thread failed");
+            }
         }
     }
 }

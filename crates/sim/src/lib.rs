@@ -9,24 +9,30 @@
 //! - [`state`]: what the device keeps across resets (identity, image slots, MCUboot's swap
 //!   state), persisted in a JSON state file so a restart behaves like a power cycle: a tested
 //!   image boots once and reverts unless confirmed.
-//! - [`smp`]: the SMP device, sans-IO. A request in; a reply, the flash time it cost, and
-//!   whether it reboots, out.
+//! - [`zephyr`]: the SMP device in application mode (a Zephyr application over MCUboot),
+//!   sans-IO, one module per MCUmgr group. A request in; a reply ([`smp::Reply`]), the flash
+//!   time it cost, and whether it reboots, out.
+//! - [`transport`]: the device's serial input, as strict as Zephyr's and MCUboot's: console
+//!   lines of at most 128 bytes, a decoded frame of at most `buf_size`, silence otherwise.
 //! - [`line`]: the legacy line-command device with its YMODEM bootloader, sans-IO. Bytes in;
 //!   bytes, the flash time they cost, and whether it reboots, out.
 //! - [`serve`]: the IO loop, with the line model (baud pacing both ways, turnaround latency,
 //!   flash erase and write time, a device that can only hold `buf_count` requests) and the
-//!   faults of [`fault`].
+//!   faults of [`fault`], whose random damage is seeded so that a run replays.
 
 pub mod fault;
 pub mod line;
 pub mod serve;
 pub mod smp;
 pub mod state;
+pub mod transport;
+pub mod zephyr;
 
 pub use fault::{Fault, Faults};
 pub use line::LineDevice;
 pub use serve::{SimConfig, SimError, run};
 pub use state::DeviceState;
+pub use zephyr::ZephyrDevice;
 
 #[cfg(test)]
 mod tests;

@@ -19,16 +19,20 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
 use fieldkit_profile::Profile;
-use fieldkit_wire::framing::{self, Decoder, Framing};
+use fieldkit_wire::framing::{self, Framing};
 use fieldkit_wire::smp::Packet;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serialport::{SerialPort, TTYPort};
 
-use crate::fault::{Fault, Faults};
+use crate::fault::{Damage, Direction, Fault, Faults};
 use crate::line::LineDevice;
-use crate::smp::{After, SmpDevice, with_seq};
+use crate::smp::{After, with_seq};
 use crate::state::DeviceState;
+use crate::transport::{Input, Transport};
+use crate::zephyr::ZephyrDevice;
 
 /// How the simulator is set up.
 #[derive(Debug, Clone)]
@@ -47,6 +51,14 @@ pub struct SimConfig {
     pub boot_time: Duration,
     /// Faults to inject.
     pub faults: Vec<Fault>,
+    /// Seed of every random fault (line damage, log noise); `None` picks one. The seed in use
+    /// is the first event after the port, so a failing run can be replayed.
+    pub seed: Option<u64>,
+    /// Strict mode: a client error a real device answers with silence (a frame over
+    /// `buf_size`, a console line over 128 bytes) stops the simulator with
+    /// [`SimError::Strict`], so that a test using it fails. Only on a clean line: with
+    /// corrupted or dropped bytes injected, a damaged length field is no client's fault.
+    pub strict: bool,
 }
 
 /// Why the simulator stopped with an error.
@@ -59,6 +71,9 @@ pub enum SimError {
     /// The pseudo-terminal could not be made.
     #[error(transparent)]
     Link(#[from] fieldkit_link::LinkError),
+    /// Strict mode saw the client break a rule a real device enforces silently.
+    #[error("strict mode: the client broke a device rule: {0}")]
+    Strict(String),
     /// Other IO (the port link, cloning handles).
     #[error("{what}: {source}")]
     Io {
@@ -95,8 +110,38 @@ fn wire_time(n: usize, char_time: Duration) -> Duration {
     char_time * n as u32
 }
 
+/// The line damage and randomness of one run, from its seed.
+#[derive(Clone)]
+struct Noise {
+    to_device: Arc<Mutex<Damage>>,
+    to_client: Arc<Mutex<Damage>>,
+}
+
+impl Noise {
+    fn new(seed: u64, faults: &Faults) -> Noise {
+        let d = |dir| {
+            Arc::new(Mutex::new(Damage::new(
+                seed,
+                dir,
+                faults.corrupt,
+                faults.drop,
+            )))
+        };
+        Noise {
+            to_device: d(Direction::ToDevice),
+            to_client: d(Direction::ToClient),
+        }
+    }
+}
+
+/// The seed in force: the configured one, or a fresh one.
+fn seed_of(config: &SimConfig) -> u64 {
+    config.seed.unwrap_or_else(|| rand::thread_rng().r#gen())
+}
+
 /// Runs the simulator until `stop` is set. `on_event` receives the port path first
-/// (`port <path>`), then one line per device event.
+/// (`port <path>`), then the seed of its random faults (`seed <n>`), then one line per
+/// device event.
 pub fn run(
     config: SimConfig,
     stop: Arc<AtomicBool>,
@@ -122,14 +167,18 @@ pub fn run(
     };
     let bits = config.profile.line.bits_per_char();
     let char_time = Duration::from_secs_f64(f64::from(bits) / f64::from(config.baud.max(1)));
-    let mut device = SmpDevice::new(config.profile.clone(), state, faults.clone());
+    let mut device = ZephyrDevice::new(config.profile.clone(), state, faults.clone());
     save(&config, &device.state)?;
 
-    let mut conn = connect(&config.port_path, &faults, char_time)?;
+    let seed = seed_of(&config);
+    let noise = Noise::new(seed, &faults);
+    let mut conn = connect(&config.port_path, &noise, char_time)?;
     on_event(&format!("port {}", config.port_path.display()));
+    on_event(&format!("seed {seed}"));
 
-    let buf_count = config.profile.simulator.buf_count.max(1) as usize;
-    let mut decoder = Decoder::new(framing, device.buf_size());
+    let clean_line = faults.corrupt == 0.0 && faults.drop == 0.0;
+    let buf_count = device.buf_count();
+    let mut transport = Transport::new(framing, device.buf_size());
     // Packets received and waiting for the device, with the time their last byte arrived.
     let mut queue: VecDeque<(Instant, Packet)> = VecDeque::new();
     let mut rx_line_free = Instant::now();
@@ -139,7 +188,7 @@ pub fn run(
     let mut disconnect_after = faults.disconnect_after;
     let mut disconnect_mid_reply = faults.disconnect_mid_reply;
     let mut replies: u64 = 0;
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Incoming chunks not yet delivered by the line model: (time the last byte lands, bytes).
     let mut inflight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut woken_by: Option<(Instant, Vec<u8>)> = None;
@@ -163,15 +212,21 @@ pub fn run(
                 continue; // a booting device hears nothing
             }
             received += piece.len() as u64;
-            decoder.push(&piece);
-            while let Some(frame) = decoder.next() {
-                match frame
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| Packet::decode(&b).map_err(|e| e.to_string()))
-                {
-                    Ok(packet) if queue.len() < buf_count => queue.push_back((t, packet)),
-                    Ok(_) => on_event("request dropped: all buffers busy"),
-                    Err(e) => on_event(&format!("bad frame ignored: {e}")),
+            for input in transport.push(&piece) {
+                match input {
+                    Input::Packet(packet) if queue.len() < buf_count => {
+                        queue.push_back((t, packet));
+                    }
+                    Input::Packet(_) => on_event("request dropped: all buffers busy"),
+                    // On a line the simulator damages itself, a mangled length field looks
+                    // like an oversize frame: only a clean line can blame the client.
+                    Input::Dropped(why) if config.strict && clean_line && why.is_client_error() => {
+                        on_event(&format!("strict mode: {why}"));
+                        disconnect(conn);
+                        let _ = std::fs::remove_file(&config.port_path);
+                        return Err(SimError::Strict(why.to_string()));
+                    }
+                    Input::Dropped(why) => on_event(&why.to_string()),
                 }
             }
             if let Some(n) = disconnect_after
@@ -179,13 +234,13 @@ pub fn run(
             {
                 disconnect_after = None;
                 on_event(&format!("cable pulled after {received} bytes (fault)"));
-                conn = replug(conn, &config.port_path, &faults, char_time)?;
+                conn = replug(conn, &config.port_path, &faults, &noise, char_time)?;
                 on_event(&format!(
                     "cable plugged back in: port {}",
                     config.port_path.display()
                 ));
                 inflight.clear();
-                decoder.clear();
+                transport.clear();
                 queue.clear();
                 break;
             }
@@ -242,13 +297,13 @@ pub fn run(
                         // The writer pulls the cable; the device stays up and is plugged back in.
                         thread::sleep(reply_end.saturating_duration_since(Instant::now()));
                         on_event("cable pulled mid-reply (fault)");
-                        conn = replug(conn, &config.port_path, &faults, char_time)?;
+                        conn = replug(conn, &config.port_path, &faults, &noise, char_time)?;
                         on_event(&format!(
                             "cable plugged back in: port {}",
                             config.port_path.display()
                         ));
                         inflight.clear();
-                        decoder.clear();
+                        transport.clear();
                         queue.clear();
                     }
                 }
@@ -269,7 +324,7 @@ pub fn run(
                     }
                     save(&config, &device.state)?;
                     queue.clear();
-                    decoder.clear();
+                    transport.clear();
                     let boot = config.boot_time + swap;
                     booting_until = Some(Instant::now() + boot);
                     device_free = Instant::now() + boot;
@@ -321,8 +376,11 @@ fn run_line(
     let mut device = LineDevice::new(config.profile.clone(), state, faults.clone());
     save(&config, &device.state)?;
 
-    let mut conn = connect(&config.port_path, &faults, char_time)?;
+    let seed = seed_of(&config);
+    let noise = Noise::new(seed, &faults);
+    let mut conn = connect(&config.port_path, &noise, char_time)?;
     on_event(&format!("port {}", config.port_path.display()));
+    on_event(&format!("seed {seed}"));
 
     let mut inflight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut rx_line_free = Instant::now();
@@ -385,7 +443,7 @@ fn run_line(
             for e in device.link_reset() {
                 on_event(&e);
             }
-            conn = replug(conn, &config.port_path, &faults, char_time)?;
+            conn = replug(conn, &config.port_path, &faults, &noise, char_time)?;
             on_event(&format!(
                 "cable plugged back in: port {}",
                 config.port_path.display()
@@ -498,7 +556,7 @@ fn save(config: &SimConfig, state: &DeviceState) -> Result<(), SimError> {
     Ok(())
 }
 
-fn log_line(device: &SmpDevice, rng: &mut impl Rng) -> String {
+fn log_line(device: &ZephyrDevice, rng: &mut impl Rng) -> String {
     let ms: u32 = rng.gen_range(0..1000);
     format!(
         "[00:{:02}:{:02}.{ms:03},000] <inf> app: {} heartbeat ok, battery {} %\r\n",
@@ -509,7 +567,7 @@ fn log_line(device: &SmpDevice, rng: &mut impl Rng) -> String {
     )
 }
 
-fn connect(port_path: &Path, faults: &Faults, char_time: Duration) -> Result<Connection, SimError> {
+fn connect(port_path: &Path, noise: &Noise, char_time: Duration) -> Result<Connection, SimError> {
     let pty = fieldkit_link::pty_pair()?;
     // Point the stable path at the new pseudo-terminal atomically.
     let tmp = port_path.with_extension("new");
@@ -530,18 +588,21 @@ fn connect(port_path: &Path, faults: &Faults, char_time: Duration) -> Result<Con
     })?;
     let _ = reader.set_timeout(Duration::from_millis(20));
     let _ = writer.set_timeout(Duration::from_millis(200));
-    let (corrupt, drop) = (faults.corrupt, faults.drop);
+    let to_device = noise.to_device.clone();
+    let to_client = noise.to_client.clone();
 
     let s = stop.clone();
     let read_thread = thread::spawn(move || {
-        let mut rng = rand::thread_rng();
         let mut buf = [0u8; 4096];
         while !s.load(Ordering::Relaxed) {
             match reader.read(&mut buf) {
                 Ok(0) => thread::sleep(Duration::from_millis(5)),
                 Ok(n) => {
                     let at = Instant::now();
-                    let bytes = damage(&buf[..n], corrupt, drop, &mut rng);
+                    let bytes = to_device
+                        .lock()
+                        .expect("damage is never poisoned")
+                        .apply(&buf[..n]);
                     if rx_send.send((at, bytes)).is_err() {
                         break;
                     }
@@ -554,16 +615,7 @@ fn connect(port_path: &Path, faults: &Faults, char_time: Duration) -> Result<Con
     });
     let s = stop.clone();
     let write_thread = thread::spawn(move || {
-        let mut rng = rand::thread_rng();
-        pace_writes(
-            &mut writer,
-            &tx_recv,
-            &s,
-            char_time,
-            corrupt,
-            drop,
-            &mut rng,
-        );
+        pace_writes(&mut writer, &tx_recv, &s, char_time, &to_client);
     });
     Ok(Connection {
         stop,
@@ -580,9 +632,7 @@ fn pace_writes(
     items: &mpsc::Receiver<TxItem>,
     stop: &AtomicBool,
     char_time: Duration,
-    corrupt: f64,
-    drop: f64,
-    rng: &mut impl Rng,
+    damage: &Mutex<Damage>,
 ) {
     let mut line_free = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -602,7 +652,10 @@ fn pace_writes(
         for piece in bytes[..limit].chunks(slice) {
             at += wire_time(piece.len(), char_time);
             thread::sleep(at.saturating_duration_since(Instant::now()));
-            let out = damage(piece, corrupt, drop, rng);
+            let out = damage
+                .lock()
+                .expect("damage is never poisoned")
+                .apply(piece);
             if port.write_all(&out).is_err() {
                 break;
             }
@@ -612,25 +665,6 @@ fn pace_writes(
             return;
         }
     }
-}
-
-fn damage(bytes: &[u8], corrupt: f64, drop: f64, rng: &mut impl Rng) -> Vec<u8> {
-    if corrupt == 0.0 && drop == 0.0 {
-        return bytes.to_vec();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    for &b in bytes {
-        if drop > 0.0 && rng.gen_bool(drop) {
-            continue;
-        }
-        let flip = corrupt > 0.0 && rng.gen_bool(corrupt);
-        out.push(if flip {
-            b ^ (1 << rng.gen_range(0..8))
-        } else {
-            b
-        });
-    }
-    out
 }
 
 fn disconnect(conn: Connection) {
@@ -645,12 +679,13 @@ fn replug(
     conn: Connection,
     port_path: &Path,
     faults: &Faults,
+    noise: &Noise,
     char_time: Duration,
 ) -> Result<Connection, SimError> {
     disconnect(conn);
     let _ = std::fs::remove_file(port_path);
     thread::sleep(Duration::from_millis(faults.unplug_ms));
-    connect(port_path, faults, char_time)
+    connect(port_path, noise, char_time)
 }
 
 #[cfg(test)]

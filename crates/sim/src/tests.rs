@@ -9,8 +9,9 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 use crate::fault::{Fault, Faults};
-use crate::smp::{After, SmpDevice};
+use crate::smp::After;
 use crate::state::DeviceState;
+use crate::zephyr::ZephyrDevice as SmpDevice;
 
 fn pump(faults: &[Fault]) -> SmpDevice {
     let profile = ProfileSet::builtin()
@@ -85,7 +86,7 @@ fn state(dev: &mut SmpDevice) -> Vec<String> {
                     flags.push(c);
                 }
             }
-            format!("{}/{} {} {flags}", e.image, e.slot, e.version)
+            format!("{}/{} {} {flags}", e.image_number(), e.slot, e.version)
         })
         .collect()
 }
@@ -164,7 +165,17 @@ fn refused_confirm_reverts() {
     mark(&mut dev, Some(hash_of(&img)), false).unwrap();
     dev.reboot();
     let err = mark(&mut dev, None, true).unwrap_err();
-    assert!(matches!(err, SmpError::Device { rc: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SmpError::Device {
+                group: 1,
+                rc: 32,
+                version: 2
+            }
+        ),
+        "{err}"
+    );
     dev.reboot();
     assert_eq!(state(&mut dev)[0], "0/0 2.3.1 AC");
 }
@@ -253,7 +264,7 @@ fn bad_uploads_are_refused() {
                 data: ByteBuf::from(image_bytes("1.0.0", vec![])),
                 ..Default::default()
             },
-            21,
+            30,
         ),
     ];
     for (req, rc) in cases {
@@ -357,4 +368,77 @@ fn state_survives_a_restart() {
     std::fs::write(&path, b"{ not json").unwrap();
     let err = DeviceState::load(&path).unwrap_err().to_string();
     assert!(err.contains("is not valid"), "{err}");
+}
+
+/// The body of the reply to a raw request, as CBOR diagnostic-ish JSON, for shape checks.
+fn reply_body(dev: &mut SmpDevice, version: u8, op: Op, group: u16, id: u8, body: &[u8]) -> String {
+    let mut req = Packet::request(op, group, id, 0, &os::Empty {});
+    req.header.version = version;
+    req.body = body.to_vec();
+    let reply = dev.handle(&Packet::decode(&req.encode()).unwrap());
+    let p = reply.packet.expect("a reply");
+    assert_eq!(
+        p.header.version, version,
+        "the reply keeps the request's version"
+    );
+    let v: ciborium::Value = ciborium::from_reader(p.body.as_slice()).unwrap();
+    format!("{v:?}")
+}
+
+#[test]
+fn errors_are_shaped_as_zephyr_shapes_them() {
+    let mut dev = pump(&[]);
+    // A command the device lacks, or a read of a write-only command: `{"rc": 8}` whatever the
+    // request's version (smp.c, smp_build_err_rsp).
+    for version in [0, 1] {
+        let unknown = reply_body(&mut dev, version, Op::Read, 9, 0, &[0xa0]);
+        assert_eq!(unknown, r#"Map([(Text("rc"), Integer(Integer(8)))])"#);
+        let reset_read = reply_body(&mut dev, version, Op::Read, os::GROUP, os::RESET, &[0xa0]);
+        assert_eq!(reset_read, unknown);
+        let vendor_other = reply_body(&mut dev, version, Op::Read, 64, 7, &[0xa0]);
+        assert_eq!(vendor_other, unknown);
+    }
+    // A body that is not a map of the command's fields: `{"rc": 3}`.
+    let bad = reply_body(
+        &mut dev,
+        1,
+        Op::Write,
+        os::GROUP,
+        os::ECHO,
+        &[0xa1, 0x61, b'd', 0x01],
+    );
+    assert_eq!(bad, r#"Map([(Text("rc"), Integer(Integer(3)))])"#);
+    // A group error: the err map to v2, the translated MGMT_ERR code to v1.
+    let no_hash = [
+        0xa2, 0x67, b'c', b'o', b'n', b'f', b'i', b'r', b'm', 0xf4, 0x64, b'h', b'a', b's', b'h',
+        0x58, 0x20,
+    ];
+    let mut body = no_hash.to_vec();
+    body.extend([0x11; 32]);
+    let v2 = reply_body(&mut dev, 1, Op::Write, image::GROUP, image::STATE, &body);
+    assert_eq!(
+        v2,
+        r#"Map([(Text("err"), Map([(Text("group"), Integer(Integer(1))), (Text("rc"), Integer(Integer(8)))]))])"#
+    );
+    let v1 = reply_body(&mut dev, 0, Op::Write, image::GROUP, image::STATE, &body);
+    assert_eq!(v1, r#"Map([(Text("rc"), Integer(Integer(1)))])"#);
+    // A request newer than SMP v2.
+    let v3 = reply_body(&mut dev, 2, Op::Read, os::GROUP, os::ECHO, &[0xa0]);
+    assert_eq!(v3, r#"Map([(Text("rc"), Integer(Integer(13)))])"#);
+}
+
+#[test]
+fn a_single_image_device_leaves_the_image_number_out() {
+    let profile = ProfileSet::builtin()
+        .get("vitalis-monitor-m3")
+        .unwrap()
+        .clone();
+    let state = DeviceState::factory(&profile);
+    let mut dev = SmpDevice::new(profile, state, Faults::new(&[]));
+    let body = reply_body(&mut dev, 1, Op::Read, image::GROUP, image::STATE, &[0xa0]);
+    assert!(!body.contains("\"image\""), "{body}");
+    assert!(body.contains("splitStatus"), "{body}");
+    let mut pump = pump(&[]);
+    let body = reply_body(&mut pump, 1, Op::Read, image::GROUP, image::STATE, &[0xa0]);
+    assert!(body.contains(r#"Text("image")"#), "{body}");
 }

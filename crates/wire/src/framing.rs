@@ -30,8 +30,13 @@ use crate::smp::Header;
 pub const START: [u8; 2] = [0x06, 0x09];
 /// Marker that opens every further line of a console frame.
 pub const CONTINUATION: [u8; 2] = [0x04, 0x14];
-/// Longest line we send: marker, 124 base64 characters, newline.
+/// Longest line we send: marker, 124 base64 characters, newline (Zephyr's
+/// `MCUMGR_SERIAL_MAX_FRAME`).
 pub const MAX_LINE: usize = 127;
+/// Longest console input line a device keeps: Zephyr's SMP shell and UART transports and
+/// MCUboot's serial adapter (`BOOT_MAX_LINE_INPUT_LEN`) hold 128 bytes a line, marker and
+/// newline included; the rest of a longer line is lost.
+pub const DEVICE_LINE: usize = 128;
 /// Base64 characters per line we send.
 const LINE_CHARS: usize = MAX_LINE - 3;
 /// Bytes of framing around a packet before base64: length field and CRC.
@@ -53,6 +58,32 @@ pub enum Framing {
     Console,
     /// Packets back to back, delimited by the SMP header's length.
     Raw,
+}
+
+impl Framing {
+    /// The largest packet (header and body) a device with this `buf_size` accepts.
+    ///
+    /// Over console framing Zephyr (`serial_util.c`, `mcumgr_serial_process_frag`) decodes a
+    /// request into one buffer of `buf_size` bytes: the length field, the packet and the CRC
+    /// must all fit, so the packet gets `buf_size - 4`. MCUboot's serial recovery counts the
+    /// same way (`boot_serial_in_dec` into a `MCUBOOT_SERIAL_MAX_RECEIVE_SIZE` buffer). Raw
+    /// framing has no length field or CRC: the packet itself gets the whole buffer. A frame
+    /// over the limit is dropped without a reply.
+    pub fn max_packet(self, buf_size: usize) -> usize {
+        match self {
+            Framing::Console => buf_size.saturating_sub(ENVELOPE),
+            Framing::Raw => buf_size,
+        }
+    }
+
+    /// The size of the decoded frame that carries a packet of `packet_len` bytes: what a
+    /// device counts against its `buf_size`.
+    pub fn decoded_len(self, packet_len: usize) -> usize {
+        match self {
+            Framing::Console => packet_len + ENVELOPE,
+            Framing::Raw => packet_len,
+        }
+    }
 }
 
 /// Frames one SMP packet (header and body) for the line.

@@ -227,6 +227,7 @@ fn replies_smp_python_loads() {
     let state = image::StateRsp {
         images: vec![
             image::ImageStateEntry {
+                image: Some(0),
                 slot: 0,
                 version: "1.2.3.4".into(),
                 hash: Some(ByteBuf::from(vec![7; 32])),
@@ -236,6 +237,7 @@ fn replies_smp_python_loads() {
                 ..Default::default()
             },
             image::ImageStateEntry {
+                image: Some(0),
                 slot: 1,
                 version: "1.3.0".into(),
                 hash: Some(ByteBuf::from(vec![8; 32])),
@@ -271,7 +273,7 @@ fn replies_smp_python_loads() {
             "0b00000e00010501a2636f66661864656d61746368f5",
         ),
         (
-            Packet::error_response(&upload, 3),
+            Packet::group_error(&upload, image::GROUP, 3),
             "0b00001100010501a163657272a26567726f75700162726303",
         ),
         (

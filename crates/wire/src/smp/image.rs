@@ -20,9 +20,9 @@ pub const ERASE: u8 = 5;
 /// One image slot as reported by a state read.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ImageStateEntry {
-    /// Image number; absent (0) on single-image devices.
-    #[serde(default)]
-    pub image: u32,
+    /// Image number; Zephyr and MCUboot leave it out on single-image devices (image 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<u32>,
     /// Slot within the image: 0 primary (running), 1 secondary.
     pub slot: u32,
     /// Version as `major.minor.revision.build`.
@@ -45,6 +45,13 @@ pub struct ImageStateEntry {
     /// The pending swap is permanent (confirmed in advance), not a test.
     #[serde(default, skip_serializing_if = "is_false")]
     pub permanent: bool,
+}
+
+impl ImageStateEntry {
+    /// The image number, 0 when the device left it out.
+    pub fn image_number(&self) -> u32 {
+        self.image.unwrap_or(0)
+    }
 }
 
 /// Image state reply (read, or the answer to a state write).
@@ -115,10 +122,13 @@ pub struct EraseReq {
 }
 
 /// Largest `data` length such that the encoded [`UploadReq`] packet (8-byte header + CBOR)
-/// fits in `buf_size` bytes, given the other fields of this chunk (`upgrade` absent).
+/// fits in `max_packet` bytes, given the other fields of this chunk (`upgrade` absent).
 /// Zero when not even an empty chunk fits; never more than a 16-bit body length allows.
+///
+/// `max_packet` is what the device accepts, not its `buf_size`: see
+/// [`crate::framing::Framing::max_packet`].
 pub fn max_upload_data(
-    buf_size: usize,
+    max_packet: usize,
     image: Option<u32>,
     len: Option<u32>,
     off: u32,
@@ -136,8 +146,8 @@ pub fn max_upload_data(
     // bytes spends `head(n) + n` instead.
     let fixed = Header::SIZE + to_cbor(&empty).len() - 1;
     // The header's 16-bit length caps the body whatever the buffer.
-    let buf_size = buf_size.min(Header::SIZE + usize::from(u16::MAX));
-    let Some(room) = buf_size.checked_sub(fixed) else {
+    let max_packet = max_packet.min(Header::SIZE + usize::from(u16::MAX));
+    let Some(room) = max_packet.checked_sub(fixed) else {
         return 0;
     };
     // Try the largest head first: the answer is the biggest `n` whose own head fits.

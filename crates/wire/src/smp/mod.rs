@@ -17,7 +17,7 @@ pub mod os;
 mod rc;
 pub mod vendor;
 
-pub use rc::describe_rc;
+pub use rc::{MGMT_ERR_EINVAL, MGMT_ERR_ENOENT, MGMT_ERR_ENOTSUP, describe_rc};
 
 /// SMP op codes (the low three bits of the header's first byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,13 +189,21 @@ impl Packet {
         )
     }
 
-    /// Builds an error reply to `request`: `{"err": {"group", "rc"}}` when the request was
-    /// SMP v2 (`version == 1`), `{"rc"}` otherwise.
-    pub fn error_response(request: &Header, rc: i32) -> Packet {
+    /// Builds a generic error reply to `request`, as Zephyr's `smp_build_err_rsp` and MCUboot's
+    /// `bs_rc_rsp` do: `{"rc": rc}` with an `MGMT_ERR` code, whatever the request's SMP version.
+    /// This is the shape of "no such command" (rc 8) and of a body that does not decode (rc 3).
+    pub fn mgmt_error(request: &Header, rc: i32) -> Packet {
         #[derive(Serialize)]
         struct V1 {
             rc: i32,
         }
+        Packet::response(request, &V1 { rc })
+    }
+
+    /// Builds a group error reply to `request`, as Zephyr's `smp_add_cmd_err` does: to an SMP
+    /// v2 request `{"err": {"group", "rc"}}` with the group's own code; to an SMP v1 request the
+    /// code translated to its `MGMT_ERR` equivalent (`smp_translate_error_code`) as `{"rc"}`.
+    pub fn group_error(request: &Header, group: u16, rc: i32) -> Packet {
         #[derive(Serialize)]
         struct Err {
             group: u16,
@@ -205,18 +213,15 @@ impl Packet {
         struct V2 {
             err: Err,
         }
-        if request.version == 1 {
+        if request.version >= 1 {
             Packet::response(
                 request,
                 &V2 {
-                    err: Err {
-                        group: request.group,
-                        rc,
-                    },
+                    err: Err { group, rc },
                 },
             )
         } else {
-            Packet::response(request, &V1 { rc })
+            Packet::mgmt_error(request, rc::translate(group, rc))
         }
     }
 
@@ -359,6 +364,23 @@ pub enum SmpError {
     Packet(#[from] PacketError),
 }
 
+impl SmpError {
+    /// Whether the device said it does not have this command: the generic `MGMT_ERR_ENOTSUP`
+    /// (rc 8 in the `{"rc"}` form, which Zephyr and MCUboot send for a command they lack, to
+    /// SMP v1 and v2 requests alike). A v2 group error with rc 8 is something else (in the
+    /// image group: "no hash TLV"), so it is not this.
+    pub fn is_not_supported(&self) -> bool {
+        matches!(
+            self,
+            SmpError::Device {
+                rc: MGMT_ERR_ENOTSUP,
+                version: 1,
+                ..
+            }
+        )
+    }
+}
+
 struct DeviceErrorDisplay {
     group: u16,
     rc: i32,
@@ -469,7 +491,7 @@ mod tests {
     #[test]
     fn device_errors() {
         let req = Packet::request(Op::Write, image::GROUP, image::UPLOAD, 3, &os::Empty {}).header;
-        let v2 = Packet::error_response(&req, 22);
+        let v2 = Packet::group_error(&req, image::GROUP, 22);
         assert_eq!(v2.header.op, Op::WriteRsp);
         let err = v2.body_as::<image::UploadRsp>().unwrap_err();
         assert_eq!(
@@ -481,20 +503,34 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("image header"), "{err}");
+        assert!(!err.is_not_supported());
 
+        // The image group's rc 8 under v2 is "no hash TLV", not "not supported".
+        let no_hash = Packet::group_error(&req, image::GROUP, 8)
+            .body_as::<os::Empty>()
+            .unwrap_err();
+        assert!(!no_hash.is_not_supported(), "{no_hash}");
+        assert!(no_hash.to_string().contains("no hash TLV"), "{no_hash}");
+
+        // A command the device lacks: `{"rc": 8}` to a v2 request, as Zephyr and MCUboot send it.
+        let missing = Packet::mgmt_error(&req, MGMT_ERR_ENOTSUP);
+        assert_eq!(missing.body, [0xa1, 0x62, b'r', b'c', 0x08]);
+        let err = missing.body_as::<os::Empty>().unwrap_err();
+        assert!(err.is_not_supported(), "{err}");
+        assert!(err.to_string().contains("not supported"), "{err}");
+
+        // To a v1 request, a group code is translated to its MGMT_ERR equivalent.
         let v1_req = Header { version: 0, ..req };
-        let v1 = Packet::error_response(&v1_req, 8);
-        assert_eq!(v1.body, [0xa1, 0x62, b'r', b'c', 0x08]);
+        let v1 = Packet::group_error(&v1_req, image::GROUP, 22);
         let err = v1.body_as::<os::Empty>().unwrap_err();
         assert_eq!(
             err,
             SmpError::Device {
                 group: 1,
-                rc: 8,
+                rc: MGMT_ERR_EINVAL,
                 version: 1
             }
         );
-        assert!(err.to_string().contains("not supported"), "{err}");
 
         // rc 0 is success in either form.
         let ok = Packet::response(

@@ -1,5 +1,31 @@
 //! Return codes in words: the generic `MGMT_ERR` table (SMP v1 `rc`, also used by SMP v2
-//! servers for errors outside any group) and the group tables of SMP v2 `err.rc`.
+//! servers for errors outside any group) and the group tables of SMP v2 `err.rc`, and the
+//! translation a Zephyr server applies to a group code when the request was SMP v1
+//! (`img_mgmt_translate_error_code`, `os_mgmt_translate_error_code`).
+
+/// `MGMT_ERR_EINVAL`: a request that does not decode, or a bad value.
+pub const MGMT_ERR_EINVAL: i32 = 3;
+/// `MGMT_ERR_ENOENT`: nothing found (MCUboot: no image with that hash).
+pub const MGMT_ERR_ENOENT: i32 = 5;
+/// `MGMT_ERR_ENOTSUP`: the device has no such command.
+pub const MGMT_ERR_ENOTSUP: i32 = 8;
+const MGMT_ERR_EUNKNOWN: i32 = 1;
+const MGMT_ERR_ENOMEM: i32 = 2;
+const MGMT_ERR_EBADSTATE: i32 = 6;
+
+/// The `MGMT_ERR` code a Zephyr server answers an SMP v1 request with, for a group code it
+/// would send an SMP v2 request (Zephyr `img_mgmt.c` and `os_mgmt.c`, `*_translate_error_code`).
+pub(super) fn translate(group: u16, rc: i32) -> i32 {
+    match (group, rc) {
+        (super::image::GROUP, 3 | 4) => MGMT_ERR_ENOENT,
+        (super::image::GROUP, 9 | 27 | 28) => MGMT_ERR_EBADSTATE,
+        (super::image::GROUP, 15) => MGMT_ERR_ENOMEM,
+        (super::image::GROUP, 14 | 19 | 20 | 21 | 22 | 24 | 25) => MGMT_ERR_EINVAL,
+        (super::os::GROUP, 2) => MGMT_ERR_EINVAL,
+        (super::os::GROUP, 3 | 4) => MGMT_ERR_ENOENT,
+        _ => MGMT_ERR_EUNKNOWN,
+    }
+}
 
 /// The meaning of a device return code, if it is documented.
 ///
