@@ -269,7 +269,8 @@ impl Policy {
     fn in_category(c: &Category, req: &LicenseReq, text: &str) -> bool {
         match &c.licences {
             Some(list) => list.iter().any(|l| {
-                l == text || req.license.id().is_some_and(|id| l == id.name) && req.addition.is_none()
+                l == text
+                    || req.license.id().is_some_and(|id| l == id.name) && req.addition.is_none()
             }),
             None => match (&req.license, c.name.as_str()) {
                 (LicenseItem::Other(_), "licence-ref") => true,
@@ -368,9 +369,7 @@ impl Policy {
                     // else is a licence name (or an id) that SPDX does not know.
                     let operators = ["AND", "OR", "WITH"];
                     let expression = trimmed.contains(['(', ')'])
-                        || trimmed
-                            .split_whitespace()
-                            .any(|w| operators.contains(&w));
+                        || trimmed.split_whitespace().any(|w| operators.contains(&w));
                     let t = if expression {
                         self.unknown(
                             text,
@@ -392,7 +391,8 @@ impl Policy {
                     continue;
                 }
             };
-            let judged: Vec<TermVerdict> = expr.requirements().map(|r| self.judge(&r.req)).collect();
+            let judged: Vec<TermVerdict> =
+                expr.requirements().map(|r| self.judge(&r.req)).collect();
             let find = |req: &LicenseReq| {
                 let text = term_text(req);
                 judged

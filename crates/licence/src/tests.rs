@@ -9,7 +9,9 @@ fn check(licences: &[&str], verdict: Verdict, rule: &str) {
     assert_eq!(e.verdict, verdict, "{licences:?}: {e:?}");
     if !rule.is_empty() {
         assert!(
-            e.terms.iter().any(|t| t.rule == rule && t.verdict == verdict),
+            e.terms
+                .iter()
+                .any(|t| t.rule == rule && t.verdict == verdict),
             "{licences:?}: no term decided by {rule:?}: {e:?}"
         );
     }
@@ -28,14 +30,34 @@ fn verdicts() {
     check(&["MIT OR Apache-2.0"], Verdict::Allow, "");
     // OR: the licensee picks the best alternative; AND: every part applies.
     check(&["MIT OR GPL-3.0-only"], Verdict::Allow, "");
-    check(&["MIT AND GPL-3.0-only"], Verdict::Deny, "category strong-copyleft");
-    check(&["GPL-2.0-or-later"], Verdict::Deny, "category strong-copyleft");
+    check(
+        &["MIT AND GPL-3.0-only"],
+        Verdict::Deny,
+        "category strong-copyleft",
+    );
+    check(
+        &["GPL-2.0-or-later"],
+        Verdict::Deny,
+        "category strong-copyleft",
+    );
     check(&["LGPL-2.1-only"], Verdict::Flag, "category weak-copyleft");
-    check(&["MIT AND MPL-2.0"], Verdict::Flag, "category weak-copyleft");
+    check(
+        &["MIT AND MPL-2.0"],
+        Verdict::Flag,
+        "category weak-copyleft",
+    );
     check(&["LGPL-2.1-only OR GPL-2.0-only"], Verdict::Flag, "");
     // Several licences on one component all apply.
-    check(&["MIT", "GPL-3.0-only"], Verdict::Deny, "category strong-copyleft");
-    check(&["LicenseRef-acme-proprietary"], Verdict::Flag, "category licence-ref");
+    check(
+        &["MIT", "GPL-3.0-only"],
+        Verdict::Deny,
+        "category strong-copyleft",
+    );
+    check(
+        &["LicenseRef-acme-proprietary"],
+        Verdict::Flag,
+        "category licence-ref",
+    );
     check(&["Unicode-3.0"], Verdict::Flag, "otherwise");
     // A deprecated id names its licence precisely.
     check(&["GPL-2.0"], Verdict::Flag, "otherwise");
@@ -48,10 +70,18 @@ fn unknown_is_always_flagged() {
     check(&["DEMO proprietary"], Verdict::Flag, "unknown licence");
     check(&["Apache 2"], Verdict::Flag, "unknown licence");
     check(&["FooBar-1.0"], Verdict::Flag, "unknown licence");
-    check(&["MIT AND OR Apache-2.0"], Verdict::Flag, "unparsable expression");
+    check(
+        &["MIT AND OR Apache-2.0"],
+        Verdict::Flag,
+        "unparsable expression",
+    );
     check(&["(MIT"], Verdict::Flag, "unparsable expression");
     // An unknown licence next to a denied one: the denial still counts.
-    check(&["NOASSERTION", "AGPL-3.0-only"], Verdict::Deny, "category strong-copyleft");
+    check(
+        &["NOASSERTION", "AGPL-3.0-only"],
+        Verdict::Deny,
+        "category strong-copyleft",
+    );
     // A policy cannot lower `unknown` below flag.
     let p = Policy::parse("otherwise = \"allow\"\nunknown = \"allow\"\n").unwrap();
     assert_eq!(p.evaluate(&["NOASSERTION".into()]).verdict, Verdict::Flag);
@@ -95,7 +125,10 @@ verdict = "deny"
 fn bad_policies_say_what_is_wrong() {
     for (text, fragment) in [
         ("", "missing field `otherwise`"),
-        ("otherwise = \"maybe\"", "unknown variant `maybe`, expected one of `allow`, `flag`, `deny`"),
+        (
+            "otherwise = \"maybe\"",
+            "unknown variant `maybe`, expected one of `allow`, `flag`, `deny`",
+        ),
         (
             "otherwise = \"allow\"\n[licences]\n\"Apache 2\" = \"allow\"",
             "[licences] names \"Apache 2\", required an SPDX licence id",

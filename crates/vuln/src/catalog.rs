@@ -140,7 +140,9 @@ impl Catalog {
 
     fn union_all(&mut self, a: &Advisory) {
         let first = self.root(&a.id);
-        self.parent.entry(first.clone()).or_insert_with(|| first.clone());
+        self.parent
+            .entry(first.clone())
+            .or_insert_with(|| first.clone());
         for alias in &a.aliases {
             let r = self.root(alias);
             self.parent.entry(r.clone()).or_insert_with(|| r.clone());
@@ -232,9 +234,12 @@ impl Catalog {
             let name = self.name_of(&a.id);
             match out.iter_mut().find(|m| m.vulnerability == name) {
                 Some(m) => {
-                    if matches!(m.verdict, Verdict::Undetermined { .. })
-                        && matches!(verdict, Verdict::Affected { .. })
-                    {
+                    // Affected beats undetermined; between equals the smallest advisory id,
+                    // so the answer does not depend on the order of import.
+                    let rank = |v: &Verdict| matches!(v, Verdict::Affected { .. });
+                    let better = (rank(&verdict), std::cmp::Reverse(&a.id))
+                        > (rank(&m.verdict), std::cmp::Reverse(&m.advisory));
+                    if better {
                         m.verdict = verdict;
                         m.advisory = a.id.clone();
                         m.summary = a.summary.clone();

@@ -80,7 +80,8 @@ impl Hash {
             "MD5" => "MD5",
             _ => return None,
         };
-        let ok = (32..=128).contains(&content.len()) && content.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            (32..=128).contains(&content.len()) && content.bytes().all(|b| b.is_ascii_hexdigit());
         ok.then(|| Hash {
             alg: alg.to_owned(),
             content: content.to_ascii_lowercase(),
@@ -123,10 +124,7 @@ impl Component {
         Component {
             package,
             version,
-            hashes: hashes
-                .iter()
-                .filter_map(|(a, c)| Hash::new(a, c))
-                .collect(),
+            hashes: hashes.iter().filter_map(|(a, c)| Hash::new(a, c)).collect(),
         }
     }
 }
@@ -160,7 +158,10 @@ mod tests {
     #[test]
     fn hashes_accept_common_spellings() {
         let h = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
-        assert_eq!(Hash::new("sha256", h), Hash::new("SHA-256", &h.to_lowercase()));
+        assert_eq!(
+            Hash::new("sha256", h),
+            Hash::new("SHA-256", &h.to_lowercase())
+        );
         assert_eq!(Hash::new("sha-256", h).unwrap().alg, "SHA-256");
         assert_eq!(Hash::new("crc32", h), None);
         assert_eq!(Hash::new("SHA-256", "zz"), None);

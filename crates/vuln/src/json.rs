@@ -9,7 +9,11 @@ use crate::limits::Limits;
 /// of the value that failed (`vulnerabilities[0].analysis.state`), and serde's own message,
 /// which for an enumeration lists the allowed values. Nesting is bounded by serde_json's
 /// recursion limit (128), so a deeply nested document is an error, not a stack overflow.
-pub(crate) fn parse<T: DeserializeOwned>(document: &str, bytes: &[u8], limits: &Limits) -> Result<T> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    document: &str,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<T> {
     if bytes.len() as u64 > limits.document {
         return Err(VulnError::TooLarge {
             document: document.to_owned(),
@@ -32,7 +36,11 @@ fn malformed(document: &str, e: serde_path_to_error::Error<serde_json::Error>) -
     let path = e.path().to_string();
     VulnError::Malformed {
         document: document.to_owned(),
-        at: if path.is_empty() { ".".into() } else { path },
+        at: if path.is_empty() || path == "?" {
+            ".".into()
+        } else {
+            path
+        },
         message: e.into_inner().to_string(),
     }
 }

@@ -15,7 +15,9 @@ use std::cmp::Ordering;
 use std::io::{Read, Seek};
 
 use chrono::{DateTime, Utc};
-use osv::schema::{Event as OsvEvent, Range as OsvRange, RangeType, Severity as OsvSeverity, SeverityType};
+use osv::schema::{
+    Event as OsvEvent, Range as OsvRange, RangeType, Severity as OsvSeverity, SeverityType,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -97,9 +99,7 @@ pub enum Event {
 impl Event {
     fn version(&self) -> &str {
         match self {
-            Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => {
-                v
-            }
+            Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => v,
         }
     }
 }
@@ -268,10 +268,7 @@ fn severity_of(list: &[OsvSeverity], database_specific: Option<&Value>) -> Sever
     let mut best: Option<Severity> = None;
     for s in list {
         let usable = matches!(s.severity_type, SeverityType::CVSSv3 | SeverityType::CVSSv4);
-        let Some(cvss) = usable
-            .then(|| s.score.parse::<cvss::Cvss>().ok())
-            .flatten()
-        else {
+        let Some(cvss) = usable.then(|| s.score.parse::<cvss::Cvss>().ok()).flatten() else {
             continue;
         };
         let level = match cvss.severity() {
@@ -357,13 +354,12 @@ pub fn parse_advisory(document: &str, bytes: &[u8], limits: &Limits) -> Result<A
         }
         let mut hashes = Vec::new();
         if let Some(list) = a.database_specific.as_ref().and_then(|d| d.get("hashes")) {
-            let objects: Vec<HashObject> = serde_json::from_value(list.clone()).map_err(|e| {
-                VulnError::Malformed {
+            let objects: Vec<HashObject> =
+                serde_json::from_value(list.clone()).map_err(|e| VulnError::Malformed {
                     document: document.to_owned(),
                     at: format!("{at}.database_specific.hashes"),
                     message: format!("{e}; required a list of {{\"alg\", \"content\"}} objects"),
-                }
-            })?;
+                })?;
             for (j, h) in objects.iter().enumerate() {
                 hashes.push(Hash::new(&h.alg, &h.content).ok_or_else(|| {
                     VulnError::refused(
@@ -493,15 +489,6 @@ pub fn read_archive<R: Read + Seek>(
         let label = format!("{document}:{name}");
         let declared = member.size();
         let compressed = member.compressed_size().max(1);
-        if declared > limits.document {
-            each(Err(VulnError::TooLarge {
-                document: label,
-                what: "the member (as declared)".into(),
-                found: declared,
-                limit: limits.document,
-            }));
-            continue;
-        }
         if declared / compressed > limits.compression_ratio {
             return Err(VulnError::refused(
                 document,
@@ -512,6 +499,15 @@ pub fn read_archive<R: Read + Seek>(
                     limits.compression_ratio
                 ),
             ));
+        }
+        if declared > limits.document {
+            each(Err(VulnError::TooLarge {
+                document: label,
+                what: "the member (as declared)".into(),
+                found: declared,
+                limit: limits.document,
+            }));
+            continue;
         }
         // Read one byte past the limit: a member that decompresses to more than it declared is
         // caught here, whatever its header says.
@@ -544,7 +540,10 @@ pub fn read_archive<R: Read + Seek>(
                 &label,
                 ".",
                 format!("{n} bytes decompressed"),
-                format!("the {declared} bytes the archive declares, at most {}", limits.document),
+                format!(
+                    "the {declared} bytes the archive declares, at most {}",
+                    limits.document
+                ),
             )));
             continue;
         }
@@ -706,7 +705,10 @@ fn in_range(scheme: Scheme, events: &[Event], version: &str) -> Result<bool, Str
             return Ok(false);
         }
     }
-    let mut sorted: Vec<&Event> = events.iter().filter(|e| !matches!(e, Event::Limit(_))).collect();
+    let mut sorted: Vec<&Event> = events
+        .iter()
+        .filter(|e| !matches!(e, Event::Limit(_)))
+        .collect();
     // Validate every version first so a sort never sees an incomparable pair.
     for e in &sorted {
         cmp(e.version(), e.version())?;

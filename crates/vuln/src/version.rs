@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use vers_rs::range::VersionRange as _;
-use vers_rs::schemes::{cargo::CargoVersion, deb::DebVersion, intdot::IntDotVersion, semver::SemVer};
+use vers_rs::schemes::{
+    cargo::CargoVersion, deb::DebVersion, intdot::IntDotVersion, semver::SemVer,
+};
 
 /// A way of ordering versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,15 +81,19 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// `v1.2.3` -> `1.2.3`, `1.2` -> `1.2.0`, `1` -> `1.0.0`; anything else unchanged.
+/// `v1.2.3` -> `1.2.3`, `1.2` -> `1.2.0`, `1` -> `1.0.0`; build metadata (`+45`, MCUboot's
+/// build number) is dropped, as SemVer precedence ignores it; anything else unchanged.
 pub(crate) fn lenient_semver(v: &str) -> String {
     let v = v.strip_prefix(['v', 'V']).unwrap_or(v);
+    let v = v.split('+').next().unwrap_or(v);
     let (core, rest) = match v.find(['-', '+']) {
         Some(i) => v.split_at(i),
         None => (v, ""),
     };
     let parts = core.split('.').count();
-    let all_digits = core.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let all_digits = core
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     match (parts, all_digits) {
         (1, true) => format!("{core}.0.0{rest}"),
         (2, true) => format!("{core}.0{rest}"),
@@ -129,12 +135,9 @@ impl VersRange {
         } else {
             version.to_owned()
         };
-        self.range.contains(v).map_err(|e| {
-            format!(
-                "version {version:?} cannot be placed in {}: {e}",
-                self.text
-            )
-        })
+        self.range
+            .contains(v)
+            .map_err(|e| format!("version {version:?} cannot be placed in {}: {e}", self.text))
     }
 }
 

@@ -270,7 +270,10 @@ struct Product {
     component: Option<Result<Scope, String>>,
 }
 
-fn helper_scope(helper: Option<&Helper>, versions_from_branch: Option<Versions>) -> Result<Scope, String> {
+fn helper_scope(
+    helper: Option<&Helper>,
+    versions_from_branch: Option<Versions>,
+) -> Result<Scope, String> {
     let helper = helper.ok_or("no product_identification_helper (purl or hashes)")?;
     let hashes: Vec<Hash> = helper
         .hashes
@@ -325,9 +328,21 @@ fn walk(
             } else {
                 helper_scope(p.product_identification_helper.as_ref(), versions.clone())
             };
-            out.insert(p.product_id.clone(), Product { scope, component: None });
+            out.insert(
+                p.product_id.clone(),
+                Product {
+                    scope,
+                    component: None,
+                },
+            );
         }
-        walk(document, &b.branches, &format!("{here}.branches"), versions, out)?;
+        walk(
+            document,
+            &b.branches,
+            &format!("{here}.branches"),
+            versions,
+            out,
+        )?;
     }
     Ok(())
 }
@@ -339,11 +354,20 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
         "{} ({})",
         csaf.document.publisher.name, csaf.document.publisher.namespace
     );
-    let id = format!("{} version {}", csaf.document.tracking.id, csaf.document.tracking.version);
+    let id = format!(
+        "{} version {}",
+        csaf.document.tracking.id, csaf.document.tracking.version
+    );
     let timestamp = Some(csaf.document.tracking.current_release_date);
     let tree = csaf.product_tree.unwrap_or_default();
     let mut products = HashMap::new();
-    walk(document, &tree.branches, "product_tree.branches", None, &mut products)?;
+    walk(
+        document,
+        &tree.branches,
+        "product_tree.branches",
+        None,
+        &mut products,
+    )?;
     for p in &tree.full_product_names {
         products.insert(
             p.product_id.clone(),
@@ -374,7 +398,12 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
     let members = |products: &[String], group_ids: &[String]| -> Vec<String> {
         let mut out = products.to_vec();
         for g in group_ids {
-            out.extend(groups.get(g.as_str()).into_iter().flat_map(|l| l.iter().cloned()));
+            out.extend(
+                groups
+                    .get(g.as_str())
+                    .into_iter()
+                    .flat_map(|l| l.iter().cloned()),
+            );
         }
         out
     };
@@ -402,13 +431,21 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
         };
         let mut per_product: Vec<(String, State, &str)> = Vec::new();
         for (list, state, field) in [
-            (&status.known_not_affected, State::NotAffected, "known_not_affected"),
+            (
+                &status.known_not_affected,
+                State::NotAffected,
+                "known_not_affected",
+            ),
             (&status.known_affected, State::Affected, "known_affected"),
             (&status.first_affected, State::Affected, "first_affected"),
             (&status.last_affected, State::Affected, "last_affected"),
             (&status.fixed, State::Fixed, "fixed"),
             (&status.first_fixed, State::Fixed, "first_fixed"),
-            (&status.under_investigation, State::UnderInvestigation, "under_investigation"),
+            (
+                &status.under_investigation,
+                State::UnderInvestigation,
+                "under_investigation",
+            ),
         ] {
             per_product.extend(list.iter().map(|p| (p.clone(), state, field)));
         }

@@ -275,8 +275,14 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
                 None => word,
             });
         }
-        if matches!(analysis.and_then(|a| a.state), Some(AnalysisState::FalsePositive)) {
-            detail = Some(format!("false_positive{}", detail.map(|d| format!(": {d}")).unwrap_or_default()));
+        if matches!(
+            analysis.and_then(|a| a.state),
+            Some(AnalysisState::FalsePositive)
+        ) {
+            detail = Some(format!(
+                "false_positive{}",
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ));
         }
         let responses: Vec<String> = analysis
             .map(|a| a.response.iter().map(|r| words(*r)).collect())
@@ -310,7 +316,9 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
                         .collect::<Vec<_>>(),
                     c.version.clone(),
                 ),
-                None if a.reference.starts_with("pkg:") => (Some(a.reference.clone()), Vec::new(), None),
+                None if a.reference.starts_with("pkg:") => {
+                    (Some(a.reference.clone()), Vec::new(), None)
+                }
                 None => {
                     skipped.push(Skipped {
                         at: format!("{at}.ref"),
@@ -325,7 +333,12 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
             let mut base = match purl.as_deref().map(Scope::from_purl) {
                 Some(Ok(s)) => s,
                 Some(Err(e)) => {
-                    return Err(VulnError::refused(document, format!("{at}.ref"), e, "a component with a valid purl"));
+                    return Err(VulnError::refused(
+                        document,
+                        format!("{at}.ref"),
+                        e,
+                        "a component with a valid purl",
+                    ));
                 }
                 None if !hashes.is_empty() => Scope {
                     package: None,

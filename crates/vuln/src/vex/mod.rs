@@ -271,7 +271,11 @@ pub fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Document> 
         cyclonedx::parse(document, bytes, limits)?
     } else if probe.get("@context").is_some() {
         openvex::parse(document, bytes, limits)?
-    } else if probe.get("document").and_then(|d| d.get("csaf_version")).is_some() {
+    } else if probe
+        .get("document")
+        .and_then(|d| d.get("csaf_version"))
+        .is_some()
+    {
         csaf::parse(document, bytes, limits)?
     } else {
         return Err(VulnError::refused(
@@ -282,10 +286,11 @@ pub fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Document> 
         ));
     };
     for (i, s) in doc.statements.iter().enumerate() {
-        crate::json::identifier(document, &format!("statement {i} vulnerability"), &s.vulnerability)?;
+        crate::json::identifier(
+            document,
+            &format!("statement {i} vulnerability"),
+            &s.vulnerability,
+        )?;
     }
     Ok(doc)
 }
-
-#[cfg(test)]
-mod tests;

@@ -196,7 +196,10 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
                 subcomponents,
                 state,
                 justification: st.justification,
-                detail: st.impact_statement.clone().or_else(|| st.status_notes.clone()),
+                detail: st
+                    .impact_statement
+                    .clone()
+                    .or_else(|| st.status_notes.clone()),
                 action: st.action_statement.clone(),
                 timestamp: st.last_updated.or(st.timestamp).or(doc_time),
                 author: doc.author.clone(),
