@@ -582,6 +582,18 @@ fn refusals_carry_their_reason() {
         &forged_recall,
     ])
     .ok();
+    // A release carrying a GPL component: the release licence policy refuses the build.
+    let gpl_manifest = kit.release_sources("gpl", "2.1.5", |_| {});
+    let gpl_sbom = Path::new(&gpl_manifest).with_file_name("sbom.cdx.json");
+    let mut sbom: Value = serde_json::from_slice(&std::fs::read(&gpl_sbom).unwrap()).unwrap();
+    sbom["components"].as_array_mut().unwrap().push(json!({
+        "type": "application", "name": "busybox", "version": "1.36.1",
+        "purl": "pkg:generic/busybox@1.36.1",
+        "licenses": [{ "license": { "id": "GPL-2.0-only" } }]
+    }));
+    std::fs::write(&gpl_sbom, sbom.to_string()).unwrap();
+    let bad_policy = kit.path("policy.toml");
+    std::fs::write(&bad_policy, "otherwise = \"maybe\"\n").unwrap();
     let out = kit.path("x");
 
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
@@ -623,6 +635,36 @@ fn refusals_carry_their_reason() {
                 &out,
             ],
             "payload.version",
+        ),
+        (
+            "a component the release licence policy denies",
+            vec![
+                "package",
+                "build",
+                "--manifest",
+                &gpl_manifest,
+                "--key",
+                &kit.release.0,
+                "--out",
+                &out,
+            ],
+            "package.licence: The release contains a component whose licence the manufacturer's release policy denies. (found component busybox 1.36.1 (pkg:generic/busybox@1.36.1): GPL-2.0-only deny by rule \"category strong-copyleft\"",
+        ),
+        (
+            "a licence policy that does not parse",
+            vec![
+                "package",
+                "build",
+                "--manifest",
+                &gpl_manifest,
+                "--key",
+                &kit.release.0,
+                "--out",
+                &out,
+                "--licence-policy",
+                &bad_policy,
+            ],
+            "unknown variant `maybe`, expected one of `allow`, `flag`, `deny`",
         ),
         (
             "path traversal",

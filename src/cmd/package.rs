@@ -6,7 +6,10 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use fieldkit_core::Home;
 use fieldkit_core::trust_store::{self, TrustMaterial};
-use fieldkit_trust::{KeyId, Limits, Manifest, VerifiedPackage, build_package, inspect_package};
+use fieldkit_licence::{Policy, Verdict};
+use fieldkit_trust::{
+    ComponentLicence, KeyId, Limits, Manifest, VerifiedPackage, build_release, inspect_package,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,6 +39,10 @@ enum Command {
         /// Where to write the package.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// The release licence policy (TOML); default: fieldkit's shipped release policy. A
+        /// component whose licence it denies refuses the build.
+        #[arg(long, value_name = "FILE")]
+        licence_policy: Option<PathBuf>,
     },
     /// Show what a package claims (structure, hashes and SBOM checked; signatures not).
     Inspect {
@@ -83,6 +90,7 @@ struct Built {
     size: u64,
     signed_by: Vec<KeyId>,
     manifest: Manifest,
+    licences: Vec<ComponentLicence>,
 }
 
 #[derive(Serialize)]
@@ -107,7 +115,8 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             sbom,
             key,
             out: out_file,
-        } => build(out, &manifest, sbom, &key, out_file),
+            licence_policy,
+        } => build(out, &manifest, sbom, &key, out_file, licence_policy),
         Command::Inspect { file } => {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("reading package {}", file.display()))?;
@@ -151,7 +160,16 @@ fn build(
     sbom: Option<PathBuf>,
     keys: &[PathBuf],
     out_file: PathBuf,
+    licence_policy: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let policy = match &licence_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading licence policy {}", path.display()))?;
+            Policy::parse(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => Policy::release_default(),
+    };
     let text = std::fs::read(manifest_path)
         .with_context(|| format!("reading manifest {}", manifest_path.display()))?;
     let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
@@ -184,8 +202,9 @@ fn build(
     let refs: Vec<_> = signing.iter().collect();
     let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     let mut bytes = Vec::new();
-    let written = build_package(&manifest, &sbom_bytes, &slices, &refs, &mut bytes)
+    let built = build_release(&manifest, &sbom_bytes, &slices, &refs, &policy, &mut bytes)
         .with_context(|| format!("building from {}", manifest_path.display()))?;
+    let written = built.manifest;
     material::write_out(&out_file, &bytes)?;
     let b = Built {
         out: out_file,
@@ -196,6 +215,7 @@ fn build(
             .map(|k| KeyId::of(&k.verifying_key()))
             .collect(),
         manifest: written,
+        licences: built.licences,
     };
     out.print(&b, || {
         let mut s = format!("Built {} ({} bytes) -> {}\n", b.id, b.size, b.out.display());
@@ -216,6 +236,24 @@ fn build(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let flagged: Vec<_> = b
+            .licences
+            .iter()
+            .filter(|c| c.evaluation.verdict == Verdict::Flag)
+            .collect();
+        s += &format!(
+            "Licences     {} component(s) allowed, {} flagged for review{}\n",
+            b.licences.len() - flagged.len(),
+            flagged.len(),
+            if licence_policy.is_none() {
+                " (fieldkit's release policy)"
+            } else {
+                ""
+            }
+        );
+        for c in flagged {
+            s += &format!("  flagged    {}\n", c.describe());
+        }
         s
     });
     Ok(())

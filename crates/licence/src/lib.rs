@@ -381,7 +381,7 @@ impl Policy {
                             text,
                             "unknown licence",
                             format!(
-                                "not an id of the SPDX licence list {}",
+                                "not a licence of the SPDX licence list {}",
                                 spdx::license_version()
                             ),
                         )

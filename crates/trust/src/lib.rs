@@ -32,6 +32,7 @@ mod entitlement;
 mod error;
 mod finding;
 pub mod keys;
+mod licences;
 mod manifest;
 pub mod package;
 mod recall;
@@ -47,15 +48,16 @@ pub use entitlement::{
 pub use error::{Result, TrustError};
 pub use finding::{Decision, Finding};
 pub use keys::KeyId;
+pub use licences::{ComponentLicence, check_licences};
 pub use manifest::{
     MANIFEST_FORMAT, Manifest, MemberDigest, Payload, PayloadFormat, ReleaseClass, Requirements,
     valid_file_name,
 };
 pub use package::{
-    Limits, VerifiedPackage, VerifiedPayload, build_package, inspect_package, verify_package,
-    verify_package_with,
+    BuiltRelease, Limits, VerifiedPackage, VerifiedPayload, build_package, build_release,
+    inspect_package, verify_package, verify_package_with,
 };
 pub use recall::{Minimum, RECALL_DOMAIN, RECALL_TYPE, RecallList};
 pub use root::{Policy, REQUIRED_ROLES, ROOT_DOMAIN, ROOT_TYPE, Role, RootMetadata, TrustRoot};
-pub use sbom::{SbomComponent, SbomSummary, validate_sbom};
+pub use sbom::{SbomComponent, SbomHash, SbomSummary, validate_sbom};
 pub use time::{MAX_CLOCK_LAG, TrustedTime};

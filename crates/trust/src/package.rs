@@ -181,6 +181,30 @@ pub fn build_package(
     Ok(m)
 }
 
+/// What [`build_release`] built.
+#[derive(Debug, Clone)]
+pub struct BuiltRelease {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// Every component's licence verdict (none denied; flagged ones are for review).
+    pub licences: Vec<crate::licences::ComponentLicence>,
+}
+
+/// The release engineer's build: [`build_package`] after the SBOM passed the release licence
+/// `policy` (a denied component refuses the build, rule `package.licence`).
+pub fn build_release(
+    manifest: &Manifest,
+    sbom: &[u8],
+    payloads: &[&[u8]],
+    keys: &[&SigningKey],
+    policy: &fieldkit_licence::Policy,
+    out: impl Write,
+) -> Result<BuiltRelease> {
+    let licences = crate::licences::check_licences(&validate_sbom(sbom)?, policy)?;
+    let manifest = build_package(manifest, sbom, payloads, keys, out)?;
+    Ok(BuiltRelease { manifest, licences })
+}
+
 fn image_error(file: &str, e: fieldkit_mcuboot::ImageError) -> TrustError {
     TrustError::refused(
         rules::PAYLOAD_IMAGE,

@@ -29,6 +29,8 @@ pub const MANIFEST_FORMAT: &str = "manifest.format";
 pub const MANIFEST_EXPIRY: &str = "manifest.expiry";
 /// The SBOM is not a valid CycloneDX 1.5/1.6 JSON document.
 pub const SBOM: &str = "package.sbom";
+/// A component of the SBOM has a licence the release licence policy denies.
+pub const LICENCE: &str = "package.licence";
 /// A payload's MCUboot image is malformed or does not verify.
 pub const PAYLOAD_IMAGE: &str = "payload.image";
 /// A payload's version differs from its MCUboot header's.

@@ -23,6 +23,9 @@ pub struct SbomSummary {
 /// One component of the SBOM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SbomComponent {
+    /// CycloneDX component type (`firmware`, `library`, ...).
+    #[serde(default)]
+    pub kind: String,
     /// Name.
     pub name: String,
     /// Version.
@@ -31,6 +34,18 @@ pub struct SbomComponent {
     pub purl: String,
     /// Licence ids, names or expressions.
     pub licenses: Vec<String>,
+    /// Hashes of the component's bytes, as the SBOM gives them (hash matching of firmware).
+    #[serde(default)]
+    pub hashes: Vec<SbomHash>,
+}
+
+/// One hash of a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomHash {
+    /// Algorithm, CycloneDX spelling (`SHA-256`).
+    pub alg: String,
+    /// Hex digest.
+    pub content: String,
 }
 
 fn bad(found: impl Into<String>, required: impl Into<String>) -> TrustError {
@@ -120,6 +135,7 @@ fn component(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
             "a package URL pkg:type/name@version",
         ));
     }
+    let mut hash_list = Vec::new();
     if let Some(hashes) = v.get("hashes") {
         let list = hashes
             .as_array()
@@ -140,6 +156,10 @@ fn component(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
                     format!("{len} hex digits for {alg}"),
                 ));
             }
+            hash_list.push(SbomHash {
+                alg: alg.to_owned(),
+                content: content.to_ascii_lowercase(),
+            });
         }
     }
     let mut licenses = Vec::new();
@@ -170,10 +190,12 @@ fn component(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
         }
     }
     out.push(SbomComponent {
+        kind: ty.to_owned(),
         name,
         version,
         purl,
         licenses,
+        hashes: hash_list,
     });
     if let Some(nested) = v.get("components") {
         components(nested, at, out)?;
