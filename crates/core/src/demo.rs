@@ -64,6 +64,8 @@ pub enum ItemKind {
     Entitlement,
     /// A recall list.
     RecallList,
+    /// An OSV advisory of the manufacturer's own firmware feed.
+    Advisory,
     /// The README.
     Readme,
 }
@@ -78,6 +80,7 @@ impl ItemKind {
             ItemKind::Package => "package",
             ItemKind::Entitlement => "entitlement",
             ItemKind::RecallList => "recall list",
+            ItemKind::Advisory => "advisory",
             ItemKind::Readme => "readme",
         }
     }
@@ -340,10 +343,7 @@ fn uuid_of(seed: &str) -> String {
 /// parts of such firmware, with purls, versions, hashes and licences.
 fn sbom(profile: &Profile, r: &Release, image: &[u8], now: DateTime<Utc>) -> Vec<u8> {
     let product = profile.id();
-    let vendor = profile
-        .vendor
-        .to_lowercase()
-        .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    let vendor = vendor_slug(profile);
     let v = r.version.to_string();
     let parts: Vec<serde_json::Value> = if profile.family() == fieldkit_profile::Family::Smp {
         // The security release carries the patched TLS library.
@@ -408,6 +408,14 @@ fn sbom(profile: &Profile, r: &Release, image: &[u8], now: DateTime<Utc>) -> Vec
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     bytes.push(b'\n');
     bytes
+}
+
+/// The vendor as a purl namespace: `Acme Medical` -> `acme-medical`.
+fn vendor_slug(profile: &Profile) -> String {
+    profile
+        .vendor
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
 }
 
 fn lib(name: &str, version: &str, purl: &str, licence: &str) -> serde_json::Value {
@@ -894,7 +902,9 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         let bootloader = format!(">={}", profile.simulator.bootloader_version.get_ref());
         let bootloader = semver::VersionReq::parse(&bootloader).ok();
         let mut recalled = Vec::new();
-        for r in self.releases(profile)? {
+        let releases = self.releases(profile)?;
+        let mut image_hashes = Vec::new();
+        for r in &releases {
             let what = format!("{product} {} {}", r.component, r.version);
             let opts = SignOptions {
                 security_counter: Some(r.counter),
@@ -908,7 +918,8 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
                     message: format!("signing {what}: {e}"),
                 })?;
             let file = format!("{}-{}.bin", r.component, r.version);
-            let sbom_bytes = sbom(profile, &r, &img, self.now);
+            let sbom_bytes = sbom(profile, r, &img, self.now);
+            image_hashes.push(hex::encode(Sha256::digest(&img)));
             let mut components = std::collections::BTreeMap::new();
             if let Ok(req) = semver::VersionReq::parse(&r.requires_own) {
                 components.insert(r.component.clone(), req);
@@ -993,7 +1004,136 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
                 ),
             );
         }
+        self.feed(profile, &releases, &image_hashes)?;
         Ok(recalled)
+    }
+
+    /// The manufacturer's own firmware advisories for one product, in OSV, one file each in
+    /// `demo/advisories/`: for every further component (the pump's network core) one that its
+    /// current version has and its update fixes, listing the current build's hash too; for the
+    /// main component one that the security release fixes, and a withdrawn one.
+    fn feed(
+        &mut self,
+        profile: &Profile,
+        releases: &[Release],
+        image_hashes: &[String],
+    ) -> Result<(), DemoError> {
+        let product = profile.id();
+        let vendor = vendor_slug(profile);
+        let main = releases
+            .iter()
+            .rfind(|r| r.label == "security")
+            .map(|r| r.component.clone());
+        let published = self.now - chrono::Duration::days(5);
+        let mut docs = Vec::new();
+        for (r, hash) in releases.iter().zip(image_hashes) {
+            let is_main = main.as_deref() == Some(r.component.as_str());
+            let fixed = |label: &str| {
+                releases
+                    .iter()
+                    .find(|x| x.component == r.component && x.label == label)
+                    .map(|x| x.version.to_string())
+            };
+            let (n, summary, fix, withdrawn) = match (r.label, is_main) {
+                ("current", false) => (
+                    1,
+                    format!(
+                        "DEMO: the {} {} accepts an oversized radio frame (not a real vulnerability)",
+                        profile.model, r.component
+                    ),
+                    fixed("component-update"),
+                    false,
+                ),
+                ("current", true) => (
+                    2,
+                    format!(
+                        "DEMO: the {} {} trusts an unauthenticated service command (not a real vulnerability)",
+                        profile.model, r.component
+                    ),
+                    fixed("security"),
+                    false,
+                ),
+                ("newer", true) => (
+                    3,
+                    format!(
+                        "DEMO: withdrawn report against the {} {} (it was a false alarm)",
+                        profile.model, r.component
+                    ),
+                    None,
+                    true,
+                ),
+                _ => continue,
+            };
+            let id = format!("DEMO-{}-{n}", product.to_uppercase());
+            let mut events = vec![serde_json::json!({ "introduced": "0" })];
+            events.push(match &fix {
+                Some(v) => serde_json::json!({ "fixed": v }),
+                None => serde_json::json!({ "last_affected": r.version.to_string() }),
+            });
+            let mut doc = serde_json::json!({
+                "schema_version": "1.6.0",
+                "id": id,
+                "modified": self.now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "published": published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "summary": summary,
+                "details": format!(
+                    "DEMO advisory of the {} (DEMO) firmware feed, for training. {}",
+                    profile.vendor,
+                    match &fix {
+                        Some(v) => format!("Fixed in {} {v}.", r.component),
+                        None => "No fix needed.".into(),
+                    }
+                ),
+                "severity": [{ "type": "CVSS_V3", "score": if n == 2 {
+                    "CVSS:3.1/AV:P/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+                } else {
+                    "CVSS:3.1/AV:A/AC:L/PR:N/UI:N/S:U/C:N/I:L/A:H"
+                } }],
+                "affected": [{
+                    "package": {
+                        "ecosystem": format!("{} firmware", profile.vendor),
+                        "name": format!("{product}-{}", r.component),
+                        "purl": format!("pkg:generic/{vendor}/{product}-{}", r.component),
+                    },
+                    "ranges": [{ "type": "SEMVER", "events": events }],
+                    "database_specific": { "hashes": [{ "alg": "SHA-256", "content": hash }] },
+                }],
+                "database_specific": { "demo": true },
+            });
+            if withdrawn {
+                doc["withdrawn"] =
+                    serde_json::json!(self.now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            }
+            docs.push((id, r.component.clone(), r.version, fix, withdrawn, doc));
+        }
+        for (id, component, version, fix, withdrawn, doc) in docs {
+            let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+            bytes.push(b'\n');
+            let file = write(
+                self.home,
+                &self
+                    .home
+                    .demo_dir()
+                    .join("advisories")
+                    .join(format!("{id}.json")),
+                &bytes,
+            )?;
+            self.item(
+                ItemKind::Advisory,
+                "advisory",
+                Some((product, &component)),
+                Some(version.to_string()),
+                vec![file],
+                match (withdrawn, fix) {
+                    (true, _) => format!("{id}: a withdrawn advisory: it affects no release."),
+                    (false, Some(v)) => format!(
+                        "{id}: the manufacturer's own OSV advisory against {component} up to {version}, fixed in {v}; matched by purl and by the current build's hash."
+                    ),
+                    (false, None) => format!("{id}: an advisory against {component} {version}."),
+                },
+            );
+        }
+        Ok(())
     }
 
     fn readme(&self, root: &TrustRoot) -> String {
@@ -1019,6 +1159,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         s += "  entitlements/              the valid entitlement the technician carries\n";
         s += "  recalls/                   the demo recall list\n";
         s += "  demo/entitlements/         entitlements that are refused, to try with `--entitlement FILE`\n";
+        s += "  demo/advisories/           the manufacturer's own firmware advisories (OSV JSON), for the hub\n";
         s += "  demo/build/PRODUCT-VERSION/ the image, manifest.json and sbom.cdx.json of each package:\n";
         s += "                             `fieldkit package build --manifest .../manifest.json \\\n";
         s += "                                --key keys/demo-release.key.pem --out X.fkpkg` rebuilds it\n";
@@ -1096,6 +1237,69 @@ mod tests {
         ] {
             assert_eq!(other_serial(serial), next, "{serial}");
         }
+    }
+
+    /// The firmware feed names exactly the releases it should: the pump's network core up to
+    /// its current version (not its update), by purl and by the current build's hash; the
+    /// main component up to the security release; the withdrawn advisory nothing.
+    #[test]
+    fn the_firmware_feed_matches_the_affected_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let profiles = ProfileSet::builtin();
+        init(&home, &profiles, Utc::now(), false, &mut rand::rngs::OsRng).unwrap();
+        let mut catalog = fieldkit_vuln::Catalog::new();
+        let feed = home.demo_dir().join("advisories");
+        for entry in fs::read_dir(&feed).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            let a = fieldkit_vuln::parse_advisory(
+                &path.display().to_string(),
+                &bytes,
+                &fieldkit_vuln::Limits::default(),
+            )
+            .unwrap();
+            catalog.insert(a);
+        }
+        let mut hits = Vec::new();
+        for entry in fs::read_dir(home.demo_dir().join("build")).unwrap() {
+            let dir = entry.unwrap().path();
+            let sbom = fieldkit_trust::validate_sbom(&fs::read(dir.join("sbom.cdx.json")).unwrap())
+                .unwrap();
+            for c in &sbom.components {
+                let hashes: Vec<(String, String)> = c
+                    .hashes
+                    .iter()
+                    .map(|h| (h.alg.clone(), h.content.clone()))
+                    .collect();
+                let component = fieldkit_vuln::Component::new(&c.purl, &c.version, &hashes);
+                for m in catalog.check(&component) {
+                    hits.push(format!("{} {} {}", m.vulnerability, c.name, c.version));
+                }
+            }
+        }
+        hits.sort();
+        assert_eq!(
+            hits,
+            [
+                "DEMO-ACME-INFUSION-P7-1 acme-infusion-p7-netcore 1.4.0",
+                "DEMO-ACME-INFUSION-P7-2 acme-infusion-p7-app 2.3.1",
+                "DEMO-LABCORE-ANALYZER-L2-2 labcore-analyzer-l2-firmware 3.4.0",
+                "DEMO-VITALIS-MONITOR-M3-2 vitalis-monitor-m3-app 4.0.2",
+            ]
+        );
+        // The netcore build is found by its hash whatever its SBOM calls it.
+        let a = catalog.get("DEMO-ACME-INFUSION-P7-1").unwrap();
+        assert_eq!(a.affected[0].hashes.len(), 1);
+        let renamed = fieldkit_vuln::Component::new(
+            "pkg:generic/x/y@0",
+            "0",
+            &[(
+                a.affected[0].hashes[0].alg.clone(),
+                a.affected[0].hashes[0].content.clone(),
+            )],
+        );
+        assert_eq!(catalog.check(&renamed).len(), 1);
     }
 
     #[test]
