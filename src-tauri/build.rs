@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "audit_verify",
     "audit_status",
     "sync_now",
+    "confirm_hub_key",
     "get_settings",
     "set_settings",
     "trust_details",

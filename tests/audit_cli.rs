@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use fieldkit_audit::{AuditLog, NewEntry, events};
+use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
+use fieldkit_hub::Store;
 use serde_json::{Value, json};
 
 fn fieldkit(home: &Path, args: &[&str]) -> (bool, String, String) {
@@ -104,35 +105,126 @@ fn verify_names_the_edited_entry_and_fails() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
 
-#[test]
-fn sync_uploads_to_a_hub_and_reports_refusals() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = seed(dir.path());
-    let store = Arc::new(fieldkit_hub::SqliteStore::open(&dir.path().join("hub.db")).unwrap());
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// A hub on loopback with its own key, over a SQLite file in `dir`.
+fn serve_hub(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    seed: u8,
+) -> (String, Arc<dyn Store>, Identity) {
+    let hub = Identity::from_key(
+        fieldkit_audit::identity::HUB_PREFIX,
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+    );
+    let store: Arc<dyn Store> =
+        Arc::new(fieldkit_hub::SqliteStore::open(&dir.join(format!("hub{seed}.db"))).unwrap());
+    let state = fieldkit_hub::AppState::new(store.clone(), hub.clone());
     let url = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = fieldkit_hub::router(fieldkit_hub::AppState::new(store.clone()));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let listener =
+            fieldkit_hub::serve::Listener::bind("127.0.0.1:0", &Default::default()).unwrap();
+        let url = listener.url();
+        tokio::spawn(listener.serve(state, std::future::pending()));
         url
     });
+    (url, store, hub)
+}
+
+#[test]
+fn sync_pins_the_hubs_key_uploads_and_refuses_a_rogue_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = seed(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, store, hub) = serve_hub(&rt, dir.path(), 1);
+
+    // The first sync stops before anything is sent: the technician must confirm the key.
     let (ok, _, err) = fieldkit(dir.path(), &["audit", "sync", "--hub", &url]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!(
+            "has not pinned a hub key yet: the hub at {url} presents key {}",
+            hub.name()
+        )) && err.contains(&format!("--accept-hub-key {}", hub.name())),
+        "{err}"
+    );
+    let (ok, _, err) = fieldkit(
+        dir.path(),
+        &[
+            "audit",
+            "sync",
+            "--hub",
+            &url,
+            "--accept-hub-key",
+            "fieldkit-hub/0123456789abcdef",
+        ],
+    );
+    assert!(!ok && err.contains("nothing was pinned"), "{err}");
+    assert_eq!(rt.block_on(store.count(&Default::default())).unwrap(), 0);
+
+    let (ok, _, err) = fieldkit(
+        dir.path(),
+        &[
+            "audit",
+            "sync",
+            "--hub",
+            &url,
+            "--accept-hub-key",
+            hub.name(),
+        ],
+    );
     assert!(!ok && err.contains("is not enrolled"), "{err}");
-    use fieldkit_hub::Store;
-    store
-        .enroll_laptop("laptop", &log.identity().public_key())
+    rt.block_on(store.enroll_laptop("laptop", &log.identity().public_key()))
         .unwrap();
+    // From now on the pin is used without asking.
     let (ok, out, err) = fieldkit(dir.path(), &["--json", "audit", "sync", "--hub", &url]);
     assert!(ok, "{err}");
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["acked_size"],
         3
     );
-    assert_eq!(store.count(&Default::default()).unwrap(), 3);
+    assert_eq!(rt.block_on(store.count(&Default::default())).unwrap(), 3);
     let (ok, out, _) = fieldkit(dir.path(), &["audit", "verify"]);
     assert!(
         ok && out.contains("1 hub receipts checked, 3 acknowledged"),
         "{out}"
+    );
+
+    // A rogue hub (another key) that enrolled this laptop: refused, naming both keys, and
+    // nothing more is acknowledged or sent.
+    log.append(NewEntry {
+        technician: "ana".into(),
+        site: "St. Mary".into(),
+        device: json!({"serial": "SN-3"}),
+        event: events::DEVICE_IDENTIFIED.into(),
+        details: json!({}),
+    })
+    .unwrap();
+    let (rogue_url, rogue_store, rogue) = serve_hub(&rt, dir.path(), 2);
+    rt.block_on(rogue_store.enroll_laptop("laptop", &log.identity().public_key()))
+        .unwrap();
+    let (ok, _, err) = fieldkit(dir.path(), &["audit", "sync", "--hub", &rogue_url]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "presents key {}, but this laptop pinned hub key {}",
+            rogue.name(),
+            hub.name()
+        )),
+        "{err}"
+    );
+    assert_eq!(log.acked_size().unwrap(), 3);
+    assert_eq!(
+        rt.block_on(rogue_store.count(&Default::default())).unwrap(),
+        0
+    );
+
+    // Pinning at enrolment: the key file the hub prints.
+    let pem = dir.path().join("hub2.pub.pem");
+    std::fs::write(&pem, rogue.public_key_pem()).unwrap();
+    let (ok, out, err) = fieldkit(
+        dir.path(),
+        &["audit", "pin-hub", "--key", pem.to_str().unwrap()],
+    );
+    assert!(
+        ok && out.contains(&format!("pinned hub key {}", rogue.name())),
+        "{err}"
     );
 }

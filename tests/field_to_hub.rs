@@ -100,7 +100,7 @@ fn field_work_reaches_the_hub_and_the_dashboard_exactly() {
     let id = fieldkit(h, &["--json", "audit", "id"]).json();
     let key = office.path().join("laptop.pub.pem");
     std::fs::write(&key, id["public_key"].as_str().unwrap()).unwrap();
-    hub(
+    let enrolled = hub(
         &[
             "enroll-laptop",
             "--db",
@@ -133,7 +133,25 @@ fn field_work_reaches_the_hub_and_the_dashboard_exactly() {
         .to_owned();
 
     // Back online: sync, twice (the second has nothing to send and changes nothing).
-    let synced = fieldkit(h, &["--json", "audit", "sync", "--hub", &url]).json();
+    // The hub key `enroll-laptop` printed is the one the technician confirms.
+    let hub_key = enrolled
+        .split_whitespace()
+        .find(|w| w.starts_with("fieldkit-hub/"))
+        .expect("enroll-laptop names the hub key")
+        .to_owned();
+    let synced = fieldkit(
+        h,
+        &[
+            "--json",
+            "audit",
+            "sync",
+            "--hub",
+            &url,
+            "--accept-hub-key",
+            &hub_key,
+        ],
+    )
+    .json();
     assert_eq!(synced["acked_size"], 5);
     fieldkit(h, &["audit", "sync", "--hub", &url]).ok();
     fieldkit(h, &["audit", "verify"]).ok();

@@ -744,8 +744,52 @@ pub(crate) async fn sync_now<R: Runtime>(
                 )
             })?;
         let log = s.audit()?;
-        let client = fieldkit_sync::SyncClient::new(&hub)?;
+        let pinned = match fieldkit_sync::pin::load_pin(s.home.root())? {
+            Some(key) => key,
+            None => {
+                // The technician confirms the key first (confirm_hub_key); nothing is sent
+                // to a hub whose key this laptop has not pinned.
+                let config = fieldkit_sync::SyncConfig::default();
+                let info = block_on(fieldkit_sync::fetch_hub_info(&hub, &config))??;
+                return Err(AppError::new(
+                    "hub_key_unconfirmed",
+                    format!(
+                        "this laptop has not pinned a hub key yet: the hub at {hub} presents key {} (key id {}); confirm it with the hub's operator before the first sync",
+                        info.name, info.key_id
+                    ),
+                ));
+            }
+        };
+        let client = fieldkit_sync::SyncClient::new(&hub, pinned)?;
         Ok(block_on(client.sync(&log))??)
+    })
+    .await
+}
+
+/// Pins the key the hub presents, once the technician has confirmed it (its name
+/// `fieldkit-hub/…` or its key id, as the hub's operator reads it from `fieldkit-hub key`).
+#[tauri::command]
+pub(crate) async fn confirm_hub_key<R: Runtime>(
+    app: AppHandle<R>,
+    key: String,
+) -> Result<String, AppError> {
+    work(&app, move |s| {
+        let hub = Settings::load(&s.home)?
+            .hub
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| {
+                AppError::new(
+                    "no_hub",
+                    "no hub address is set: required the hub's URL in Settings",
+                )
+            })?;
+        let config = fieldkit_sync::SyncConfig::default();
+        let info = block_on(fieldkit_sync::fetch_hub_info(&hub, &config))??;
+        Ok(fieldkit_sync::pin::pin_confirmed(
+            s.home.root(),
+            &info,
+            &key,
+        )?)
     })
     .await
 }
@@ -764,7 +808,7 @@ pub(crate) async fn set_settings<R: Runtime>(
         let mut settings = settings;
         settings.hub = settings.hub.map(|h| h.trim().to_owned()).filter(|h| !h.is_empty());
         if let Some(hub) = &settings.hub {
-            fieldkit_sync::SyncClient::new(hub)?;
+            fieldkit_sync::check_hub_url(hub)?;
         }
         if settings.technician.trim().is_empty() || settings.site.trim().is_empty() {
             return Err(AppError::new(

@@ -85,7 +85,18 @@ impl From<fieldkit_sync::SyncError> for AppError {
             S::Refused { body, .. } if body.kind == fieldkit_sync::proto::kind::FORK => "fork",
             S::Refused { .. } => "hub_refused",
             S::LocalBehindHub { .. } => "local_behind_hub",
+            S::HubKey { .. } => "hub_key_mismatch",
             _ => "sync",
+        };
+        AppError::new(kind, e.to_string())
+    }
+}
+
+impl From<fieldkit_sync::pin::PinError> for AppError {
+    fn from(e: fieldkit_sync::pin::PinError) -> Self {
+        let kind = match &e {
+            fieldkit_sync::pin::PinError::NotConfirmed { .. } => "hub_key_mismatch",
+            _ => "hub_key",
         };
         AppError::new(kind, e.to_string())
     }

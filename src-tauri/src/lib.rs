@@ -45,6 +45,7 @@ pub fn builder<R: Runtime>(base: tauri::Builder<R>, state: AppState) -> tauri::B
         commands::audit_verify,
         commands::audit_status,
         commands::sync_now,
+        commands::confirm_hub_key,
         commands::get_settings,
         commands::set_settings,
         commands::trust_details,

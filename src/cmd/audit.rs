@@ -39,9 +39,23 @@ enum Command {
     },
     /// Upload the entries the hub does not hold yet and store its receipt.
     Sync {
-        /// The hub, e.g. http://hub.example:8080
+        /// The hub, e.g. https://hub.example:8443
         #[arg(long, env = "FIELDKIT_HUB", value_name = "URL")]
         hub: String,
+        /// At the first sync: pin the key the hub presents, after checking with the hub's
+        /// operator that it is this one (its name fieldkit-hub/… or its key id).
+        #[arg(long, value_name = "KEY")]
+        accept_hub_key: Option<String>,
+        /// A root certificate (PEM) to trust for the hub's TLS certificate.
+        #[arg(long, env = "FIELDKIT_HUB_CA", value_name = "FILE")]
+        hub_ca: Option<std::path::PathBuf>,
+    },
+    /// Pin the hub's public key (the one `fieldkit-hub enroll-laptop` or `fieldkit-hub key`
+    /// prints): every sync then requires receipts cosigned by it.
+    PinHub {
+        /// The hub's public key (SPKI PEM).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
     },
     /// Print this laptop's log origin and public key (to enrol it on a hub).
     Id,
@@ -86,11 +100,38 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             });
         }
         Command::Export { format } => export(&log, &format)?,
-        Command::Sync { hub } => {
-            let client = fieldkit_sync::SyncClient::new(&hub)?;
+        Command::Sync {
+            hub,
+            accept_hub_key,
+            hub_ca,
+        } => {
+            let mut config = fieldkit_sync::SyncConfig::default();
+            if let Some(ca) = &hub_ca {
+                config.extra_roots_pem.push(
+                    std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?,
+                );
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            let pinned = match fieldkit_sync::pin::load_pin(home.root())? {
+                Some(key) => key,
+                None => {
+                    let info = runtime.block_on(fieldkit_sync::fetch_hub_info(&hub, &config))?;
+                    let Some(confirmed) = accept_hub_key else {
+                        anyhow::bail!(
+                            "this laptop has not pinned a hub key yet: the hub at {hub} presents key {} (key id {}); check it with the hub's operator (fieldkit-hub key), then run again with --accept-hub-key {}",
+                            info.name,
+                            info.key_id,
+                            info.name
+                        );
+                    };
+                    fieldkit_sync::pin::pin_confirmed(home.root(), &info, &confirmed)?;
+                    fieldkit_sync::pin::load_pin(home.root())?
+                        .context("the hub key was pinned but cannot be read back")?
+                }
+            };
+            let client = fieldkit_sync::SyncClient::with_config(&hub, pinned, config)?;
             let report = runtime.block_on(client.sync(&log))?;
             out.print(&report, || {
                 format!(
@@ -98,6 +139,23 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                     report.sent, report.acked_size
                 )
             });
+        }
+        Command::PinHub { key } => {
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            let key = fieldkit_audit::identity::parse_public_key_pem(&pem)
+                .with_context(|| format!("{}", key.display()))?;
+            let name = fieldkit_sync::pin::save_pin(home.root(), &key)?;
+            #[derive(Serialize)]
+            struct Pinned {
+                hub_key: String,
+            }
+            out.print(
+                &Pinned {
+                    hub_key: name.clone(),
+                },
+                || format!("pinned hub key {name}: syncs now require receipts cosigned by it\n"),
+            );
         }
         Command::Id => {
             #[derive(Serialize)]

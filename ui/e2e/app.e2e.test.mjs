@@ -317,7 +317,8 @@ test("a technician's visit: connect, identify, import, refused and passing check
   assert.match(key, /BEGIN PUBLIC KEY/);
   writeFileSync(join(dir, "laptop.pem"), key.trim() + "\n");
   const db = `sqlite:${join(dir, "hub.db")}`;
-  execFileSync(HUB, ["enroll-laptop", "--db", db, "--name", "e2e-laptop", "--key", join(dir, "laptop.pem")], { stdio: "inherit" });
+  const enrolled = execFileSync(HUB, ["enroll-laptop", "--db", db, "--name", "e2e-laptop", "--key", join(dir, "laptop.pem")], { encoding: "utf8" });
+  const hubKey = enrolled.match(/hub key (fieldkit-hub\/[0-9a-f]+)/)[1];
   const hub = await startAndRead(HUB, ["serve", "--db", db, "--listen", "127.0.0.1:0"], /listening on (http:\/\/\S+)/);
   children.push(hub.child);
   await s.type("#set-hub", hub.match[1]);
@@ -327,6 +328,12 @@ test("a technician's visit: connect, identify, import, refused and passing check
 
   await s.go("audit");
   await s.click("#sync-now");
+  // The first sync stops before anything is sent: the technician confirms the hub's key.
+  const ask = await s.waitFor("the hub key question", "return document.querySelector('#hub-key-form') && document.querySelector('#error')?.innerText");
+  assert.match(ask, new RegExp(`presents key ${hubKey}`), ask);
+  assert.equal(await s.text("#audit-acked"), "0");
+  await s.type("#hub-key-confirm", hubKey);
+  await s.click("#pin-hub-key");
   const synced = await s.waitFor("the sync result", "return document.querySelector('#sync-result, #error')?.innerText");
   assert.match(synced, /Synced/, synced);
   assert.equal(await s.text("#audit-unsynced"), "0");

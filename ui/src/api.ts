@@ -289,6 +289,7 @@ export const api = {
   auditVerify: () => invoke<VerifyReport>("audit_verify"),
   auditStatus: () => invoke<AuditStatus>("audit_status"),
   syncNow: () => invoke<SyncReport>("sync_now"),
+  confirmHubKey: (key: string) => invoke<string>("confirm_hub_key", { key }),
   getSettings: () => invoke<Settings>("get_settings"),
   setSettings: (settings: Settings) => invoke<Settings>("set_settings", { settings }),
   trustDetails: () => invoke<TrustDetails>("trust_details"),

@@ -341,6 +341,16 @@ export class App {
     });
   }
 
+  /** Pins the hub key the technician confirmed with the hub's operator, then syncs. */
+  async confirmHubKey(key: string): Promise<void> {
+    await this.run("audit", "Pinning the hub's key and sending the audit log…", async () => {
+      this.m.sync = null;
+      await api.confirmHubKey(key);
+      this.m.sync = await api.syncNow();
+      this.m.auditStatus = await api.auditStatus();
+    });
+  }
+
   async verifyAudit(): Promise<void> {
     await this.run("audit", "Checking the integrity of every entry…", async () => {
       this.m.verify = null;

@@ -40,6 +40,11 @@ const ADVICE: Record<string, string> = {
     "The hub cannot be reached from here. Nothing is lost: the entries stay on this laptop. Sync again when you have a network.",
   not_enrolled:
     "The hub does not know this laptop yet. Give the laptop key on the Settings screen to your hub administrator to enrol it.",
+  hub_key_unconfirmed:
+    "Ask the hub's operator to read you the hub's key (fieldkit-hub key). Only if it is the key shown here, type it below: from then on this laptop accepts receipts from that hub only.",
+  hub_key_mismatch:
+    "This hub is not the one this laptop trusts. Do not sync to it: nothing more is sent, and what it sent was refused. Contact your service manager.",
+  hub_key: "The hub key pinned on this laptop cannot be read. Contact your service manager.",
   hub_refused: "The hub refused the entries. Nothing is lost locally; contact your service manager with this message.",
   fork: "The hub holds different entries for this laptop. Do not delete anything: contact your service manager.",
   local_behind_hub:

@@ -25,6 +25,14 @@ pub fn stored_hash_count(n: u64) -> u64 {
     tlog_tiles::stored_hash_count(n)
 }
 
+/// The indexes of the stored hashes that the root of a tree of `n` entries is made of (the
+/// roots of its complete subtrees, left to right). Appending to a tree of `n` entries, and any
+/// root up to `n`, reads only these (and those of the smaller size), so a caller that holds its
+/// hashes remotely can fetch them in one query before building a [`PendingTree`].
+pub fn edge_indexes(n: u64) -> Vec<u64> {
+    tlog_tiles::sub_tree_index(0, n, Vec::new())
+}
+
 /// The RFC 6962 root of a list of leaf hashes, computed from scratch (for verification).
 pub fn root_from_leaves(leaves: &[[u8; 32]]) -> [u8; 32] {
     match leaves.len() {

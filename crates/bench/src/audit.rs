@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use fieldkit_audit::{AuditLog, Identity, NewEntry};
 use fieldkit_hub::{AppState, SqliteStore, Store};
+use fieldkit_sync::SyncClient;
 use fieldkit_sync::proto::AppendRequest;
 use serde_json::json;
 
@@ -70,8 +71,11 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     }
 
     // 2. Hub ingest with all checks, in process.
-    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db"))?);
-    store.enroll_laptop("bench", &id.public_key())?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let hub = Identity::generate("fieldkit-hub");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("hub.db"))?);
+    let laptop = rt.block_on(store.enroll_laptop("bench", &id.public_key()))?;
+    let _ = laptop;
     let mut requests = Vec::new();
     for start in (0..FLEET_ENTRIES).step_by(BATCH as usize) {
         let end = (start + BATCH).min(FLEET_ENTRIES);
@@ -87,9 +91,14 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
         });
     }
     let t = Instant::now();
-    for req in requests {
-        fieldkit_hub::ingest::append(&*store, req, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    rt.block_on(async {
+        for req in requests {
+            fieldkit_hub::ingest::append(store.clone(), &hub, req, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        anyhow::Ok(())
+    })?;
     let ingest = FLEET_ENTRIES as f64 / t.elapsed().as_secs_f64();
     rows.push((
         "hub ingest, 100 000 entries, all checks".into(),
@@ -97,16 +106,15 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     ));
 
     // 3. End-to-end sync over loopback HTTP into a fresh hub.
-    let store = Arc::new(SqliteStore::open(&dir.path().join("hub2.db"))?);
-    store.enroll_laptop("bench", &id.public_key())?;
-    let rt = tokio::runtime::Runtime::new()?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("hub2.db"))?);
+    rt.block_on(store.enroll_laptop("bench", &id.public_key()))?;
     let secs = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let app = fieldkit_hub::router(AppState::new(store.clone()));
+        let app = fieldkit_hub::router(AppState::new(store.clone(), hub.clone()));
         tokio::spawn(async move { axum_serve(listener, app).await });
         let t = Instant::now();
-        let report = fieldkit_sync::SyncClient::new(&url)?.sync(&big).await?;
+        let report = SyncClient::new(&url, hub.public_key())?.sync(&big).await?;
         anyhow::ensure!(
             report.acked_size == FLEET_ENTRIES,
             "synced {}",

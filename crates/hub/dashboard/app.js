@@ -50,7 +50,19 @@ function showSignIn() {
   document.querySelectorAll(".view").forEach((v) => (v.hidden = true));
 }
 
+// The hub says how it is served; over plain HTTP on a network, every page warns.
+async function transport() {
+  try {
+    const r = await fetch("/api/v1/hub", { credentials: "same-origin" });
+    const hub = await r.json();
+    $("#insecure").hidden = hub.transport !== "insecure-http";
+  } catch (_) {
+    // The warning stays hidden only if the hub cannot say; the sign-in below reports errors.
+  }
+}
+
 async function start() {
+  transport();
   try {
     const me = await api("/api/v1/session");
     signedIn(me);

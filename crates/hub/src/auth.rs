@@ -1,14 +1,35 @@
-//! Manager accounts and sessions.
+//! Manager accounts, sessions, and the guard in front of every password check.
 //!
 //! Passwords are stored as argon2id PHC strings. A session is a random 256-bit token sent as
-//! an `HttpOnly`, `SameSite=Strict` cookie; the hub keeps only its SHA-256, so a copy of the
-//! database does not hold usable sessions.
+//! an `HttpOnly`, `SameSite=Strict` (and, wherever the browser can send it back, `Secure`)
+//! cookie; the hub keeps only its SHA-256, so a copy of the database holds no usable session.
+//!
+//! The [`SignInGuard`] is what a password guesser meets:
+//! - **Back-off per account and per client address.** Each may fail a few times freely; after
+//!   that every attempt must wait twice as long as the last since the last failure (up to
+//!   [`MAX_BACKOFF_SECS`]). An attempt that comes too early is answered 429 with `Retry-After`
+//!   and the reason, without touching argon2. Attempts in flight count as failures until they
+//!   are settled, so fifty parallel guesses buy no more tries than fifty serial ones.
+//! - **Bounded argon2.** At most [`ARGON2_PARALLEL`] hashes run at once (each takes ~19 MiB) and
+//!   at most [`ARGON2_QUEUE`] wait for one; beyond that the hub answers 503 at once. Memory stays
+//!   bounded however many attempts arrive.
+//! - **Equal work for unknown names.** An unknown name is checked against a dummy hash made with
+//!   the same parameters at start-up, so it costs the same argon2 run as a known name and gets
+//!   the same answer: names cannot be told apart by time or by message.
+//!
+//! Time is a parameter ([`Clock`]), so the back-off is tested by moving a clock, not by waiting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "fieldkit_session";
@@ -18,6 +39,22 @@ pub const SESSION_SECS: i64 = 12 * 3600;
 
 /// The shortest password `add-manager` accepts.
 pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// The longest password checked (longer ones are refused before hashing).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Failures an account may have before back-off starts.
+pub const ACCOUNT_FREE_FAILURES: u32 = 5;
+/// Failures one client address may have before back-off starts.
+pub const ADDRESS_FREE_FAILURES: u32 = 20;
+/// The longest back-off.
+pub const MAX_BACKOFF_SECS: u64 = 15 * 60;
+/// argon2 hashes computed at once.
+pub const ARGON2_PARALLEL: usize = 2;
+/// Password checks that may wait for an argon2 slot.
+pub const ARGON2_QUEUE: usize = 32;
+/// Tracked names and addresses; beyond this, entries out of back-off are forgotten first.
+const MAX_TRACKED: usize = 100_000;
 
 /// Why a password was not accepted for a new account.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +68,14 @@ pub enum PasswordError {
         /// The minimum.
         min: usize,
     },
+    /// Too long.
+    #[error("password is {found} characters; at most {max} are accepted")]
+    TooLong {
+        /// Its length.
+        found: usize,
+        /// The maximum.
+        max: usize,
+    },
     /// Hashing failed.
     #[error("hashing the password failed: {0}")]
     Hash(String),
@@ -43,6 +88,12 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         return Err(PasswordError::TooShort {
             found,
             min: MIN_PASSWORD_LEN,
+        });
+    }
+    if found > MAX_PASSWORD_LEN {
+        return Err(PasswordError::TooLong {
+            found,
+            max: MAX_PASSWORD_LEN,
         });
     }
     let salt = SaltString::generate(&mut OsRng);
@@ -75,6 +126,241 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Milliseconds on a clock that never goes back.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in milliseconds from an arbitrary start.
+    fn now_ms(&self) -> u64;
+}
+
+/// The process's monotonic clock.
+#[derive(Debug)]
+pub struct MonotonicClock(std::time::Instant);
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// A clock moved by hand, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a sign-in attempt was not even checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The account or address is in back-off.
+    #[error("too many failed sign-ins {who}: try again in {retry_after_secs} s")]
+    BackOff {
+        /// "for manager \"maria\"" or "from 10.0.0.7".
+        who: String,
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
+    /// Too many checks are waiting for argon2.
+    #[error(
+        "the hub is checking {queued} other sign-ins: try again in a moment (at most {max} wait)"
+    )]
+    Busy {
+        /// Checks waiting.
+        queued: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Failures {
+    count: u32,
+    in_flight: u32,
+    last_ms: u64,
+}
+
+impl Failures {
+    /// Milliseconds until the next attempt is allowed (0: now).
+    fn wait_ms(&self, free: u32, now: u64) -> u64 {
+        let n = self.count + self.in_flight;
+        if n < free {
+            return 0;
+        }
+        let exp = (n - free).min(20);
+        let backoff = (1000u64 << exp).min(MAX_BACKOFF_SECS * 1000);
+        if self.in_flight > 0 && self.count < free {
+            // Free attempts are all in flight: wait for them to settle.
+            return 1000;
+        }
+        (self.last_ms + backoff).saturating_sub(now)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tracker {
+    accounts: HashMap<String, Failures>,
+    addresses: HashMap<IpAddr, Failures>,
+}
+
+/// A sign-in attempt admitted by the guard; settle it with [`SignInGuard::settle`].
+#[derive(Debug)]
+pub struct Ticket {
+    name: String,
+    addr: IpAddr,
+}
+
+/// Rate limits, back-off and bounded argon2 for sign-in. See the module documentation.
+pub struct SignInGuard {
+    tracker: Mutex<Tracker>,
+    argon2: Arc<Semaphore>,
+    waiting: AtomicU64,
+    dummy_hash: String,
+    clock: Arc<dyn Clock>,
+    checks: AtomicU64,
+}
+
+impl std::fmt::Debug for SignInGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInGuard").finish_non_exhaustive()
+    }
+}
+
+impl SignInGuard {
+    /// A guard reading `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let dummy_hash = hash_password(&hex::encode(raw)).unwrap_or_default();
+        Self {
+            tracker: Mutex::default(),
+            argon2: Arc::new(Semaphore::new(ARGON2_PARALLEL)),
+            waiting: AtomicU64::new(0),
+            dummy_hash,
+            clock,
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// How many password checks (argon2 runs) have been made: the same for known and unknown
+    /// names.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits an attempt for `name` from `addr`, or says why not.
+    pub fn admit(&self, name: &str, addr: IpAddr) -> Result<Ticket, Refusal> {
+        let now = self.clock.now_ms();
+        let mut t = self.lock();
+        let account = t.accounts.get(name).copied().unwrap_or_default();
+        let address = t.addresses.get(&addr).copied().unwrap_or_default();
+        let wait_account = account.wait_ms(ACCOUNT_FREE_FAILURES, now);
+        let wait_address = address.wait_ms(ADDRESS_FREE_FAILURES, now);
+        if wait_account > 0 || wait_address > 0 {
+            let (who, ms) = if wait_account >= wait_address {
+                (format!("for manager {name:?}"), wait_account)
+            } else {
+                (format!("from {addr}"), wait_address)
+            };
+            return Err(Refusal::BackOff {
+                who,
+                retry_after_secs: ms.div_ceil(1000),
+            });
+        }
+        if t.accounts.len() + t.addresses.len() > MAX_TRACKED {
+            t.accounts
+                .retain(|_, f| f.in_flight > 0 || f.wait_ms(ACCOUNT_FREE_FAILURES, now) > 0);
+            t.addresses
+                .retain(|_, f| f.in_flight > 0 || f.wait_ms(ADDRESS_FREE_FAILURES, now) > 0);
+        }
+        t.accounts.entry(name.to_owned()).or_default().in_flight += 1;
+        t.addresses.entry(addr).or_default().in_flight += 1;
+        Ok(Ticket {
+            name: name.to_owned(),
+            addr,
+        })
+    }
+
+    /// Records the result of an admitted attempt: success clears both records.
+    pub fn settle(&self, ticket: Ticket, ok: bool) {
+        self.finish(ticket, Some(ok));
+    }
+
+    /// Ends an admitted attempt that was never checked (the hub failed): neither a failure nor
+    /// a success.
+    pub fn release(&self, ticket: Ticket) {
+        self.finish(ticket, None);
+    }
+
+    fn finish(&self, ticket: Ticket, ok: Option<bool>) {
+        let now = self.clock.now_ms();
+        let mut t = self.lock();
+        let settle = |f: &mut Failures| {
+            f.in_flight = f.in_flight.saturating_sub(1);
+            match ok {
+                Some(true) => f.count = 0,
+                Some(false) => {
+                    f.count = f.count.saturating_add(1);
+                    f.last_ms = now;
+                }
+                None => {}
+            }
+        };
+        if let Some(f) = t.accounts.get_mut(&ticket.name) {
+            settle(f);
+        }
+        if let Some(f) = t.addresses.get_mut(&ticket.addr) {
+            settle(f);
+        }
+    }
+
+    /// Checks `password` against `stored` (the dummy hash when the name is unknown) with at
+    /// most [`ARGON2_PARALLEL`] checks running and [`ARGON2_QUEUE`] waiting.
+    pub async fn check(&self, password: &str, stored: Option<&str>) -> Result<bool, Refusal> {
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst) as usize;
+        if queued >= ARGON2_QUEUE + ARGON2_PARALLEL {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal::Busy {
+                queued,
+                max: ARGON2_QUEUE,
+            });
+        }
+        let permit = self.argon2.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let Ok(_permit) = permit else {
+            return Ok(false);
+        };
+        let known = stored.is_some();
+        let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let password = password.to_owned();
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(ok && known)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +376,64 @@ mod tests {
             hash_password("short"),
             Err(PasswordError::TooShort { found: 5, min: 8 })
         ));
+    }
+
+    fn guard() -> (SignInGuard, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::default());
+        (SignInGuard::new(clock.clone()), clock)
+    }
+
+    #[test]
+    fn failures_back_off_per_account_doubling_and_success_clears() {
+        let (g, clock) = guard();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        for _ in 0..ACCOUNT_FREE_FAILURES {
+            let t = g.admit("maria", ip).unwrap();
+            g.settle(t, false);
+        }
+        let e = g.admit("maria", ip).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "too many failed sign-ins for manager \"maria\": try again in 1 s"
+        );
+        // Another account from another address is not affected.
+        g.settle(g.admit("bo", "10.0.0.8".parse().unwrap()).unwrap(), true);
+        clock.advance_ms(1000);
+        g.settle(g.admit("maria", ip).unwrap(), false);
+        assert!(matches!(
+            g.admit("maria", ip),
+            Err(Refusal::BackOff {
+                retry_after_secs: 2,
+                ..
+            })
+        ));
+        clock.advance_ms(2000);
+        g.settle(g.admit("maria", ip).unwrap(), true);
+        for _ in 0..ACCOUNT_FREE_FAILURES {
+            g.settle(g.admit("maria", ip).unwrap(), false);
+        }
+    }
+
+    #[test]
+    fn in_flight_attempts_count_so_parallel_guesses_buy_nothing() {
+        let (g, _clock) = guard();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let tickets: Vec<_> = (0..50).filter_map(|_| g.admit("maria", ip).ok()).collect();
+        assert_eq!(tickets.len(), ACCOUNT_FREE_FAILURES as usize);
+    }
+
+    #[test]
+    fn one_address_guessing_many_names_backs_off_too() {
+        let (g, clock) = guard();
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let admitted = (0..50)
+            .filter_map(|i| g.admit(&format!("user{i}"), ip).ok())
+            .map(|t| g.settle(t, false))
+            .count();
+        assert_eq!(admitted, ADDRESS_FREE_FAILURES as usize);
+        let e = g.admit("someone", ip).unwrap_err();
+        assert!(e.to_string().contains("from 10.0.0.9"), "{e}");
+        clock.advance_ms(MAX_BACKOFF_SECS * 1000);
+        assert!(g.admit("someone", ip).is_ok());
     }
 }

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: u16,
     /// The body sent.
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
                 message,
                 size: None,
             },
+            retry_after: None,
         }
     }
 
@@ -54,13 +57,33 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!("{e}");
-        Self::internal(e.to_string())
+        match e {
+            // The laptop retries 5xx with back-off; the database may be back by then.
+            StoreError::Unavailable(_) => Self::new(503, kind::UNAVAILABLE, e.to_string()),
+            // The database's own words stay in the hub's log: a client learns only what failed.
+            StoreError::Db(_) => {
+                Self::internal("the hub's database failed; see the hub's log".into())
+            }
+            _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::rules::QueryRuleError> for ApiError {
+    fn from(e: crate::rules::QueryRuleError) -> Self {
+        Self::new(400, kind::BAD_REQUEST, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.body)).into_response()
+        let retry = self.retry_after;
+        let mut resp = (status, Json(self.body)).into_response();
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

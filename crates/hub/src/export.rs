@@ -6,7 +6,11 @@
 
 use serde::Serialize;
 
-use crate::store::{EntryFilter, EntryRow, Store, StoreError};
+use fieldkit_audit::Identity;
+
+use crate::error::ApiError;
+use crate::rules::{EntryFilter, EntryQuery, EntryRow};
+use crate::store::Store;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,22 +60,19 @@ struct BundleEntry<'a> {
     leaf: String,
 }
 
-/// The most rows one export holds.
-pub const MAX_EXPORT_ROWS: u64 = 100_000;
-
-/// Exports the entries matching `filter` (oldest first).
-pub fn export(
+/// Exports the entries matching `q` (oldest first); `filter` is recorded in the bundle as given.
+pub async fn export(
     store: &dyn Store,
+    hub: &Identity,
     filter: &EntryFilter,
+    q: &EntryQuery,
     format: Format,
-) -> Result<Vec<u8>, StoreError> {
-    let mut f = filter.clone();
-    f.limit = Some(f.limit.unwrap_or(MAX_EXPORT_ROWS).min(MAX_EXPORT_ROWS));
-    let mut rows = store.query(&f)?;
+) -> Result<Vec<u8>, ApiError> {
+    let (_, mut rows) = crate::api::timeline(store, q).await?;
     rows.reverse();
+    let fail = |e: String| ApiError::internal(format!("writing the export: {e}"));
     match format {
         Format::Json => {
-            let hub = store.hub_identity()?;
             let bundle = Bundle {
                 format: "fieldkit-hub-export/1",
                 exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -79,7 +80,8 @@ pub fn export(
                 hub_key: hub.public_key_pem(),
                 filter,
                 checkpoints: store
-                    .latest_checkpoints()?
+                    .latest_checkpoints()
+                    .await?
                     .into_iter()
                     .map(|(origin, note)| BundleCheckpoint { origin, note })
                     .collect(),
@@ -92,11 +94,11 @@ pub fn export(
                     })
                     .collect(),
             };
-            serde_json::to_vec_pretty(&bundle).map_err(|e| StoreError::Db(e.to_string()))
+            serde_json::to_vec_pretty(&bundle).map_err(|e| fail(e.to_string()))
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let err = |e: csv::Error| StoreError::Db(e.to_string());
+            let err = |e: csv::Error| fail(e.to_string());
             w.write_record([
                 "time",
                 "laptop",
@@ -135,7 +137,7 @@ pub fn export(
                 ])
                 .map_err(err)?;
             }
-            w.into_inner().map_err(|e| StoreError::Db(e.to_string()))
+            w.into_inner().map_err(|e| fail(e.to_string()))
         }
     }
 }

@@ -3,40 +3,33 @@
 //! Order of checks, cheapest and most hostile first: bounds; the checkpoint parses and its
 //! origin names an enrolled laptop (403) whose key signed it (401); the entries parse, carry
 //! consecutive seqs from `old_size` (400), belong to this log (422) and chain to each other
-//! (400). Then, in one transaction: if `old_size` is not the hub's size, overlapping entries
-//! are compared byte for byte (a difference is a fork: 422, both versions kept) and an
-//! identical resend gets its receipt again, anything else a 409 with the hub's size; otherwise
-//! the first entry must chain to the hub's last (else a fork), the recomputed root must be the
-//! signed root (400), and the rows are committed. Only after the commit is the checkpoint
-//! cosigned, so a receipt never covers an entry the hub might lose.
+//! (400). Then, in one transaction with the laptop's tree state locked:
+//!
+//! - `old_size` is the hub's size: the first entry must chain to the hub's last, the recomputed
+//!   root must be the signed root (400 otherwise), and the rows are committed.
+//! - `old_size` is below the hub's size: the entries overlap what the hub holds. The sent
+//!   entries, on top of the hub's first `old_size`, must give the signed root (400 otherwise:
+//!   nothing is recorded). Only then is a difference in the overlap a fork (422, both versions
+//!   kept): the laptop's own key signed a tree that contradicts the one it synced before. Equal
+//!   overlaps are an identical resend (the receipt again) or a stale `old_size` (409 with the
+//!   hub's size).
+//! - `old_size` is above the hub's size: a gap, 409 with the hub's size.
+//!
+//! Because a fork needs a root the laptop signed over the differing entry, anyone who merely
+//! holds a laptop's public checkpoint (every export carries one) cannot plant a fork alarm.
+//! Only after the commit is the checkpoint cosigned, so a receipt never covers an entry the hub
+//! might lose.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use fieldkit_audit::merkle::{self, MissingStoredHashes, PendingTree};
-use fieldkit_audit::{Entry, MAX_ENTRY_BYTES, SignedCheckpoint, clock_flag, entry};
+use fieldkit_audit::{Entry, Identity, MAX_ENTRY_BYTES, SignedCheckpoint, clock_flag};
 use fieldkit_sync::proto::{AppendRequest, AppendResponse, MAX_BATCH_ENTRIES, kind};
 
 use crate::error::ApiError;
-use crate::store::{Laptop, LogTx, NewRow, Store, StoreError};
-
-/// What a transaction decided.
-#[derive(Debug)]
-pub enum Ingested {
-    /// Entries committed (or already held, for an identical resend).
-    Committed {
-        /// The laptop's checkpoint to cosign.
-        checkpoint: SignedCheckpoint,
-        /// Whether nothing new was stored.
-        duplicate: bool,
-        /// Entries the hub holds for this laptop after the transaction.
-        hub_size: u64,
-    },
-    /// `old_size` differs from the hub's size.
-    SizeMismatch(u64),
-    /// A fork was found and recorded.
-    Fork(String),
-}
-
-/// Errors inside the transaction are API errors (a refusal rolls back).
-pub type IngestError = ApiError;
+use crate::rules;
+use crate::store::{AppendRows, Laptop, LogTx, NewEntryRow, NewFork, Store, StoreError};
 
 impl From<MissingStoredHashes> for ApiError {
     fn from(m: MissingStoredHashes) -> Self {
@@ -44,31 +37,100 @@ impl From<MissingStoredHashes> for ApiError {
     }
 }
 
-/// Fault injection for crash tests: where the hub process aborts during an append.
+/// Fault injection for crash tests: where the hub process dies during an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
-    /// After validation, before the transaction commits.
+    /// After the rows are written, before the transaction commits.
     BeforeCommit,
     /// After the commit, before the receipt is sent.
     AfterCommit,
 }
 
-impl CrashPoint {
-    /// Reads `FIELDKIT_HUB_CRASH` (`before-commit` | `after-commit`): a test hook only.
-    pub fn from_env() -> Option<Self> {
-        match std::env::var("FIELDKIT_HUB_CRASH").ok()?.as_str() {
-            "before-commit" => Some(Self::BeforeCommit),
-            "after-commit" => Some(Self::AfterCommit),
-            _ => None,
+/// A crash or pause injected at the `nth` append (counting from 1) that reaches `point`: a
+/// test hook, read from `FIELDKIT_HUB_CRASH` (`before-commit[:N]`, `after-commit[:N]`) or
+/// `FIELDKIT_HUB_PAUSE` (the same syntax).
+#[derive(Debug)]
+pub struct Fault {
+    /// Where.
+    pub point: CrashPoint,
+    /// Which append.
+    pub nth: u64,
+    /// Kill the process (SIGKILL), or pause for a line on standard input.
+    pub kill: bool,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl Fault {
+    /// A fault at the `nth` append reaching `point`.
+    pub fn new(point: CrashPoint, nth: u64, kill: bool) -> Self {
+        Self {
+            point,
+            nth: nth.max(1),
+            kill,
+            seen: Default::default(),
         }
+    }
+
+    /// Reads the test hooks from the environment.
+    pub fn from_env() -> Option<Self> {
+        let parse = |v: String, kill: bool| {
+            let (point, nth) = v.split_once(':').unwrap_or((v.as_str(), "1"));
+            let point = match point {
+                "before-commit" => CrashPoint::BeforeCommit,
+                "after-commit" => CrashPoint::AfterCommit,
+                _ => return None,
+            };
+            Some(Self::new(point, nth.parse().ok()?, kill))
+        };
+        if let Ok(v) = std::env::var("FIELDKIT_HUB_CRASH") {
+            return parse(v, true);
+        }
+        parse(std::env::var("FIELDKIT_HUB_PAUSE").ok()?, false)
+    }
+
+    async fn hit(&self, point: CrashPoint) {
+        use std::sync::atomic::Ordering;
+        if point != self.point || self.seen.fetch_add(1, Ordering::SeqCst) + 1 != self.nth {
+            return;
+        }
+        if self.kill {
+            // SIGKILL, as the kernel's OOM killer or a power cut would: no destructor runs.
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
+            std::process::abort();
+        }
+        // The test reads this line, does what it must (kill PostgreSQL), then writes a line.
+        println!("paused {point:?}");
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await;
     }
 }
 
-/// Handles one append request.
-pub fn append(
-    store: &dyn Store,
+/// What a transaction decided.
+enum Decided {
+    /// Entries committed (or already held, for an identical resend).
+    Committed { duplicate: bool, hub_size: u64 },
+    /// `old_size` differs from the hub's size.
+    SizeMismatch(u64),
+    /// A fork was found and recorded.
+    Fork(String),
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(400, kind::INVALID_BATCH, message)
+}
+
+/// Handles one append request; `hub` cosigns the receipt.
+pub async fn append(
+    store: Arc<dyn Store>,
+    hub: &Identity,
     req: AppendRequest,
-    crash: Option<CrashPoint>,
+    fault: Option<&Fault>,
 ) -> Result<AppendResponse, ApiError> {
     if req.entries.len() > MAX_BATCH_ENTRIES {
         return Err(ApiError::new(
@@ -91,7 +153,7 @@ pub fn append(
             kind::TOO_LARGE,
             format!(
                 "entry {} is {} bytes; at most {MAX_ENTRY_BYTES} are accepted",
-                req.old_size + i as u64,
+                req.old_size.saturating_add(i as u64),
                 e.len()
             ),
         ));
@@ -109,7 +171,7 @@ pub fn append(
             ),
         ));
     }
-    let laptop = store.laptop_by_origin(&req.origin)?.ok_or_else(|| {
+    let laptop = store.laptop_by_origin(&req.origin).await?.ok_or_else(|| {
         ApiError::new(
             403,
             kind::UNKNOWN_LAPTOP,
@@ -128,111 +190,49 @@ pub fn append(
                 format!("{e}: the request is not from laptop {:?}", laptop.name),
             )
         })?;
-    let end = req.old_size + req.entries.len() as u64;
+    let end = req
+        .old_size
+        .checked_add(req.entries.len() as u64)
+        .ok_or_else(|| invalid(format!("old_size {} is out of range", req.old_size)))?;
     if checkpoint.size() != end {
-        return Err(ApiError::new(
-            400,
-            kind::INVALID_BATCH,
-            format!(
-                "checkpoint is for size {} but old_size {} plus {} entries is {end}",
-                checkpoint.size(),
-                req.old_size,
-                req.entries.len()
-            ),
-        ));
+        return Err(invalid(format!(
+            "checkpoint is for size {} but old_size {} plus {} entries is {end}",
+            checkpoint.size(),
+            req.old_size,
+            req.entries.len()
+        )));
     }
     let parsed = parse_batch(&laptop, &req)?;
 
-    let mut body = |tx: &dyn LogTx| -> Result<Ingested, ApiError> {
-        let size = tx.size()?;
-        if req.old_size != size {
-            return mismatch(tx, &req, &checkpoint, size);
+    let mut tx = store.begin_log(&laptop).await?;
+    let decided = decide(&mut *tx, &laptop, &req, &checkpoint, &parsed).await;
+    let decided = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return Err(e);
         }
-        let prev_leaf = match size {
-            0 => [0u8; 32],
-            n => tx
-                .leaf(n - 1)?
-                .ok_or_else(|| StoreError::Corrupt(format!("entry {} missing", n - 1)))?,
-        };
-        if let Some((first, _, _)) = parsed.first()
-            && first.prev != hex::encode(prev_leaf)
-        {
-            if size == 0 {
-                return Err(ApiError::new(
-                    400,
-                    kind::INVALID_BATCH,
-                    format!(
-                        "entry 0 chains to {} but the first entry of a log must chain to zeros",
-                        first.prev
-                    ),
-                ));
-            }
-            let held = tx.body(size - 1)?.unwrap_or_default();
-            let sent = format!(
-                "(entry {size} as sent chains to a previous entry with leaf hash {})",
-                first.prev
-            );
-            tx.record_fork(size - 1, &held, &sent)?;
-            return Ok(Ingested::Fork(format!(
-                "entry {size} chains to {} but the hub's entry {} has leaf hash {}: the laptop's log diverged from what it synced before (restored copy?); both versions are kept",
-                first.prev,
-                size - 1,
-                hex::encode(prev_leaf)
-            )));
-        }
-        let read = |idx: &[u64]| tx.read_hashes(idx).map_err(ApiError::from);
-        let mut tree = PendingTree::<ApiError>::new(size, &read);
-        for (_, _, leaf) in &parsed {
-            tree.append(*leaf)?;
-        }
-        let root = tree.root()?;
-        if root != checkpoint.root() {
-            return Err(ApiError::new(
-                400,
-                kind::INVALID_BATCH,
-                format!(
-                    "the entries give root {} at size {end} but the checkpoint signs {}",
-                    hex::encode(root),
-                    checkpoint.root_hex()
-                ),
-            ));
-        }
-        let mut prev: Option<Entry> = match size {
-            0 => None,
-            n => tx.body(n - 1)?.and_then(|b| serde_json::from_str(&b).ok()),
-        };
-        let mut rows = Vec::with_capacity(parsed.len());
-        for (entry, body, leaf) in &parsed {
-            let clock = prev.as_ref().and_then(|p| clock_flag(p, entry)).is_some();
-            rows.push(row(entry, body, *leaf, clock));
-            prev = Some(entry.clone());
-        }
-        tx.insert_entries(&rows)?;
-        let (start, hashes) = tree.new_hashes();
-        tx.insert_hashes(start, &hashes)?;
-        tx.insert_checkpoint(end, checkpoint.as_str())?;
-        if crash == Some(CrashPoint::BeforeCommit) {
-            std::process::abort();
-        }
-        Ok(Ingested::Committed {
-            checkpoint: checkpoint.clone(),
-            duplicate: false,
-            hub_size: end,
-        })
     };
-    let outcome = store.with_log(&laptop, &mut body)?;
-    match outcome {
-        Ingested::Committed {
-            checkpoint,
+    if let (
+        Some(f),
+        Decided::Committed {
+            duplicate: false, ..
+        },
+    ) = (fault, &decided)
+    {
+        f.hit(CrashPoint::BeforeCommit).await;
+    }
+    tx.commit().await?;
+    match decided {
+        Decided::Committed {
             duplicate,
             hub_size,
         } => {
-            if crash == Some(CrashPoint::AfterCommit) {
-                std::process::abort();
+            if let (Some(f), false) = (fault, duplicate) {
+                f.hit(CrashPoint::AfterCommit).await;
             }
-            let hub = store.hub_identity()?;
             let receipt = checkpoint
-                .cosign(&hub)
+                .cosign(hub)
                 .map_err(|e| ApiError::internal(format!("cosigning: {e}")))?;
             Ok(AppendResponse {
                 size: hub_size,
@@ -242,7 +242,7 @@ pub fn append(
                 duplicate,
             })
         }
-        Ingested::SizeMismatch(size) => Err(ApiError::new(
+        Decided::SizeMismatch(size) => Err(ApiError::new(
             409,
             kind::SIZE_MISMATCH,
             format!(
@@ -251,81 +251,221 @@ pub fn append(
             ),
         )
         .with_size(size)),
-        Ingested::Fork(message) => Err(ApiError::new(422, kind::FORK, message)),
+        Decided::Fork(message) => Err(ApiError::new(422, kind::FORK, message)),
     }
 }
 
-/// `old_size` is not the hub's size: a fork, an identical resend, or a plain mismatch.
-fn mismatch(
-    tx: &dyn LogTx,
+/// Stored tree hashes fetched up front: the tree code reads synchronously.
+struct Hashes(HashMap<u64, [u8; 32]>);
+
+impl Hashes {
+    /// Fetches the hashes that trees of the given sizes are made of.
+    async fn fetch(tx: &mut dyn LogTx, sizes: &[u64]) -> Result<Self, ApiError> {
+        let mut idx: Vec<u64> = sizes
+            .iter()
+            .flat_map(|&n| merkle::edge_indexes(n))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let hashes = tx.read_hashes(&idx).await?;
+        Ok(Self(idx.into_iter().zip(hashes).collect()))
+    }
+
+    fn read(&self, idx: &[u64]) -> Result<Vec<[u8; 32]>, ApiError> {
+        idx.iter()
+            .map(|i| {
+                self.0.get(i).copied().ok_or_else(|| {
+                    MissingStoredHashes {
+                        wanted: idx.len(),
+                        found: 0,
+                    }
+                    .into()
+                })
+            })
+            .collect()
+    }
+}
+
+async fn decide(
+    tx: &mut dyn LogTx,
+    laptop: &Laptop,
     req: &AppendRequest,
     checkpoint: &SignedCheckpoint,
-    size: u64,
-) -> Result<Ingested, ApiError> {
-    for (i, sent) in req.entries.iter().enumerate() {
-        let seq = req.old_size + i as u64;
-        if seq >= size {
-            break;
+    parsed: &[Parsed],
+) -> Result<Decided, ApiError> {
+    let state = tx.state();
+    let size = state.size;
+    let end = checkpoint.size();
+    if req.old_size > size {
+        return Ok(Decided::SizeMismatch(size));
+    }
+    // The sent entries on top of the hub's first `old_size` must give the signed root, whatever
+    // else is decided: a root the laptop signed is the only evidence a fork may rest on.
+    let edge_sizes: Vec<u64> = if end <= size {
+        vec![req.old_size, end]
+    } else {
+        vec![req.old_size]
+    };
+    let hashes = Hashes::fetch(tx, &edge_sizes).await?;
+    // The tree reads through a plain closure; it is dropped before the next await.
+    let (root, (hashes_start, new_hashes)) = {
+        let read = |idx: &[u64]| hashes.read(idx);
+        let mut tree = PendingTree::<ApiError>::new(req.old_size, &read);
+        for p in parsed {
+            tree.append(p.leaf)?;
         }
-        let held = tx.body(seq)?.unwrap_or_default();
-        if &held != sent {
-            tx.record_fork(seq, &held, sent)?;
-            return Ok(Ingested::Fork(format!(
-                "entry {seq} was sent with different bytes from the copy the hub already holds: the laptop's log was changed or restored after it synced; both versions are kept"
+        (tree.root()?, tree.new_hashes())
+    };
+    if root != checkpoint.root() && parsed.is_empty() {
+        // No entries, only the laptop's signature over a root the hub's own tree (built from
+        // entries whose roots the laptop signed) contradicts.
+        return Ok(Decided::Fork(format!(
+            "the laptop signed root {} for size {end}, but the entries the hub holds give {}: the laptop's log diverged from what it synced before",
+            checkpoint.root_hex(),
+            hex::encode(root)
+        )));
+    }
+    if root != checkpoint.root() {
+        return Err(invalid(format!(
+            "the entries give root {} at size {end} but the checkpoint signs {}",
+            hex::encode(root),
+            checkpoint.root_hex()
+        )));
+    }
+    if req.old_size < size {
+        return overlap(tx, req, checkpoint, parsed, &hashes, size).await;
+    }
+
+    // old_size == size: a new batch on top of what the hub holds.
+    let Some(first) = parsed.first() else {
+        // An empty batch at the hub's size: a request for the receipt of what it holds.
+        tx.insert_checkpoint(end, checkpoint.as_str()).await?;
+        return Ok(Decided::Committed {
+            duplicate: true,
+            hub_size: size,
+        });
+    };
+    if first.entry.prev != hex::encode(state.last_leaf) {
+        // The laptop signed this root, but over an entry `size - 1` the hub does not hold: the
+        // hub cannot show the difference, so it records nothing and asks for the overlap.
+        let what = if size == 0 {
+            "the first entry of a log must chain to zeros".to_owned()
+        } else {
+            format!(
+                "the hub's entry {} has leaf hash {}; resend from an entry the hub holds so that a fork can be shown",
+                size - 1,
+                hex::encode(state.last_leaf)
+            )
+        };
+        return Err(invalid(format!(
+            "entry {size} chains to {} but {what}",
+            first.entry.prev
+        )));
+    }
+    let mut prev: Option<Entry> = match size {
+        0 => None,
+        n => tx
+            .bodies(n - 1..n)
+            .await?
+            .first()
+            .and_then(|b| serde_json::from_str(b).ok()),
+    };
+    let mut entries = Vec::with_capacity(parsed.len());
+    let mut devices = Vec::new();
+    for p in parsed {
+        let clock = prev
+            .as_ref()
+            .and_then(|q| clock_flag(q, &p.entry))
+            .is_some();
+        entries.push(row(&p.entry, &p.body, p.leaf, clock));
+        devices.extend(rules::device_update(laptop.id, &p.entry));
+        prev = Some(p.entry.clone());
+    }
+    tx.append(&AppendRows {
+        entries,
+        hashes_start,
+        hashes: new_hashes,
+        checkpoint: checkpoint.as_str().to_owned(),
+        devices: rules::newest_per_serial(devices),
+    })
+    .await?;
+    Ok(Decided::Committed {
+        duplicate: false,
+        hub_size: end,
+    })
+}
+
+/// `old_size` is below the hub's size, and the sent entries give the signed root.
+async fn overlap(
+    tx: &mut dyn LogTx,
+    req: &AppendRequest,
+    checkpoint: &SignedCheckpoint,
+    parsed: &[Parsed],
+    hashes: &Hashes,
+    size: u64,
+) -> Result<Decided, ApiError> {
+    let end = checkpoint.size();
+    let overlap_end = end.min(size);
+    let held = tx.bodies(req.old_size..overlap_end).await?;
+    for (i, (held, sent)) in held.iter().zip(parsed).enumerate() {
+        if *held != sent.body {
+            let seq = req.old_size + i as u64;
+            tx.record_fork(&NewFork {
+                seq,
+                held: held.clone(),
+                sent: sent.body.clone(),
+            })
+            .await?;
+            tracing::warn!(
+                laptop = req.origin,
+                seq,
+                "fork recorded: same seq, different bytes, under a root the laptop signed"
+            );
+            return Ok(Decided::Fork(format!(
+                "entry {seq} was sent with different bytes from the copy the hub already holds, under a checkpoint the laptop signed: the laptop's log was changed or restored after it synced; both versions are kept"
             )));
         }
     }
-    let end = checkpoint.size();
     if end <= size {
-        let same = match tx.checkpoint(end)? {
-            Some(note) => {
-                SignedCheckpoint::parse(&note).is_ok_and(|held| held.same_tree(checkpoint))
-            }
-            None => {
-                let read = |idx: &[u64]| tx.read_hashes(idx).map_err(ApiError::from);
-                PendingTree::<ApiError>::new(end, &read).root()? == checkpoint.root()
-            }
+        // Every sent entry is held, byte for byte, and the signed root is the hub's root at
+        // `end` (it was just recomputed from the hub's hashes and these entries).
+        let held_root = {
+            let read = |idx: &[u64]| hashes.read(idx);
+            PendingTree::<ApiError>::new(end, &read).root()?
         };
-        if same {
-            tx.insert_checkpoint(end, checkpoint.as_str())?;
-            return Ok(Ingested::Committed {
-                checkpoint: checkpoint.clone(),
-                duplicate: true,
-                hub_size: size,
-            });
-        }
-        if req.entries.is_empty() || end == req.old_size {
-            return Ok(Ingested::Fork(format!(
-                "the laptop signed root {} for size {end}, but the entries the hub holds give another root: the laptop's log diverged; both are kept",
+        if held_root != checkpoint.root() {
+            return Err(ApiError::internal(format!(
+                "the hub's tree at size {end} gives root {} but its entries give {}",
+                hex::encode(held_root),
                 checkpoint.root_hex()
             )));
         }
+        tx.insert_checkpoint(end, checkpoint.as_str()).await?;
+        return Ok(Decided::Committed {
+            duplicate: true,
+            hub_size: size,
+        });
     }
-    Ok(Ingested::SizeMismatch(size))
+    Ok(Decided::SizeMismatch(size))
 }
 
-type Parsed = (Entry, String, [u8; 32]);
+struct Parsed {
+    entry: Entry,
+    body: String,
+    leaf: [u8; 32],
+}
 
 fn parse_batch(laptop: &Laptop, req: &AppendRequest) -> Result<Vec<Parsed>, ApiError> {
     let mut out: Vec<Parsed> = Vec::with_capacity(req.entries.len());
     for (i, body) in req.entries.iter().enumerate() {
         let expected = req.old_size + i as u64;
-        let entry: Entry = serde_json::from_str(body).map_err(|e| {
-            ApiError::new(
-                400,
-                kind::INVALID_BATCH,
-                format!("entry {expected} is not a valid entry: {e}"),
-            )
-        })?;
+        let entry: Entry = serde_json::from_str(body)
+            .map_err(|e| invalid(format!("entry {expected} is not a valid entry: {e}")))?;
         if entry.seq != expected {
-            return Err(ApiError::new(
-                400,
-                kind::INVALID_BATCH,
-                format!(
-                    "batch position {i} holds entry {} but entry {expected} is required: the batch is gapped or reordered",
-                    entry.seq
-                ),
-            ));
+            return Err(invalid(format!(
+                "batch position {i} holds entry {} but entry {expected} is required: the batch is gapped or reordered",
+                entry.seq
+            )));
         }
         if entry.origin != laptop.origin {
             return Err(ApiError::new(
@@ -338,33 +478,31 @@ fn parse_batch(laptop: &Laptop, req: &AppendRequest) -> Result<Vec<Parsed>, ApiE
             ));
         }
         let leaf = merkle::leaf_hash(body.as_bytes());
-        if let Some((_, _, prev_leaf)) = out.last()
-            && entry.prev != hex::encode(prev_leaf)
+        if let Some(prev) = out.last()
+            && entry.prev != hex::encode(prev.leaf)
         {
-            return Err(ApiError::new(
-                400,
-                kind::INVALID_BATCH,
-                format!(
-                    "entry {expected} chains to {} but entry {}'s leaf hash is {}",
-                    entry.prev,
-                    expected - 1,
-                    hex::encode(prev_leaf)
-                ),
-            ));
+            return Err(invalid(format!(
+                "entry {expected} chains to {} but entry {}'s leaf hash is {}",
+                entry.prev,
+                expected - 1,
+                hex::encode(prev.leaf)
+            )));
         }
-        out.push((entry, body.clone(), leaf));
+        out.push(Parsed {
+            entry,
+            body: body.clone(),
+            leaf,
+        });
     }
     Ok(out)
 }
 
-fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewRow {
-    NewRow {
+fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewEntryRow {
+    NewEntryRow {
         seq: entry.seq,
         body: body.to_owned(),
         leaf,
-        time: entry
-            .time
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        time_us: entry.time.timestamp_micros(),
         technician: entry.technician.clone(),
         site: entry.site.clone(),
         device_serial: entry.device_serial().map(str::to_owned),
@@ -373,6 +511,5 @@ fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewRow {
         outcome: entry.outcome().as_str().to_owned(),
         closes: entry.intent_seq(),
         clock_flag,
-        firmware: entry::device_firmware(&entry.device),
     }
 }

@@ -7,12 +7,13 @@
 //! browser test that quietly passes without a browser proves nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use fieldkit_audit::identity::LAPTOP_PREFIX;
 use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
-use fieldkit_hub::{AppState, SqliteStore, Store, auth, router};
+use fieldkit_hub::auth;
 use fieldkit_sync::SyncClient;
+
+mod support;
 use serde_json::json;
 
 fn dashboard_dir() -> PathBuf {
@@ -95,6 +96,16 @@ fn visit(log: &AuditLog, (tech, site, serial, model, from, to, outcome): Visit<'
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_synced_entries_in_chromium() {
+    run_dashboard(support::Backend::Sqlite).await;
+}
+
+/// The same browser test with the hub on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_synced_entries_in_chromium_over_postgres() {
+    run_dashboard(support::Backend::Postgres).await;
+}
+
+async fn run_dashboard(backend: support::Backend) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let pw = dashboard_dir().join("node_modules/playwright-core");
     assert!(
@@ -103,16 +114,12 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium() {
          (npm ci --prefix crates/hub/dashboard); `cargo xtask setup` installs both",
         pw.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).unwrap());
+    let t = support::TestHub::start(backend).await;
+    let (store, url, dir) = (t.store.clone(), t.url.clone(), t.dir.path().to_owned());
     store
         .add_manager("maria", &auth::hash_password("s3cret-pass").unwrap())
+        .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(store.clone()));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
     let mut total = 0;
     let mut ana = 0;
     for (seed, name, visits) in [
@@ -205,12 +212,16 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium() {
             LAPTOP_PREFIX,
             ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
         );
-        store.enroll_laptop(name, &id.public_key()).unwrap();
-        let log = AuditLog::open(&dir.path().join(format!("{name}.db")), id).unwrap();
+        store.enroll_laptop(name, &id.public_key()).await.unwrap();
+        let log = AuditLog::open(&dir.join(format!("{name}.db")), id).unwrap();
         for (tech, site, serial, model, from, to, outcome) in visits {
             visit(&log, (tech, site, serial, model, from, to, outcome));
         }
-        SyncClient::new(&url).unwrap().sync(&log).await.unwrap();
+        SyncClient::new(&url, t.hub.public_key())
+            .unwrap()
+            .sync(&log)
+            .await
+            .unwrap();
         let entries = log.entries(..).unwrap();
         total += entries.len();
         ana += entries.iter().filter(|e| e.technician == "ana").count();
@@ -222,7 +233,8 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium() {
         Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../..")
             .join(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("dashboard-screenshots-{backend:?}").to_lowercase()),
     };
     let out = tokio::process::Command::new("node")
         .arg("tests/dashboard.mjs")

@@ -99,14 +99,22 @@ fn setup(dir: &Path, entries: u64) -> (String, AuditLog) {
     (db, log)
 }
 
-fn client(url: &str) -> SyncClient {
+/// The hub's public key, as `fieldkit-hub key` prints it for laptops to pin.
+fn hub_key(db: &str) -> ed25519_dalek::VerifyingKey {
+    let (ok, out, err) = run(&["key", "--db", db], None);
+    assert!(ok, "{err}");
+    let pem = out[out.find("-----BEGIN").unwrap()..].trim_end().to_owned() + "\n";
+    fieldkit_audit::identity::parse_public_key_pem(&pem).unwrap()
+}
+
+fn client(url: &str, db: &str) -> SyncClient {
     let config = SyncConfig {
         max_batch_entries: 50,
         retries: 1,
         initial_backoff: std::time::Duration::from_millis(10),
         ..SyncConfig::default()
     };
-    SyncClient::with_config(url, config).unwrap()
+    SyncClient::with_config(url, hub_key(db), config).unwrap()
 }
 
 fn exported(db: &str) -> Vec<Value> {
@@ -152,10 +160,27 @@ async fn the_binary_enrols_serves_syncs_and_exports_exactly_the_entries() {
         &["export", "--db", "postgres://x", "--format", "json"],
         None,
     );
-    assert!(!ok && err.contains("not supported"), "{err}");
+    assert!(!ok && err.contains("give --hub-key FILE"), "{err}");
+    // The hub's key lives beside the database, 0600, not inside it.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["hub.db", "hub-key.pem"] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let held: String = rusqlite::Connection::open(dir.path().join("hub.db"))
+        .unwrap()
+        .query_row("SELECT group_concat(key) FROM meta", [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!held.contains("key"), "no key inside the database: {held}");
 
     let hub = serve(&db, None);
-    let report = client(&hub.url).sync(&log).await.unwrap();
+    let report = client(&hub.url, &db).sync(&log).await.unwrap();
     assert_eq!(report.acked_size, 120);
     let rows = exported(&db);
     let local = log.records(..).unwrap();
@@ -182,7 +207,7 @@ async fn a_hub_killed_mid_batch_loses_nothing_and_stores_nothing_twice() {
         let (db, log) = setup(dir.path(), 130);
         {
             let hub = serve(&db, Some(crash));
-            let e = client(&hub.url).sync(&log).await.unwrap_err();
+            let e = client(&hub.url, &db).sync(&log).await.unwrap_err();
             assert!(matches!(e, SyncError::Unreachable { .. }), "{crash}: {e}");
         }
         assert_eq!(
@@ -191,7 +216,7 @@ async fn a_hub_killed_mid_batch_loses_nothing_and_stores_nothing_twice() {
             "{crash}: no receipt without a commit answer"
         );
         let hub = serve(&db, None);
-        let report = client(&hub.url).sync(&log).await.unwrap();
+        let report = client(&hub.url, &db).sync(&log).await.unwrap();
         assert_eq!(report.acked_size, 130, "{crash}");
         let rows = exported(&db);
         assert_eq!(rows.len(), 130, "{crash}");
@@ -209,7 +234,7 @@ async fn a_hub_killed_with_sigkill_during_a_long_sync_recovers() {
     let mut hub = serve(&db, None);
     let url = hub.url.clone();
     let sync = {
-        let c = client(&url);
+        let c = client(&url, &db);
         async move { c.sync(&log).await.map(|r| (r, log)) }
     };
     let task = tokio::spawn(sync);
@@ -237,7 +262,7 @@ async fn a_hub_killed_with_sigkill_during_a_long_sync_recovers() {
         }
     };
     let hub = serve(&db, None);
-    let report = client(&hub.url).sync(&log).await.unwrap();
+    let report = client(&hub.url, &db).sync(&log).await.unwrap();
     assert_eq!(report.acked_size, 600, "{first:?}");
     assert_eq!(exported(&db).len(), 600);
 }

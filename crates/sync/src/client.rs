@@ -6,6 +6,12 @@
 //! it answers 409 with its size and the client continues from there, asking for a receipt of
 //! that size with an empty batch. Transport failures, 5xx and 429 are retried with exponential
 //! backoff up to a cap; every other refusal is final and returned as a typed error.
+//!
+//! The hub is authenticated by its key, pinned on the laptop (at enrolment, or at the first
+//! sync after the technician confirmed the key the hub presents): the client refuses to upload
+//! to a hub that presents another key, and refuses any receipt not cosigned by the pinned key,
+//! naming both keys. Every body it reads is bounded ([`MAX_RESPONSE_BYTES`]), whatever a hub
+//! (or anyone in the middle) sends.
 
 use std::time::Duration;
 
@@ -15,8 +21,8 @@ use fieldkit_audit::{AuditLog, QueryError, ReceiptError, SignedCheckpoint};
 use reqwest::StatusCode;
 
 use crate::proto::{
-    APPEND_PATH, AppendRequest, AppendResponse, ErrorBody, MAX_BATCH_ENTRIES, MAX_REQUEST_BYTES,
-    kind,
+    APPEND_PATH, AppendRequest, AppendResponse, ErrorBody, HUB_INFO_PATH, HubInfo,
+    MAX_BATCH_ENTRIES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, kind,
 };
 
 /// Bounds and retry policy.
@@ -34,6 +40,9 @@ pub struct SyncConfig {
     pub max_backoff: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// Extra trusted root certificates (PEM) for a hub whose TLS certificate an internal CA
+    /// issued.
+    pub extra_roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for SyncConfig {
@@ -45,6 +54,7 @@ impl Default for SyncConfig {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -118,13 +128,17 @@ pub enum SyncError {
         /// Why it is unreadable.
         reason: String,
     },
-    /// The hub's key is not the pinned one, or its name does not match its key.
-    #[error("hub key {found} is not the expected {required}")]
+    /// The hub's key is not the one this laptop pinned: a rogue hub, or someone in the middle.
+    #[error(
+        "the hub at {url} presents key {found}, but this laptop pinned hub key {pinned}: its receipts are refused and nothing more is acknowledged (if the hub's key was really replaced, confirm the new key with its operator and pin it again)"
+    )]
     HubKey {
-        /// The hub's key name as announced.
+        /// The hub's URL.
+        url: String,
+        /// The key the hub presented or signed with.
         found: String,
-        /// The expected key name.
-        required: String,
+        /// The pinned key.
+        pinned: String,
     },
 }
 
@@ -135,13 +149,13 @@ impl SyncError {
     }
 }
 
-/// Talks to one hub.
+/// Talks to one hub, whose key the laptop pinned.
 #[derive(Debug, Clone)]
 pub struct SyncClient {
     http: reqwest::Client,
     url: String,
     config: SyncConfig,
-    pinned: Option<VerifyingKey>,
+    pinned: VerifyingKey,
 }
 
 enum Reply {
@@ -149,29 +163,118 @@ enum Reply {
     Refused(u16, ErrorBody),
 }
 
+fn http_client(url: &str, config: &SyncConfig) -> Result<(reqwest::Client, String), SyncError> {
+    let bad = |reason: String| SyncError::BadUrl {
+        url: url.into(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "scheme {:?}; required http or https",
+            parsed.scheme()
+        )));
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        // A hub answers; it never sends the laptop elsewhere.
+        .redirect(reqwest::redirect::Policy::none());
+    for pem in &config.extra_roots_pem {
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| bad(format!("extra root certificate: {e}")))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    let http = builder.build().map_err(|e| bad(e.to_string()))?;
+    Ok((http, url.trim_end_matches('/').to_owned()))
+}
+
+/// Reads at most `limit` bytes of a body; a longer one is an error, read no further.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_long = |n: u64| format!("the body is {n} bytes or more; at most {limit} are read");
+    if let Some(n) = resp.content_length()
+        && n > limit as u64
+    {
+        return Err(too_long(n));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > limit {
+            return Err(too_long((out.len() + chunk.len()) as u64));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A short, printable excerpt of a body that is not what the protocol says.
+fn excerpt(b: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&b[..b.len().min(200)]);
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if b.len() > 200 {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+/// Checks that `url` can name a hub (http or https, well formed).
+pub fn check_hub_url(url: &str) -> Result<(), SyncError> {
+    http_client(url, &SyncConfig::default()).map(|_| ())
+}
+
+/// Asks the hub at `url` who it is, for the technician to confirm before pinning its key.
+pub async fn fetch_hub_info(url: &str, config: &SyncConfig) -> Result<HubInfo, SyncError> {
+    let (http, base) = http_client(url, config)?;
+    let resp = http
+        .get(format!("{base}{HUB_INFO_PATH}"))
+        .send()
+        .await
+        .map_err(|e| SyncError::Unreachable {
+            url: base.clone(),
+            attempts: 1,
+            reason: e.to_string(),
+        })?;
+    let status = resp.status().as_u16();
+    let body = read_bounded(resp, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| bad_response(status, e))?;
+    if status != 200 {
+        return Err(bad_response(status, excerpt(&body)));
+    }
+    let info: HubInfo =
+        serde_json::from_slice(&body).map_err(|e| bad_response(200, e.to_string()))?;
+    let key = parse_public_key_pem(&info.public_key)
+        .map_err(|e| bad_response(200, format!("public_key: {e}")))?;
+    if key_name(HUB_PREFIX, &key) != info.name {
+        return Err(bad_response(
+            200,
+            format!(
+                "the hub calls itself {} but its key is {}",
+                info.name,
+                key_name(HUB_PREFIX, &key)
+            ),
+        ));
+    }
+    Ok(info)
+}
+
 impl SyncClient {
-    /// A client for the hub at `url` (e.g. `http://127.0.0.1:8080`), with default bounds.
-    pub fn new(url: &str) -> Result<Self, SyncError> {
-        Self::with_config(url, SyncConfig::default())
+    /// A client for the hub at `url` (e.g. `https://hub.example:8443`) whose key the laptop
+    /// pinned, with default bounds.
+    pub fn new(url: &str, pinned: VerifyingKey) -> Result<Self, SyncError> {
+        Self::with_config(url, pinned, SyncConfig::default())
     }
 
     /// A client with explicit bounds and retry policy.
-    pub fn with_config(url: &str, config: SyncConfig) -> Result<Self, SyncError> {
-        let bad = |reason: String| SyncError::BadUrl {
-            url: url.into(),
-            reason,
-        };
-        let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad(format!(
-                "scheme {:?}; required http or https",
-                parsed.scheme()
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+    pub fn with_config(
+        url: &str,
+        pinned: VerifyingKey,
+        config: SyncConfig,
+    ) -> Result<Self, SyncError> {
+        let (http, url) = http_client(url, &config)?;
         let config = SyncConfig {
             max_batch_entries: config.max_batch_entries.clamp(1, MAX_BATCH_ENTRIES),
             max_batch_bytes: config.max_batch_bytes.clamp(1, MAX_REQUEST_BYTES / 2),
@@ -179,17 +282,15 @@ impl SyncClient {
         };
         Ok(Self {
             http,
-            url: url.trim_end_matches('/').to_owned(),
+            url,
             config,
-            pinned: None,
+            pinned,
         })
     }
 
-    /// Requires receipts to be cosigned by this hub key (otherwise the key the hub announces is
-    /// accepted if its name matches it).
-    pub fn pin_hub_key(mut self, key: VerifyingKey) -> Self {
-        self.pinned = Some(key);
-        self
+    /// The pinned hub key's name.
+    pub fn pinned_name(&self) -> String {
+        key_name(HUB_PREFIX, &self.pinned)
     }
 
     /// Uploads everything the hub does not hold, and stores the receipts.
@@ -201,6 +302,11 @@ impl SyncClient {
             retries: 0,
             hub: None,
         };
+        // Before any entry leaves the laptop, the hub must present the pinned key.
+        let info = self.hub_info(&mut report).await?;
+        if info.name != self.pinned_name() {
+            return Err(self.rogue(&info.name));
+        }
         let mut hub_size = log.acked_size()?;
         let mut have_receipt_for = hub_size;
         let mut mismatches = 0;
@@ -251,6 +357,11 @@ impl SyncClient {
                         ));
                     }
                     let hub_key = self.hub_key(&resp)?;
+                    if receipt.verify_signer(&resp.hub_name, &hub_key).is_err() {
+                        return Err(
+                            self.rogue(&format!("(a receipt not cosigned by {})", resp.hub_name))
+                        );
+                    }
                     log.store_receipt(&receipt, &resp.hub_name, &hub_key)?;
                     if !resp.duplicate {
                         report.sent += end - hub_size;
@@ -284,19 +395,53 @@ impl SyncClient {
     }
 
     fn hub_key(&self, resp: &AppendResponse) -> Result<VerifyingKey, SyncError> {
+        let pinned = self.pinned_name();
         let key = parse_public_key_pem(&resp.hub_key)
             .map_err(|e| bad_response(200, format!("hub_key: {e}")))?;
-        let expected = match &self.pinned {
-            Some(p) => key_name(HUB_PREFIX, p),
-            None => key_name(HUB_PREFIX, &key),
-        };
-        if resp.hub_name != expected || key_name(HUB_PREFIX, &key) != expected {
-            return Err(SyncError::HubKey {
-                found: resp.hub_name.clone(),
-                required: expected,
-            });
+        let presented = key_name(HUB_PREFIX, &key);
+        for found in [&resp.hub_name, &presented] {
+            if *found != pinned {
+                return Err(self.rogue(found));
+            }
         }
-        Ok(key)
+        // The receipt is verified under the pinned key, not under what the hub announced.
+        Ok(self.pinned)
+    }
+
+    /// The hub's identity, retried like an append.
+    async fn hub_info(&self, report: &mut SyncReport) -> Result<HubInfo, SyncError> {
+        let mut delay = self.config.initial_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let transient = match fetch_hub_info(&self.url, &self.config).await {
+                Err(SyncError::Unreachable { reason, .. }) => reason,
+                Err(SyncError::BadResponse { status, reason })
+                    if status >= 500 || status == 429 =>
+                {
+                    format!("hub answered {status}: {reason}")
+                }
+                other => return other,
+            };
+            if attempt > self.config.retries {
+                return Err(SyncError::Unreachable {
+                    url: self.url.clone(),
+                    attempts: attempt,
+                    reason: transient,
+                });
+            }
+            report.retries += 1;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.max_backoff);
+        }
+    }
+
+    fn rogue(&self, found: &str) -> SyncError {
+        SyncError::HubKey {
+            url: self.url.clone(),
+            found: found.to_owned(),
+            pinned: self.pinned_name(),
+        }
     }
 
     async fn post(
@@ -312,27 +457,23 @@ impl SyncClient {
             let last_failure = match self.http.post(&url).json(request).send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    let code = status.as_u16();
                     if status == StatusCode::OK {
-                        let body = resp.bytes().await;
-                        match body {
-                            Ok(b) => {
-                                return serde_json::from_slice(&b)
-                                    .map(Reply::Ok)
-                                    .map_err(|e| bad_response(200, e.to_string()));
-                            }
-                            Err(e) => e.to_string(),
-                        }
+                        let b = read_bounded(resp, MAX_RESPONSE_BYTES)
+                            .await
+                            .map_err(|e| bad_response(code, e))?;
+                        return serde_json::from_slice(&b)
+                            .map(Reply::Ok)
+                            .map_err(|e| bad_response(200, e.to_string()));
                     } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        // The body is not needed to retry; it is not read.
                         format!("hub answered {status}")
                     } else {
-                        let code = status.as_u16();
-                        let b = resp
-                            .bytes()
+                        let b = read_bounded(resp, MAX_RESPONSE_BYTES)
                             .await
-                            .map_err(|e| bad_response(code, e.to_string()))?;
-                        let body: ErrorBody = serde_json::from_slice(&b).map_err(|e| {
-                            bad_response(code, format!("{e}: {}", String::from_utf8_lossy(&b)))
-                        })?;
+                            .map_err(|e| bad_response(code, e))?;
+                        let body: ErrorBody = serde_json::from_slice(&b)
+                            .map_err(|e| bad_response(code, format!("{e}: {}", excerpt(&b))))?;
                         return Ok(Reply::Refused(code, body));
                     }
                 }

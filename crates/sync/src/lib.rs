@@ -11,11 +11,15 @@
 //! - Entries travel as the exact JSON text that was hashed, never re-serialised.
 //! - The checkpoint is the authentication: no bearer tokens for laptops, nothing to steal from a
 //!   request; a replayed request is an identical resend and gets the stored receipt.
+//! - The laptop pins the hub's key ([`pin`]) and refuses receipts cosigned by any other, so a
+//!   rogue hub or someone in the middle cannot make the laptop count entries as acknowledged.
+//! - Every body the client reads is bounded; a hostile answer is an error, never a memory spike.
 //! - Batches are bounded in entries and bytes; retries back off exponentially up to a cap, and
 //!   only transport failures, 5xx and 429 are retried.
 
 pub mod client;
+pub mod pin;
 pub mod proto;
 
-pub use client::{SyncClient, SyncConfig, SyncError, SyncReport};
-pub use proto::{AppendRequest, AppendResponse, ErrorBody};
+pub use client::{SyncClient, SyncConfig, SyncError, SyncReport, check_hub_url, fetch_hub_info};
+pub use proto::{AppendRequest, AppendResponse, ErrorBody, HubInfo};

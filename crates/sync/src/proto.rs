@@ -58,6 +58,38 @@ pub struct AppendResponse {
     pub duplicate: bool,
 }
 
+/// Where a hub says who it is: [`HubInfo`], no sign-in needed.
+pub const HUB_INFO_PATH: &str = "/api/v1/hub";
+
+/// The largest hub answer the client reads (a receipt and a key are a few hundred bytes).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How the hub is reached, as it sees itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// HTTPS (rustls).
+    Tls,
+    /// Plain HTTP on a loopback address: nothing leaves the machine.
+    LoopbackHttp,
+    /// Plain HTTP on a network address, allowed with `--insecure-http`: passwords, cookies and
+    /// audit entries travel unencrypted.
+    InsecureHttp,
+}
+
+/// The hub's identity, for the technician to confirm before the laptop pins its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubInfo {
+    /// The hub's note key name (`fieldkit-hub/<key id prefix>`).
+    pub name: String,
+    /// The hub's key id: hex SHA-256 of its raw public key.
+    pub key_id: String,
+    /// The hub's public key, SPKI PEM.
+    pub public_key: String,
+    /// How the hub is served.
+    pub transport: Transport,
+}
+
 /// Machine-readable error kinds in [`ErrorBody::kind`].
 pub mod kind {
     /// The request is not valid JSON of the right shape.
@@ -78,6 +110,16 @@ pub mod kind {
     pub const FOREIGN_ENTRY: &str = "foreign_entry";
     /// Not found.
     pub const NOT_FOUND: &str = "not_found";
+    /// Too many failed sign-ins: back off (429, with `Retry-After`).
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    /// The hub is busy (503): try again shortly.
+    pub const BUSY: &str = "busy";
+    /// A state-changing request from another origin (login CSRF).
+    pub const CROSS_ORIGIN: &str = "cross_origin";
+    /// The request's content type is not the one required.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    /// The database cannot be reached (503): the laptop retries.
+    pub const UNAVAILABLE: &str = "unavailable";
     /// The hub failed.
     pub const INTERNAL: &str = "internal";
 }

@@ -25,6 +25,31 @@ function summary(details: Record<string, unknown>): string {
   return "";
 }
 
+// The first sync to a hub: the technician types the key the hub's operator reads out, and the
+// laptop pins it only if the hub presents that very key.
+function confirmHubKey(app: App): Node {
+  const input = h("input", {
+    id: "hub-key-confirm",
+    placeholder: "fieldkit-hub/…",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  return h(
+    "form",
+    {
+      class: "row",
+      id: "hub-key-form",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        void app.confirmHubKey(input.value);
+      },
+    },
+    h("label", { for: "hub-key-confirm" }, "Hub key, as the hub's operator reads it"),
+    input,
+    h("button", { class: "primary", id: "pin-hub-key", type: "submit", disabled: app.busy }, "Pin this key and sync"),
+  );
+}
+
 export function auditScreen(app: App): Node {
   const m = app.m;
   const s = m.auditStatus;
@@ -34,6 +59,7 @@ export function auditScreen(app: App): Node {
     app.title("Audit log", "Every device read, check and update on this laptop, in a tamper-evident log that syncs to the hub."),
     app.busyLine(),
     app.errorBox("audit"),
+    m.errors.audit?.kind === "hub_key_unconfirmed" ? confirmHubKey(app) : null,
     s
       ? h(
           "div",

@@ -79,6 +79,11 @@ try {
 
   await page.click(`#entries a.serial:text-is("${serial}")`);
   await page.waitForFunction((s) => document.querySelector("#timeline-title").textContent.includes(s), serial);
+  // The title changes before the rows arrive: wait for the rows of this device.
+  await page.waitForFunction((s) => {
+    const links = [...document.querySelectorAll("#entries tbody a.serial")];
+    return links.length > 0 && links.every((a) => a.textContent === s);
+  }, serial);
   const serials = await page.locator("#entries tbody a.serial").allTextContents();
   check(serials.length > 0 && serials.every((s) => s === serial), `device history shows only ${serial} (${serials.length} entries)`);
   await page.screenshot({ path: join(shots, "hub-device-history.png") });

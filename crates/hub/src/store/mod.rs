@@ -1,19 +1,49 @@
-//! Hub storage behind one trait, so that PostgreSQL can be added next to SQLite.
+//! Hub storage behind one contract, so that SQLite and PostgreSQL behave identically.
 //!
-//! The protocol logic (what is a fork, what is a duplicate, what root is required) lives once,
-//! in [`crate::ingest`], and runs inside a [`LogTx`]: a transaction over one laptop's log that
-//! every backend provides. A backend only stores and reads rows; it never decides.
+//! A backend stores and reads rows; it never decides. Every rule lives once in Rust:
+//! - the sync protocol (what is a fork, a duplicate, a gap, which root is required) in
+//!   [`crate::ingest`], running inside a [`LogTx`];
+//! - the meaning of a filter (a bare date is the whole day, outcomes are a closed set, limits
+//!   and offsets are bounded) in [`crate::rules::EntryQuery`], which a backend only translates
+//!   into equalities and ranges;
+//! - the integrity badges (receipt, pending, fork, clock) in [`crate::rules::badges`], from plain
+//!   facts a backend looks up ([`Store::entry_facts`]);
+//! - which entry is a device's latest identity in [`crate::rules::DeviceUpdate`]: the ingest
+//!   computes an opaque recency key, and the backend keeps the row with the largest key.
+//!
+//! # Execution model
+//!
+//! Every method is `async` and may be called from any task, concurrently: a backend owns its
+//! connections (SQLite: one writer and one reader connection, each used on tokio's blocking
+//! pool; PostgreSQL: a connection pool) and never blocks the caller's thread.
+//!
+//! - Reads ([`Store::entries`], [`Store::count`], [`Store::devices`], …) see committed data
+//!   only, each call a consistent snapshot of its own.
+//! - [`Store::begin_log`] starts the one transaction of an append for one laptop and locks that
+//!   laptop's tree state ([`LogState`]) until the [`LogTx`] is committed or rolled back (SQLite:
+//!   `BEGIN IMMEDIATE`; PostgreSQL: `SELECT … FOR UPDATE` on the laptop's row), so two appends
+//!   for the same laptop run one after the other and appends for different laptops do not wait
+//!   for each other longer than the backend must (PostgreSQL: not at all).
+//! - A [`LogTx`] writes nothing visible before [`LogTx::commit`] returns `Ok`. Dropping it
+//!   without committing rolls back (a cancelled task or a panic loses the whole batch, never
+//!   half of it). After a commit error the batch may or may not be stored: the caller answers
+//!   with an error and the laptop's retry is decided by the protocol (identical resend).
+//! - Writes outside a [`LogTx`] (enrolment, managers, sessions) are single statements, atomic
+//!   on their own.
 
+pub mod postgres;
 pub mod sqlite;
 
-use ed25519_dalek::VerifyingKey;
-use fieldkit_audit::Identity;
-use serde::Serialize;
-use serde_json::Value;
+use std::ops::Range;
 
+use async_trait::async_trait;
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::ingest::{IngestError, Ingested};
+use crate::rules::{DeviceQuery, EntryQuery};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +52,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("hub database: {0}")]
     Db(String),
+    /// The database cannot be reached (PostgreSQL down, pool exhausted).
+    #[error("hub database unavailable: {0}")]
+    Unavailable(String),
     /// A name is taken.
     #[error("{what} {name:?} already exists")]
     Exists {
@@ -33,11 +66,21 @@ pub enum StoreError {
     /// Stored data is unreadable.
     #[error("hub database holds unreadable data: {0}")]
     Corrupt(String),
-    /// The URL names a backend this build does not have.
-    #[error("database URL {url:?} is not supported: required sqlite:PATH")]
+    /// The URL names a backend this build does not have, or is malformed.
+    #[error("database URL {url:?} is not supported: required sqlite:PATH or postgres://…")]
     UnsupportedUrl {
         /// The URL given.
         url: String,
+    },
+    /// The database was written by a hub with a schema this one does not read.
+    #[error("{what} has schema version {found}; this hub reads version {required}")]
+    Schema {
+        /// The database.
+        what: String,
+        /// The version found.
+        found: i64,
+        /// The version this hub writes.
+        required: i64,
     },
 }
 
@@ -72,17 +115,27 @@ pub struct LaptopStatus {
     pub forks: u64,
 }
 
-/// An entry row to insert: the exact body plus the columns the dashboard filters on.
+/// A laptop's tree state, read and locked when its [`LogTx`] begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    /// Entries held.
+    pub size: u64,
+    /// The leaf hash of entry `size - 1` (zeros when empty).
+    pub last_leaf: [u8; 32],
+}
+
+/// An entry row to insert: the exact body plus the columns that filters and badges use, all
+/// computed in Rust at ingest.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewRow {
+pub struct NewEntryRow {
     /// Seq in the laptop's log.
     pub seq: u64,
     /// Exact JSON text.
     pub body: String,
     /// Leaf hash.
     pub leaf: [u8; 32],
-    /// Entry time (RFC 3339 UTC).
-    pub time: String,
+    /// Entry time, microseconds since the Unix epoch (UTC).
+    pub time_us: i64,
     /// Technician.
     pub technician: String,
     /// Site.
@@ -93,80 +146,101 @@ pub struct NewRow {
     pub device_model: Option<String>,
     /// Event type.
     pub event: String,
-    /// Outcome class.
+    /// Outcome class (`fieldkit_audit::Outcome::as_str`).
     pub outcome: String,
     /// The intent this entry closes.
     pub closes: Option<u64>,
     /// Whether the clocks disagree with the previous entry.
     pub clock_flag: bool,
-    /// `(component, version)` pairs of the device identity.
+}
+
+/// A device's identity as an entry shows it, stored if it is newer than the one held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUpdate {
+    /// Serial.
+    pub serial: String,
+    /// Model ("" when unknown).
+    pub model: String,
+    /// Opaque, byte-wise comparable: the backend keeps the row with the largest key.
+    pub recency: Vec<u8>,
+    /// Entry time, microseconds since the Unix epoch.
+    pub time_us: i64,
+    /// Site.
+    pub site: String,
+    /// Technician.
+    pub technician: String,
+    /// The event that showed this identity.
+    pub last_event: String,
+    /// The full identity (JSON text).
+    pub device: String,
+    /// `(component, version)` as read.
     pub firmware: Vec<(String, String)>,
 }
 
-/// One laptop log's transaction. Everything written through it commits together.
-pub trait LogTx {
-    /// Entries held.
-    fn size(&self) -> Result<u64, StoreError>;
-    /// The exact body of entry `seq`.
-    fn body(&self, seq: u64) -> Result<Option<String>, StoreError>;
-    /// The leaf hash of entry `seq`.
-    fn leaf(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError>;
-    /// Stored tree hashes by index (see `fieldkit_audit::merkle`).
-    fn read_hashes(&self, idx: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
+/// Everything one accepted batch writes, in one go.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppendRows {
+    /// The entries, in seq order, starting at the locked state's size.
+    pub entries: Vec<NewEntryRow>,
+    /// Index of the first new stored tree hash.
+    pub hashes_start: u64,
+    /// The new stored tree hashes.
+    pub hashes: Vec<[u8; 32]>,
+    /// The laptop's signed checkpoint at the new size.
+    pub checkpoint: String,
+    /// Device identities the batch shows, at most one per serial, sorted by serial.
+    pub devices: Vec<DeviceUpdate>,
+}
+
+/// A fork to record: both versions of entry `seq` are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFork {
+    /// The seq.
+    pub seq: u64,
+    /// The hub's copy.
+    pub held: String,
+    /// What the laptop signed (the entry, or the checkpoint).
+    pub sent: String,
+}
+
+/// One laptop log's append transaction. See the module's execution model.
+#[async_trait]
+pub trait LogTx: Send {
+    /// The laptop's tree state as locked at the start.
+    fn state(&self) -> LogState;
+    /// The exact bodies of entries in `range` (all held), in seq order.
+    async fn bodies(&mut self, range: Range<u64>) -> Result<Vec<String>, StoreError>;
+    /// Stored tree hashes by index, in the order asked; every index must be held.
+    async fn read_hashes(&mut self, idx: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
     /// The checkpoint note held for `size`.
-    fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError>;
-    /// Inserts entries.
-    fn insert_entries(&self, rows: &[NewRow]) -> Result<(), StoreError>;
-    /// Inserts stored tree hashes from index `start`.
-    fn insert_hashes(&self, start: u64, hashes: &[[u8; 32]]) -> Result<(), StoreError>;
-    /// Records the laptop's checkpoint for `size` (kept once).
-    fn insert_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
-    /// Records a fork: both versions of entry `seq` are kept.
-    fn record_fork(&self, seq: u64, held: &str, sent: &str) -> Result<(), StoreError>;
+    async fn checkpoint(&mut self, size: u64) -> Result<Option<String>, StoreError>;
+    /// Inserts a batch and advances the laptop's state to its end.
+    async fn append(&mut self, rows: &AppendRows) -> Result<(), StoreError>;
+    /// Records the laptop's checkpoint for `size` if none is held for that size.
+    async fn insert_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
+    /// Records a fork.
+    async fn record_fork(&mut self, fork: &NewFork) -> Result<(), StoreError>;
+    /// Commits everything written through this transaction.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Rolls back (dropping does the same, less politely).
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// A closure run inside a [`LogTx`]; `Ok` commits, `Err` rolls back.
-pub type TxBody<'a> = &'a mut dyn FnMut(&dyn LogTx) -> Result<Ingested, IngestError>;
-
-/// Filters for the timeline and exports. Empty fields do not filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
-#[serde(default)]
-pub struct EntryFilter {
-    /// Technician (exact).
-    pub technician: Option<String>,
-    /// Site (exact).
-    pub site: Option<String>,
-    /// Device serial (exact).
-    pub serial: Option<String>,
-    /// Device model (exact).
-    pub model: Option<String>,
-    /// Event type (exact).
-    pub event: Option<String>,
-    /// Outcome class.
-    pub outcome: Option<String>,
-    /// Laptop origin.
-    pub origin: Option<String>,
-    /// From this date or time (inclusive, RFC 3339 or YYYY-MM-DD).
-    pub from: Option<String>,
-    /// Up to this date or time (inclusive for a date).
-    pub to: Option<String>,
-    /// Page size (default 200, at most 100 000 for exports).
-    pub limit: Option<u64>,
-    /// Rows to skip.
-    pub offset: Option<u64>,
-}
-
-/// An entry as the dashboard and exports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EntryRow {
+/// An entry as stored, with the facts its badges are decided from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    /// The laptop's row id.
+    pub laptop_id: i64,
     /// Laptop name.
     pub laptop: String,
     /// Laptop log origin.
     pub origin: String,
+    /// The largest size the laptop's checkpoints held by the hub cover.
+    pub receipt_size: u64,
     /// Seq in that log.
     pub seq: u64,
-    /// Entry time.
-    pub time: String,
+    /// Entry time, microseconds since the Unix epoch.
+    pub time_us: i64,
     /// Technician.
     pub technician: String,
     /// Site.
@@ -179,49 +253,53 @@ pub struct EntryRow {
     pub event: String,
     /// Outcome class.
     pub outcome: String,
-    /// The full device identity.
-    pub device: Value,
-    /// The details.
-    pub details: Value,
-    /// The exact body (for verification bundles).
-    #[serde(skip)]
-    pub body: String,
-    /// Integrity badges.
-    pub badges: Badges,
-}
-
-/// Integrity badges of one entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Badges {
-    /// Covered by a checkpoint the hub cosigned.
-    pub receipt: bool,
-    /// An intent whose outcome has not reached the hub.
-    pub pending: bool,
-    /// A fork was recorded at this seq.
-    pub fork: bool,
     /// The laptop's clocks disagreed at this entry.
-    pub clock: bool,
+    pub clock_flag: bool,
+    /// The exact body.
+    pub body: String,
 }
 
-/// The latest identity seen per device serial.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InventoryRow {
+/// Which of some entries have an outcome that closes them, and which have a fork recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFacts {
+    /// `(laptop_id, seq)` of intents that an entry closes.
+    pub closed: std::collections::HashSet<(i64, u64)>,
+    /// `(laptop_id, seq)` with a fork recorded.
+    pub forked: std::collections::HashSet<(i64, u64)>,
+}
+
+/// A device's latest identity, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDevice {
     /// Serial.
     pub serial: String,
-    /// Model.
-    pub model: Option<String>,
-    /// When it was last seen.
-    pub last_seen: String,
-    /// Where.
+    /// Model ("" when unknown).
+    pub model: String,
+    /// Entry time, microseconds since the Unix epoch.
+    pub time_us: i64,
+    /// Site.
     pub site: String,
-    /// By whom.
+    /// Technician.
     pub technician: String,
-    /// The last event about it.
+    /// The event that showed this identity.
     pub last_event: String,
-    /// `(component, version)` as last read.
+    /// The identity (JSON text).
+    pub device: String,
+    /// `(component, version)`, as stored (sorted by component).
     pub firmware: Vec<(String, String)>,
-    /// The full identity.
-    pub device: Value,
+}
+
+/// How many devices run one version of one component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionCount {
+    /// Device model.
+    pub model: String,
+    /// Component.
+    pub component: String,
+    /// Version.
+    pub version: String,
+    /// Devices.
+    pub devices: u64,
 }
 
 /// A recorded fork.
@@ -235,47 +313,67 @@ pub struct ForkRow {
     pub seq: u64,
     /// The hub's copy.
     pub held: String,
-    /// What the laptop sent (or why it was detected).
+    /// What the laptop signed.
     pub sent: String,
-    /// When.
+    /// When (RFC 3339).
     pub detected_at: String,
 }
 
-/// Storage for the hub.
+/// A manager account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerRow {
+    /// Row id.
+    pub id: i64,
+    /// Sign-in name.
+    pub name: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+}
+
+/// Storage for the hub. See the module's execution model.
+#[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The hub's own signing identity (created on first use).
-    fn hub_identity(&self) -> Result<Identity, StoreError>;
+    /// Which backend, for messages ("sqlite" or "postgres").
+    fn backend(&self) -> &'static str;
     /// Enrols a laptop's key under a name.
-    fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError>;
+    async fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError>;
     /// The laptop whose log has this origin.
-    fn laptop_by_origin(&self, origin: &str) -> Result<Option<Laptop>, StoreError>;
-    /// All laptops with their sync state.
-    fn laptops(&self) -> Result<Vec<LaptopStatus>, StoreError>;
+    async fn laptop_by_origin(&self, origin: &str) -> Result<Option<Laptop>, StoreError>;
+    /// All laptops with their sync state, by name.
+    async fn laptops(&self) -> Result<Vec<LaptopStatus>, StoreError>;
     /// Adds a manager account with an argon2 PHC hash.
-    fn add_manager(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
-    /// A manager's id and password hash.
-    fn manager(&self, name: &str) -> Result<Option<(i64, String)>, StoreError>;
-    /// Stores a session (by the SHA-256 of its token).
-    fn create_session(
+    async fn add_manager(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// A manager by sign-in name.
+    async fn manager(&self, name: &str) -> Result<Option<ManagerRow>, StoreError>;
+    /// Stores a session (by the SHA-256 of its token) and drops expired ones.
+    async fn create_session(
         &self,
         manager: i64,
         token_hash: &[u8; 32],
         expires: i64,
+        now: i64,
     ) -> Result<(), StoreError>;
-    /// The manager name of a live session.
-    fn session(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>, StoreError>;
+    /// The manager name of a session live at `now`.
+    async fn session(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>, StoreError>;
     /// Ends a session.
-    fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
-    /// Runs `body` in one transaction over `laptop`'s log: committed if it returns `Ok`.
-    fn with_log(&self, laptop: &Laptop, body: TxBody<'_>) -> Result<Ingested, IngestError>;
-    /// Entries matching a filter, newest first.
-    fn query(&self, filter: &EntryFilter) -> Result<Vec<EntryRow>, StoreError>;
-    /// Number of entries matching a filter.
-    fn count(&self, filter: &EntryFilter) -> Result<u64, StoreError>;
-    /// The latest identity per device serial.
-    fn inventory(&self) -> Result<Vec<InventoryRow>, StoreError>;
-    /// Recorded forks.
-    fn forks(&self) -> Result<Vec<ForkRow>, StoreError>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// Begins the append transaction of `laptop`, its tree state locked.
+    async fn begin_log(&self, laptop: &Laptop) -> Result<Box<dyn LogTx>, StoreError>;
+    /// Entries matching a query, newest first: time descending, then laptop id ascending, then
+    /// seq descending.
+    async fn entries(&self, q: &EntryQuery) -> Result<Vec<StoredEntry>, StoreError>;
+    /// The number of entries matching a query (its limit and offset ignored).
+    async fn count(&self, q: &EntryQuery) -> Result<u64, StoreError>;
+    /// Closers and forks of the given `(laptop_id, seq)` entries.
+    async fn entry_facts(&self, keys: &[(i64, u64)]) -> Result<EntryFacts, StoreError>;
+    /// Devices' latest identities matching a query, by model then serial (byte order).
+    async fn devices(&self, q: &DeviceQuery) -> Result<Vec<StoredDevice>, StoreError>;
+    /// The number of devices matching a query (its limit and offset ignored).
+    async fn device_count(&self, q: &DeviceQuery) -> Result<u64, StoreError>;
+    /// Devices per model, component and version, over the latest identities.
+    async fn version_counts(&self) -> Result<Vec<VersionCount>, StoreError>;
+    /// Recorded forks, oldest first.
+    async fn forks(&self) -> Result<Vec<ForkRow>, StoreError>;
     /// The latest laptop checkpoint per laptop, for verification bundles: (origin, note).
-    fn latest_checkpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+    async fn latest_checkpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
 }

@@ -1,27 +1,36 @@
 //! The SQLite backend: one file, WAL, `synchronous=FULL`, STRICT tables, and the same
 //! append-only triggers as the laptop's log on everything that is evidence (entries, tree
 //! hashes, checkpoints, forks).
+//!
+//! One writer connection (appends, enrolment, accounts) and one reader connection (the
+//! dashboard's queries; WAL lets it read while the writer writes). Both are used on tokio's
+//! blocking pool. An append holds the writer for its whole `BEGIN IMMEDIATE` transaction, which
+//! is SQLite's lock on every laptop's tree state at once.
+//!
+//! The file is created 0600: it holds manager password hashes and session hashes.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use ed25519_dalek::VerifyingKey;
-use fieldkit_audit::Identity;
-use fieldkit_audit::identity::{
-    HUB_PREFIX, LAPTOP_PREFIX, key_name, parse_public_key_pem, public_key_pem,
-};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use serde_json::Value;
+use fieldkit_audit::identity::{LAPTOP_PREFIX, key_name, parse_public_key_pem, public_key_pem};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use tokio::sync::OwnedMutexGuard;
 
 use super::{
-    Badges, EntryFilter, EntryRow, ForkRow, InventoryRow, Laptop, LaptopStatus, LogTx, NewRow,
-    Store, StoreError, TxBody,
+    AppendRows, EntryFacts, ForkRow, Laptop, LaptopStatus, LogState, LogTx, ManagerRow, NewFork,
+    Store, StoreError, StoredDevice, StoredEntry, VersionCount,
 };
-use crate::ingest::{IngestError, Ingested};
+use crate::rules::{DeviceQuery, EntryQuery};
 
-const SCHEMA_VERSION: i64 = 1;
-const EVIDENCE: [&str; 5] = ["entries", "tree_hashes", "checkpoints", "forks", "firmware"];
+/// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
+/// the database, times as text).
+pub const SCHEMA_VERSION: i64 = 2;
+
+const EVIDENCE: [&str; 4] = ["entries", "tree_hashes", "checkpoints", "forks"];
 
 const SCHEMA: &str = "
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -30,7 +39,11 @@ CREATE TABLE laptops(
     name TEXT NOT NULL UNIQUE,
     origin TEXT NOT NULL UNIQUE,
     public_key TEXT NOT NULL,
-    enrolled_at TEXT NOT NULL
+    enrolled_at TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    last_leaf BLOB,
+    receipt_size INTEGER NOT NULL DEFAULT 0,
+    last_sync TEXT
 ) STRICT;
 CREATE TABLE managers(
     id INTEGER PRIMARY KEY,
@@ -48,7 +61,7 @@ CREATE TABLE entries(
     seq INTEGER NOT NULL,
     body TEXT NOT NULL,
     leaf BLOB NOT NULL,
-    time TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
     technician TEXT NOT NULL,
     site TEXT NOT NULL,
     device_serial TEXT,
@@ -60,16 +73,12 @@ CREATE TABLE entries(
     received_at TEXT NOT NULL,
     PRIMARY KEY(laptop_id, seq)
 ) STRICT;
-CREATE INDEX entries_time ON entries(time);
-CREATE INDEX entries_serial ON entries(device_serial, time);
+CREATE INDEX entries_time ON entries(time_us);
+CREATE INDEX entries_serial ON entries(device_serial, time_us);
+CREATE INDEX entries_technician ON entries(technician, time_us);
+CREATE INDEX entries_site ON entries(site, time_us);
+CREATE INDEX entries_event ON entries(event, time_us);
 CREATE INDEX entries_closes ON entries(laptop_id, closes) WHERE closes IS NOT NULL;
-CREATE TABLE firmware(
-    laptop_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    component TEXT NOT NULL,
-    version TEXT NOT NULL,
-    PRIMARY KEY(laptop_id, seq, component)
-) STRICT;
 CREATE TABLE tree_hashes(
     laptop_id INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -92,13 +101,32 @@ CREATE TABLE forks(
     detected_at TEXT NOT NULL
 ) STRICT;
 CREATE INDEX forks_seq ON forks(laptop_id, seq);
+CREATE TABLE devices(
+    serial TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    recency BLOB NOT NULL,
+    time_us INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    technician TEXT NOT NULL,
+    last_event TEXT NOT NULL,
+    device TEXT NOT NULL
+) STRICT;
+CREATE INDEX devices_model ON devices(model, serial);
+CREATE TABLE device_firmware(
+    serial TEXT NOT NULL,
+    component TEXT NOT NULL,
+    version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    PRIMARY KEY(serial, component)
+) STRICT;
+CREATE INDEX device_firmware_version ON device_firmware(model, component, version);
 ";
 
 /// The SQLite store.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
-    identity: Identity,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -117,83 +145,160 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+fn joined(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Db(format!("database worker failed: {e}"))
+}
+
+/// Creates the file 0600 if it does not exist, and narrows it to 0600 if it does.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let f = opts.open(path).map_err(io)?;
+        let mode = f.metadata().map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
+    }
+    #[cfg(not(unix))]
+    opts.open(path).map_err(io)?;
+    Ok(())
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db)?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
-    /// Opens a store from a URL: `sqlite:PATH` or `sqlite://PATH`.
-    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+    /// The file path of `sqlite:PATH` or `sqlite://PATH`.
+    pub fn path_of_url(url: &str) -> Result<PathBuf, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty())
             .ok_or_else(|| StoreError::UnsupportedUrl { url: url.into() })?;
-        if path.is_empty() {
-            return Err(StoreError::UnsupportedUrl { url: url.into() });
-        }
-        Self::open(Path::new(path))
+        Ok(PathBuf::from(path))
     }
 
-    /// Opens (creating if needed) the hub database at `path`.
+    /// Opens a store from a URL: `sqlite:PATH` or `sqlite://PATH`.
+    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+        Self::open(&Self::path_of_url(url)?)
+    }
+
+    /// Opens (creating if needed, 0600) the hub database at `path`, migrating it to the current
+    /// schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        private_file(path)?;
+        let conn = connect(path)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Db(format!(
-                "{} has schema version {version}; this hub reads up to {SCHEMA_VERSION}",
-                path.display()
-            )));
-        }
-        if version == 0 {
-            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
-                .map_err(db)?;
-            let version: i64 = tx
-                .pragma_query_value(None, "user_version", |r| r.get(0))
-                .map_err(db)?;
-            if version == 0 {
-                tx.execute_batch(SCHEMA).map_err(db)?;
-                for t in EVIDENCE {
-                    for op in ["UPDATE", "DELETE"] {
-                        tx.execute_batch(&format!(
-                            "CREATE TRIGGER {t}_no_{lower} BEFORE {op} ON {t} BEGIN \
-                             SELECT RAISE(ABORT, 'hub evidence is append-only: {op} on {t} refused'); END;",
-                            lower = op.to_lowercase()
-                        ))
-                        .map_err(db)?;
+        match version {
+            0 => {
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+                // Another process may have created it meanwhile.
+                let version: i64 = conn
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(db)?;
+                let res = if version == 0 { create(&conn) } else { Ok(()) };
+                match res {
+                    Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        return Err(e);
                     }
                 }
-                let hub = Identity::generate(HUB_PREFIX);
-                tx.execute(
-                    "INSERT INTO meta(key, value) VALUES ('hub_key', ?1)",
-                    [hub.private_key_pem()],
-                )
-                .map_err(db)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(db)?;
             }
-            tx.commit().map_err(db)?;
+            SCHEMA_VERSION => {}
+            found => {
+                return Err(StoreError::Schema {
+                    what: path.display().to_string(),
+                    found,
+                    required: SCHEMA_VERSION,
+                });
+            }
         }
-        let pem: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'hub_key'", [], |r| {
-                r.get(0)
-            })
-            .map_err(db)?;
-        let identity = Identity::from_pem(path, &pem, HUB_PREFIX)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let reader = connect(path)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            writer: Arc::new(tokio::sync::Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             path: path.into(),
-            identity,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // Transactions roll back on drop, so a panic elsewhere cannot leave half a write.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = TxConn::lock(&self.writer).await?;
+        tokio::task::spawn_blocking(move || f(&conn.0))
+            .await
+            .map_err(joined)?
+    }
+}
+
+fn create(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(db)?;
+    for t in EVIDENCE {
+        for op in ["UPDATE", "DELETE"] {
+            conn.execute_batch(&format!(
+                "CREATE TRIGGER {t}_no_{lower} BEFORE {op} ON {t} BEGIN \
+                 SELECT RAISE(ABORT, 'hub evidence is append-only: {op} on {t} refused'); END;",
+                lower = op.to_lowercase()
+            ))
+            .map_err(db)?;
+        }
+    }
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(db)
+}
+
+/// The writer connection, held by one task. Whoever drops it last rolls back a transaction
+/// left open (a cancelled append), so the next user never finds one.
+struct TxConn(OwnedMutexGuard<Connection>);
+
+impl TxConn {
+    async fn lock(m: &Arc<tokio::sync::Mutex<Connection>>) -> Result<Self, StoreError> {
+        let guard = m.clone().lock_owned().await;
+        Ok(Self(guard))
+    }
+}
+
+impl Drop for TxConn {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -212,191 +317,285 @@ fn laptop_from_row(
     })
 }
 
-struct Tx<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+fn leaf_of(v: Option<Vec<u8>>) -> Result<[u8; 32], StoreError> {
+    match v {
+        None => Ok([0; 32]),
+        Some(v) => v
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a laptop's last leaf is not 32 bytes".into())),
+    }
+}
+
+struct SqliteTx {
+    conn: Option<TxConn>,
     laptop: i64,
+    state: LogState,
 }
 
-impl LogTx for Tx<'_> {
-    fn size(&self) -> Result<u64, StoreError> {
-        let n: Option<u64> = self
-            .tx
-            .query_row(
-                "SELECT MAX(seq) FROM entries WHERE laptop_id = ?1",
-                [self.laptop],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        Ok(n.map_or(0, |s| s + 1))
-    }
-
-    fn body(&self, seq: u64) -> Result<Option<String>, StoreError> {
-        self.tx
-            .query_row(
-                "SELECT body FROM entries WHERE laptop_id = ?1 AND seq = ?2",
-                params![self.laptop, seq],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db)
-    }
-
-    fn leaf(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
-        let leaf: Option<Vec<u8>> = self
-            .tx
-            .query_row(
-                "SELECT leaf FROM entries WHERE laptop_id = ?1 AND seq = ?2",
-                params![self.laptop, seq],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db)?;
-        leaf.map(|l| {
-            l.try_into()
-                .map_err(|_| StoreError::Corrupt(format!("leaf of entry {seq}")))
+impl SqliteTx {
+    async fn run<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| StoreError::Db("the transaction was lost by an earlier error".into()))?;
+        let laptop = self.laptop;
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&conn.0, laptop);
+            (conn, out)
         })
-        .transpose()
+        .await
+        .map_err(joined)?;
+        self.conn = Some(conn);
+        out
+    }
+}
+
+#[async_trait]
+impl LogTx for SqliteTx {
+    fn state(&self) -> LogState {
+        self.state
     }
 
-    fn read_hashes(&self, idx: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT hash FROM tree_hashes WHERE laptop_id = ?1 AND idx = ?2")
-            .map_err(db)?;
-        let mut out = Vec::with_capacity(idx.len());
-        for &i in idx {
-            let h: Option<Vec<u8>> = stmt
-                .query_row(params![self.laptop, i], |r| r.get(0))
-                .optional()
+    async fn bodies(&mut self, range: Range<u64>) -> Result<Vec<String>, StoreError> {
+        self.run(move |c, laptop| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, body FROM entries WHERE laptop_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+                )
                 .map_err(db)?;
-            match h.and_then(|h| <[u8; 32]>::try_from(h).ok()) {
-                Some(h) => out.push(h),
-                None => return Err(StoreError::Corrupt(format!("tree hash {i} missing"))),
+            let rows = stmt
+                .query_map(params![laptop, range.start, range.end], |r| {
+                    Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for (i, row) in rows.enumerate() {
+                let (seq, body) = row.map_err(db)?;
+                if seq != range.start + i as u64 {
+                    return Err(StoreError::Corrupt(format!("entry {} missing", range.start + i as u64)));
+                }
+                out.push(body);
             }
-        }
-        Ok(out)
+            if out.len() as u64 != range.end - range.start {
+                return Err(StoreError::Corrupt(format!(
+                    "entries {}..{} asked, {} held",
+                    range.start,
+                    range.end,
+                    out.len()
+                )));
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
-        self.tx
-            .query_row(
+    async fn read_hashes(&mut self, idx: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let idx = idx.to_vec();
+        self.run(move |c, laptop| {
+            let mut stmt = c
+                .prepare_cached("SELECT hash FROM tree_hashes WHERE laptop_id = ?1 AND idx = ?2")
+                .map_err(db)?;
+            let mut out = Vec::with_capacity(idx.len());
+            for i in idx {
+                let h: Option<Vec<u8>> = stmt
+                    .query_row(params![laptop, i], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                match h.and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+                    Some(h) => out.push(h),
+                    None => return Err(StoreError::Corrupt(format!("tree hash {i} missing"))),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn checkpoint(&mut self, size: u64) -> Result<Option<String>, StoreError> {
+        self.run(move |c, laptop| {
+            c.query_row(
                 "SELECT note FROM checkpoints WHERE laptop_id = ?1 AND size = ?2",
-                params![self.laptop, size],
+                params![laptop, size],
                 |r| r.get(0),
             )
             .optional()
             .map_err(db)
+        })
+        .await
     }
 
-    fn insert_entries(&self, rows: &[NewRow]) -> Result<(), StoreError> {
-        let received = now();
-        let mut ins = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO entries(laptop_id, seq, body, leaf, time, technician, site, device_serial,
-                   device_model, event, outcome, closes, clock_flag, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )
-            .map_err(db)?;
-        let mut fw = self
-            .tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO firmware(laptop_id, seq, component, version) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(db)?;
-        for r in rows {
-            ins.execute(params![
-                self.laptop,
-                r.seq,
-                r.body,
-                r.leaf.as_slice(),
-                r.time,
-                r.technician,
-                r.site,
-                r.device_serial,
-                r.device_model,
-                r.event,
-                r.outcome,
-                r.closes,
-                r.clock_flag,
-                received
-            ])
-            .map_err(db)?;
-            for (c, v) in &r.firmware {
-                fw.execute(params![self.laptop, r.seq, c, v]).map_err(db)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn insert_hashes(&self, start: u64, hashes: &[[u8; 32]]) -> Result<(), StoreError> {
-        let mut ins = self
-            .tx
-            .prepare_cached("INSERT INTO tree_hashes(laptop_id, idx, hash) VALUES (?1, ?2, ?3)")
-            .map_err(db)?;
-        for (i, h) in hashes.iter().enumerate() {
-            ins.execute(params![self.laptop, start + i as u64, h.as_slice()])
+    async fn append(&mut self, rows: &AppendRows) -> Result<(), StoreError> {
+        let rows = rows.clone();
+        let Some(last) = rows.entries.last() else {
+            return Ok(());
+        };
+        let (size, last_leaf) = (last.seq + 1, last.leaf);
+        self.run(move |c, laptop| {
+            let received = now();
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT INTO entries(laptop_id, seq, body, leaf, time_us, technician, site, device_serial,
+                       device_model, event, outcome, closes, clock_flag, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )
                 .map_err(db)?;
-        }
-        Ok(())
-    }
-
-    fn insert_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        self.tx
-            .execute(
+            for r in &rows.entries {
+                ins.execute(params![
+                    laptop,
+                    r.seq,
+                    r.body,
+                    r.leaf.as_slice(),
+                    r.time_us,
+                    r.technician,
+                    r.site,
+                    r.device_serial,
+                    r.device_model,
+                    r.event,
+                    r.outcome,
+                    r.closes,
+                    r.clock_flag,
+                    received
+                ])
+                .map_err(db)?;
+            }
+            let mut ins = c
+                .prepare_cached("INSERT INTO tree_hashes(laptop_id, idx, hash) VALUES (?1, ?2, ?3)")
+                .map_err(db)?;
+            for (i, h) in rows.hashes.iter().enumerate() {
+                ins.execute(params![laptop, rows.hashes_start + i as u64, h.as_slice()])
+                    .map_err(db)?;
+            }
+            c.execute(
                 "INSERT OR IGNORE INTO checkpoints(laptop_id, size, note, received_at) VALUES (?1, ?2, ?3, ?4)",
-                params![self.laptop, size, note, now()],
+                params![laptop, size, rows.checkpoint, received],
             )
             .map_err(db)?;
+            let mut upsert = c
+                .prepare_cached(
+                    "INSERT INTO devices(serial, model, recency, time_us, site, technician, last_event, device)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(serial) DO UPDATE SET model = excluded.model, recency = excluded.recency,
+                       time_us = excluded.time_us, site = excluded.site, technician = excluded.technician,
+                       last_event = excluded.last_event, device = excluded.device
+                     WHERE excluded.recency > devices.recency",
+                )
+                .map_err(db)?;
+            let mut clear = c
+                .prepare_cached("DELETE FROM device_firmware WHERE serial = ?1")
+                .map_err(db)?;
+            let mut fw = c
+                .prepare_cached(
+                    "INSERT INTO device_firmware(serial, component, version, model) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(db)?;
+            for d in &rows.devices {
+                let changed = upsert
+                    .execute(params![
+                        d.serial,
+                        d.model,
+                        d.recency,
+                        d.time_us,
+                        d.site,
+                        d.technician,
+                        d.last_event,
+                        d.device
+                    ])
+                    .map_err(db)?;
+                if changed == 0 {
+                    continue;
+                }
+                clear.execute([&d.serial]).map_err(db)?;
+                for (component, version) in &d.firmware {
+                    fw.execute(params![d.serial, component, version, d.model])
+                        .map_err(db)?;
+                }
+            }
+            c.execute(
+                "UPDATE laptops SET size = ?2, last_leaf = ?3, receipt_size = MAX(receipt_size, ?2), last_sync = ?4
+                 WHERE id = ?1",
+                params![laptop, size, last_leaf.as_slice(), received],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await?;
+        self.state = LogState { size, last_leaf };
         Ok(())
     }
 
-    fn record_fork(&self, seq: u64, held: &str, sent: &str) -> Result<(), StoreError> {
-        tracing::warn!(
-            laptop = self.laptop,
-            seq,
-            "fork recorded: same seq, different bytes"
-        );
-        self.tx
-            .execute(
-                "INSERT INTO forks(laptop_id, seq, held, sent, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![self.laptop, seq, held, sent, now()],
+    async fn insert_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
+        let note = note.to_owned();
+        self.run(move |c, laptop| {
+            let at = now();
+            c.execute(
+                "INSERT OR IGNORE INTO checkpoints(laptop_id, size, note, received_at) VALUES (?1, ?2, ?3, ?4)",
+                params![laptop, size, note, at],
             )
             .map_err(db)?;
-        Ok(())
+            c.execute(
+                "UPDATE laptops SET receipt_size = MAX(receipt_size, ?2), last_sync = ?3 WHERE id = ?1",
+                params![laptop, size, at],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_fork(&mut self, fork: &NewFork) -> Result<(), StoreError> {
+        let fork = fork.clone();
+        self.run(move |c, laptop| {
+            c.execute(
+                "INSERT INTO forks(laptop_id, seq, held, sent, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![laptop, fork.seq, fork.held, fork.sent, now()],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.run(|c, _| c.execute_batch("COMMIT").map_err(db)).await
+    }
+
+    async fn rollback(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.run(|c, _| c.execute_batch("ROLLBACK").map_err(db))
+            .await
     }
 }
 
-/// Builds the WHERE clause of a filter.
-fn filter_sql(f: &EntryFilter) -> (String, Vec<String>) {
+/// Builds the WHERE clause of a query: equalities and a time range, nothing else.
+fn where_sql(q: &EntryQuery) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
     let mut clauses = Vec::new();
-    let mut args: Vec<String> = Vec::new();
-    let mut eq = |col: &str, v: &Option<String>| {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            args.push(v.to_owned());
-            clauses.push(format!("{col} = ?{}", args.len()));
-        }
+    let mut args: Vec<V> = Vec::new();
+    let mut push = |sql: &str, v: V| {
+        args.push(v);
+        clauses.push(format!("{sql} ?{}", args.len()));
     };
-    eq("e.technician", &f.technician);
-    eq("e.site", &f.site);
-    eq("e.device_serial", &f.serial);
-    eq("e.device_model", &f.model);
-    eq("e.event", &f.event);
-    eq("e.outcome", &f.outcome);
-    eq("l.origin", &f.origin);
-    if let Some(from) = f.from.as_deref().filter(|v| !v.is_empty()) {
-        args.push(from.to_owned());
-        clauses.push(format!("e.time >= ?{}", args.len()));
+    let texts = [
+        ("e.technician =", &q.technician),
+        ("e.site =", &q.site),
+        ("e.device_serial =", &q.serial),
+        ("e.device_model =", &q.model),
+        ("e.event =", &q.event),
+        ("e.outcome =", &q.outcome),
+        ("l.origin =", &q.origin),
+    ];
+    for (sql, v) in texts {
+        if let Some(v) = v {
+            push(sql, V::Text(v.clone()));
+        }
     }
-    if let Some(to) = f.to.as_deref().filter(|v| !v.is_empty()) {
-        // A bare date means "through the end of that day".
-        let to = if to.len() == 10 {
-            format!("{to}T23:59:59.999Z")
-        } else {
-            to.to_owned()
-        };
-        args.push(to);
-        clauses.push(format!("e.time <= ?{}", args.len()));
+    if let Some(from) = q.from_us {
+        push("e.time_us >=", V::Integer(from));
+    }
+    if let Some(to) = q.to_us {
+        push("e.time_us <=", V::Integer(to));
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -406,284 +605,407 @@ fn filter_sql(f: &EntryFilter) -> (String, Vec<String>) {
     (sql, args)
 }
 
+fn device_where(q: &DeviceQuery) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut args = Vec::new();
+    for (col, v) in [("model", &q.model), ("serial", &q.serial)] {
+        if let Some(v) = v {
+            args.push(v.clone());
+            clauses.push(format!("{col} = ?{}", args.len()));
+        }
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, args)
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+#[async_trait]
 impl Store for SqliteStore {
-    fn hub_identity(&self) -> Result<Identity, StoreError> {
-        Ok(self.identity.clone())
+    fn backend(&self) -> &'static str {
+        "sqlite"
     }
 
-    fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError> {
-        let origin = key_name(LAPTOP_PREFIX, key);
-        let conn = self.lock();
-        let res = conn.execute(
-            "INSERT INTO laptops(name, origin, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, origin, public_key_pem(key), now()],
-        );
-        match res {
-            Ok(_) => Ok(Laptop {
-                id: conn.last_insert_rowid(),
-                name: name.into(),
-                origin,
-                key: *key,
-            }),
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                Err(StoreError::Exists {
+    async fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError> {
+        let (name, key) = (name.to_owned(), *key);
+        self.write(move |c| {
+            let origin = key_name(LAPTOP_PREFIX, &key);
+            match c.execute(
+                "INSERT INTO laptops(name, origin, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, origin, public_key_pem(&key), now()],
+            ) {
+                Ok(_) => Ok(Laptop {
+                    id: c.last_insert_rowid(),
+                    name,
+                    origin,
+                    key,
+                }),
+                Err(e) if is_constraint(&e) => Err(StoreError::Exists {
                     what: "laptop (name or key)",
-                    name: name.into(),
-                })
+                    name,
+                }),
+                Err(e) => Err(db(e)),
             }
-            Err(e) => Err(db(e)),
-        }
+        })
+        .await
     }
 
-    fn laptop_by_origin(&self, origin: &str) -> Result<Option<Laptop>, StoreError> {
-        let conn = self.lock();
-        let row: Option<(i64, String, String, String)> = conn
-            .query_row(
-                "SELECT id, name, origin, public_key FROM laptops WHERE origin = ?1",
-                [origin],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(db)?;
-        row.map(|(id, n, o, k)| laptop_from_row(id, n, o, k))
-            .transpose()
+    async fn laptop_by_origin(&self, origin: &str) -> Result<Option<Laptop>, StoreError> {
+        let origin = origin.to_owned();
+        self.read(move |c| {
+            let row: Option<(i64, String, String, String)> = c
+                .query_row(
+                    "SELECT id, name, origin, public_key FROM laptops WHERE origin = ?1",
+                    [origin],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(|(id, n, o, k)| laptop_from_row(id, n, o, k))
+                .transpose()
+        })
+        .await
     }
 
-    fn laptops(&self) -> Result<Vec<LaptopStatus>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT l.name, l.origin,
-                   (SELECT COALESCE(MAX(seq) + 1, 0) FROM entries e WHERE e.laptop_id = l.id),
-                   (SELECT COALESCE(MAX(size), 0) FROM checkpoints c WHERE c.laptop_id = l.id),
-                   (SELECT MAX(received_at) FROM checkpoints c WHERE c.laptop_id = l.id),
-                   (SELECT COUNT(*) FROM forks f WHERE f.laptop_id = l.id)
-                 FROM laptops l ORDER BY l.name",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(LaptopStatus {
-                    name: r.get(0)?,
-                    origin: r.get(1)?,
-                    size: r.get(2)?,
-                    receipt_size: r.get(3)?,
-                    last_sync: r.get(4)?,
-                    forks: r.get(5)?,
+    async fn laptops(&self) -> Result<Vec<LaptopStatus>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT l.name, l.origin, l.size, l.receipt_size, l.last_sync,
+                       (SELECT COUNT(*) FROM forks f WHERE f.laptop_id = l.id)
+                     FROM laptops l ORDER BY l.name",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(LaptopStatus {
+                        name: r.get(0)?,
+                        origin: r.get(1)?,
+                        size: r.get(2)?,
+                        receipt_size: r.get(3)?,
+                        last_sync: r.get(4)?,
+                        forks: r.get(5)?,
+                    })
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
     }
 
-    fn add_manager(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
-        let conn = self.lock();
-        match conn.execute(
-            "INSERT INTO managers(name, password_hash, created_at) VALUES (?1, ?2, ?3)",
-            params![name, password_hash, now()],
-        ) {
-            Ok(_) => Ok(()),
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                Err(StoreError::Exists {
+    async fn add_manager(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.write(move |c| {
+            match c.execute(
+                "INSERT INTO managers(name, password_hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, hash, now()],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_constraint(&e) => Err(StoreError::Exists {
                     what: "manager",
-                    name: name.into(),
-                })
+                    name,
+                }),
+                Err(e) => Err(db(e)),
             }
-            Err(e) => Err(db(e)),
-        }
+        })
+        .await
     }
 
-    fn manager(&self, name: &str) -> Result<Option<(i64, String)>, StoreError> {
-        self.lock()
-            .query_row(
-                "SELECT id, password_hash FROM managers WHERE name = ?1",
+    async fn manager(&self, name: &str) -> Result<Option<ManagerRow>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, password_hash FROM managers WHERE name = ?1",
                 [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(ManagerRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                },
             )
             .optional()
             .map_err(db)
+        })
+        .await
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
         manager: i64,
         token_hash: &[u8; 32],
         expires: i64,
+        now: i64,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "DELETE FROM sessions WHERE expires_at < ?1",
-            [chrono::Utc::now().timestamp()],
-        )
-        .map_err(db)?;
-        conn.execute(
-            "INSERT INTO sessions(token_hash, manager_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![token_hash.as_slice(), manager, expires],
-        )
-        .map_err(db)?;
-        Ok(())
+        let hash = *token_hash;
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])
+                .map_err(db)?;
+            c.execute(
+                "INSERT INTO sessions(token_hash, manager_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![hash.as_slice(), manager, expires],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
-    fn session(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>, StoreError> {
-        self.lock()
-            .query_row(
+    async fn session(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>, StoreError> {
+        let hash = *token_hash;
+        self.read(move |c| {
+            c.query_row(
                 "SELECT m.name FROM sessions s JOIN managers m ON m.id = s.manager_id
                  WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-                params![token_hash.as_slice(), now],
+                params![hash.as_slice(), now],
                 |r| r.get(0),
             )
             .optional()
             .map_err(db)
+        })
+        .await
     }
 
-    fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let hash = *token_hash;
+        self.write(move |c| {
+            c.execute(
                 "DELETE FROM sessions WHERE token_hash = ?1",
-                [token_hash.as_slice()],
+                [hash.as_slice()],
             )
             .map_err(db)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
-    fn with_log(&self, laptop: &Laptop, body: TxBody<'_>) -> Result<Ingested, IngestError> {
-        let conn = self.lock();
-        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let out = body(&Tx {
-            tx: &tx,
-            laptop: laptop.id,
-        })?;
-        tx.commit().map_err(db)?;
-        Ok(out)
+    async fn begin_log(&self, laptop: &Laptop) -> Result<Box<dyn LogTx>, StoreError> {
+        let conn = TxConn::lock(&self.writer).await?;
+        let id = laptop.id;
+        let (conn, state) = tokio::task::spawn_blocking(move || {
+            let state = (|| {
+                conn.0.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+                let (size, leaf): (u64, Option<Vec<u8>>) = conn
+                    .0
+                    .query_row(
+                        "SELECT size, last_leaf FROM laptops WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(db)?;
+                Ok(LogState {
+                    size,
+                    last_leaf: leaf_of(leaf)?,
+                })
+            })();
+            (conn, state)
+        })
+        .await
+        .map_err(joined)?;
+        Ok(Box::new(SqliteTx {
+            conn: Some(conn),
+            laptop: id,
+            state: state?,
+        }))
     }
 
-    fn query(&self, f: &EntryFilter) -> Result<Vec<EntryRow>, StoreError> {
-        let (wh, args) = filter_sql(f);
-        let limit = f.limit.unwrap_or(200).min(100_000);
-        let offset = f.offset.unwrap_or(0);
+    async fn entries(&self, q: &EntryQuery) -> Result<Vec<StoredEntry>, StoreError> {
+        let (wh, args) = where_sql(q);
         let sql = format!(
-            "SELECT l.name, l.origin, e.seq, e.time, e.technician, e.site, e.device_serial,
-                    e.device_model, e.event, e.outcome, e.body, e.clock_flag,
-                    e.seq < (SELECT COALESCE(MAX(size), 0) FROM checkpoints c WHERE c.laptop_id = e.laptop_id),
-                    e.event LIKE '%\\_started' ESCAPE '\\' AND NOT EXISTS
-                       (SELECT 1 FROM entries o WHERE o.laptop_id = e.laptop_id AND o.closes = e.seq),
-                    EXISTS (SELECT 1 FROM forks f WHERE f.laptop_id = e.laptop_id AND f.seq = e.seq)
+            "SELECT e.laptop_id, l.name, l.origin, l.receipt_size, e.seq, e.time_us, e.technician,
+                    e.site, e.device_serial, e.device_model, e.event, e.outcome, e.clock_flag, e.body
              FROM entries e JOIN laptops l ON l.id = e.laptop_id
              {wh}
-             ORDER BY e.time DESC, e.laptop_id, e.seq DESC
-             LIMIT {limit} OFFSET {offset}"
+             ORDER BY e.time_us DESC, e.laptop_id ASC, e.seq DESC
+             LIMIT {} OFFSET {}",
+            q.limit, q.offset
         );
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&sql).map_err(db)?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| {
-                let body: String = r.get(10)?;
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                Ok(EntryRow {
-                    laptop: r.get(0)?,
-                    origin: r.get(1)?,
-                    seq: r.get(2)?,
-                    time: r.get(3)?,
-                    technician: r.get(4)?,
-                    site: r.get(5)?,
-                    device_serial: r.get(6)?,
-                    device_model: r.get(7)?,
-                    event: r.get(8)?,
-                    outcome: r.get(9)?,
-                    device: v.get("device").cloned().unwrap_or(Value::Null),
-                    details: v.get("details").cloned().unwrap_or(Value::Null),
-                    body,
-                    badges: Badges {
-                        clock: r.get(11)?,
-                        receipt: r.get(12)?,
-                        pending: r.get(13)?,
-                        fork: r.get(14)?,
-                    },
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+            let rows = stmt
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(StoredEntry {
+                        laptop_id: r.get(0)?,
+                        laptop: r.get(1)?,
+                        origin: r.get(2)?,
+                        receipt_size: r.get(3)?,
+                        seq: r.get(4)?,
+                        time_us: r.get(5)?,
+                        technician: r.get(6)?,
+                        site: r.get(7)?,
+                        device_serial: r.get(8)?,
+                        device_model: r.get(9)?,
+                        event: r.get(10)?,
+                        outcome: r.get(11)?,
+                        clock_flag: r.get(12)?,
+                        body: r.get(13)?,
+                    })
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
     }
 
-    fn count(&self, f: &EntryFilter) -> Result<u64, StoreError> {
-        let (wh, args) = filter_sql(f);
-        let sql =
-            format!("SELECT COUNT(*) FROM entries e JOIN laptops l ON l.id = e.laptop_id {wh}");
-        self.lock()
-            .query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))
-            .map_err(db)
+    async fn count(&self, q: &EntryQuery) -> Result<u64, StoreError> {
+        let (wh, args) = where_sql(q);
+        let sql = if q.origin.is_some() {
+            format!("SELECT COUNT(*) FROM entries e JOIN laptops l ON l.id = e.laptop_id {wh}")
+        } else {
+            format!("SELECT COUNT(*) FROM entries e {wh}")
+        };
+        self.read(move |c| {
+            c.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(db)
+        })
+        .await
     }
 
-    fn inventory(&self) -> Result<Vec<InventoryRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT device_serial, device_model, time, site, technician, event, body, laptop_id, seq FROM (
-                   SELECT e.*, ROW_NUMBER() OVER (
-                     PARTITION BY device_serial ORDER BY time DESC, laptop_id, seq DESC) AS rn
-                   FROM entries e
-                   WHERE device_serial IS NOT NULL
-                     AND EXISTS (SELECT 1 FROM firmware f WHERE f.laptop_id = e.laptop_id AND f.seq = e.seq)
-                     AND outcome <> 'started')
-                 WHERE rn = 1 ORDER BY device_model, device_serial",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |r| {
-                let body: String = r.get(6)?;
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let device = v.get("device").cloned().unwrap_or(Value::Null);
-                Ok(InventoryRow {
-                    serial: r.get(0)?,
-                    model: r.get(1)?,
-                    last_seen: r.get(2)?,
-                    site: r.get(3)?,
-                    technician: r.get(4)?,
-                    last_event: r.get(5)?,
-                    firmware: fieldkit_audit::entry::device_firmware(&device),
-                    device,
+    async fn entry_facts(&self, keys: &[(i64, u64)]) -> Result<EntryFacts, StoreError> {
+        let keys = keys.to_vec();
+        self.read(move |c| {
+            let mut facts = EntryFacts::default();
+            let mut closer = c
+                .prepare_cached(
+                    "SELECT 1 FROM entries WHERE laptop_id = ?1 AND closes = ?2 LIMIT 1",
+                )
+                .map_err(db)?;
+            let mut fork = c
+                .prepare_cached("SELECT 1 FROM forks WHERE laptop_id = ?1 AND seq = ?2 LIMIT 1")
+                .map_err(db)?;
+            for (laptop, seq) in keys {
+                if closer.exists(params![laptop, seq]).map_err(db)? {
+                    facts.closed.insert((laptop, seq));
+                }
+                if fork.exists(params![laptop, seq]).map_err(db)? {
+                    facts.forked.insert((laptop, seq));
+                }
+            }
+            Ok(facts)
+        })
+        .await
+    }
+
+    async fn devices(&self, q: &DeviceQuery) -> Result<Vec<StoredDevice>, StoreError> {
+        let (wh, args) = device_where(q);
+        let sql = format!(
+            "SELECT serial, model, time_us, site, technician, last_event, device FROM devices
+             {wh} ORDER BY model, serial LIMIT {} OFFSET {}",
+            q.limit, q.offset
+        );
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+            let mut fw = c
+                .prepare_cached(
+                    "SELECT component, version FROM device_firmware WHERE serial = ?1 ORDER BY component",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(StoredDevice {
+                        serial: r.get(0)?,
+                        model: r.get(1)?,
+                        time_us: r.get(2)?,
+                        site: r.get(3)?,
+                        technician: r.get(4)?,
+                        last_event: r.get(5)?,
+                        device: r.get(6)?,
+                        firmware: Vec::new(),
+                    })
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+                .map_err(db)?;
+            let mut out: Vec<StoredDevice> = rows.collect::<Result<_, _>>().map_err(db)?;
+            for d in &mut out {
+                d.firmware = fw
+                    .query_map([&d.serial], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?;
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    fn forks(&self) -> Result<Vec<ForkRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT l.name, l.origin, f.seq, f.held, f.sent, f.detected_at
-                 FROM forks f JOIN laptops l ON l.id = f.laptop_id ORDER BY f.id",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(ForkRow {
-                    laptop: r.get(0)?,
-                    origin: r.get(1)?,
-                    seq: r.get(2)?,
-                    held: r.get(3)?,
-                    sent: r.get(4)?,
-                    detected_at: r.get(5)?,
+    async fn device_count(&self, q: &DeviceQuery) -> Result<u64, StoreError> {
+        let (wh, args) = device_where(q);
+        let sql = format!("SELECT COUNT(*) FROM devices {wh}");
+        self.read(move |c| {
+            c.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn version_counts(&self) -> Result<Vec<VersionCount>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT model, component, version, COUNT(*) FROM device_firmware
+                     GROUP BY model, component, version ORDER BY model, component, version",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(VersionCount {
+                        model: r.get(0)?,
+                        component: r.get(1)?,
+                        version: r.get(2)?,
+                        devices: r.get(3)?,
+                    })
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
     }
 
-    fn latest_checkpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT l.origin, c.note FROM checkpoints c JOIN laptops l ON l.id = c.laptop_id
-                 WHERE c.size = (SELECT MAX(size) FROM checkpoints d WHERE d.laptop_id = c.laptop_id)
-                 ORDER BY l.origin",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+    async fn forks(&self) -> Result<Vec<ForkRow>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT l.name, l.origin, f.seq, f.held, f.sent, f.detected_at
+                     FROM forks f JOIN laptops l ON l.id = f.laptop_id ORDER BY f.id",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ForkRow {
+                        laptop: r.get(0)?,
+                        origin: r.get(1)?,
+                        seq: r.get(2)?,
+                        held: r.get(3)?,
+                        sent: r.get(4)?,
+                        detected_at: r.get(5)?,
+                    })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
+    }
+
+    async fn latest_checkpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT l.origin, c.note FROM laptops l JOIN checkpoints c
+                       ON c.laptop_id = l.id AND c.size = l.receipt_size
+                     ORDER BY l.origin",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
     }
 }

@@ -1,0 +1,320 @@
+//! A real PostgreSQL server for the tests, started here without Docker: `initdb` and
+//! `postgres` from Debian's `postgresql` package, as the `postgres` user when the tests run as
+//! root, on loopback and a free port, in a temporary directory.
+//!
+//! The server runs in a process group of its own. A small watchdog shell holds the read end of
+//! a pipe whose write end this process keeps: when this process exits (or is killed), the pipe
+//! closes and the watchdog kills the server's group and removes its directory. Readiness is
+//! read from the server's own log line, and a killed server is waited for through pidfds:
+//! nothing here sleeps to wait for a condition.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The PostgreSQL role the tests use.
+pub const USER: &str = "fieldkit";
+
+/// A running (or killed) PostgreSQL server.
+pub struct Pg {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    password: String,
+    as_postgres: bool,
+    server: Option<Child>,
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIELDKIT_PG_BIN") {
+        return d.into();
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|v| v.1).unwrap_or_else(|| {
+        panic!(
+            "the PostgreSQL conformance tests need PostgreSQL's server binaries \
+             (/usr/lib/postgresql/N/bin/initdb): apt-get install postgresql, or run \
+             `cargo xtask setup`, which installs it"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("a postgres user (the postgresql package creates it)");
+    let f: Vec<&str> = line.split(':').collect();
+    (f[2].parse().unwrap(), f[3].parse().unwrap())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Pg {
+    /// Creates a cluster in a new temporary directory and starts it.
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("fieldkit-pg-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let password = {
+            use rand::RngCore;
+            let mut b = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            hex::encode(b)
+        };
+        std::fs::write(dir.join("pw"), &password).unwrap();
+        if as_postgres {
+            let (uid, gid) = postgres_ids();
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+            std::os::unix::fs::chown(dir.join("pw"), Some(uid), Some(gid)).unwrap();
+        }
+        // The watchdog: when this process goes, so does the server.
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "read _; pid=$(head -n 1 \"$1/data/postmaster.pid\" 2>/dev/null); \
+                 [ -n \"$pid\" ] && kill -KILL \"-$pid\" 2>/dev/null; rm -rf \"$1\"",
+            )
+            .arg("watchdog")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stdin = watchdog.stdin.take().unwrap();
+        let mut pg = Self {
+            dir,
+            bin,
+            port: free_port(),
+            password,
+            as_postgres,
+            server: None,
+            watchdog: Some((watchdog, stdin)),
+        };
+        let data = pg.dir.join("data");
+        let out = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                "--no-locale",
+                "-E",
+                "UTF8",
+            ])
+            .args(["--no-sync", "--no-instructions"])
+            .arg(format!("--pwfile={}", pg.dir.join("pw").display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.spawn_server();
+        pg
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// Starts the server and returns once it accepts connections.
+    pub fn spawn_server(&mut self) {
+        assert!(self.server.is_none(), "the server is running");
+        let mut child = self
+            .command("postgres")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string()])
+            .arg("-k")
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "max_connections=300"])
+            .args(["-c", "shared_buffers=64MB"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if log.read_line(&mut line).unwrap() == 0 {
+                panic!("PostgreSQL stopped while starting:\n{seen}");
+            }
+            seen.push_str(&line);
+            if line.contains("database system is ready to accept connections") {
+                break;
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = std::io::sink();
+            let _ = std::io::copy(&mut log, &mut sink);
+        });
+        self.server = Some(child);
+    }
+
+    /// Kills the server and all its backends with SIGKILL, as a crash would, and returns when
+    /// every one of them is gone.
+    pub fn kill(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        let pgid = server.id() as i32;
+        let members: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let rest = &s[s.rfind(')')? + 2..];
+                        rest.split(' ').nth(2)?.parse::<i32>().ok()
+                    })
+                    == Some(pgid)
+            })
+            .collect();
+        let fds: Vec<_> = members
+            .iter()
+            .filter_map(|&pid| {
+                let pid = rustix::process::Pid::from_raw(pid)?;
+                rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+            })
+            .collect();
+        let group = rustix::process::Pid::from_raw(pgid).unwrap();
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        server.wait().unwrap();
+        for fd in fds {
+            // A pidfd becomes readable when its process has exited.
+            let mut p = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let _ = rustix::event::poll(&mut p, None);
+        }
+        // The postmaster's lock file names a dead process now; the next start removes it.
+    }
+
+    /// The URL of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://{USER}:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// What creating databases on this server needs.
+    pub fn base(&self) -> Base {
+        Base {
+            url_postgres: self.url("postgres"),
+            prefix: self.url(""),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.kill();
+        // A line (or the pipe closing) lets the watchdog remove the directory; wait for it.
+        if let Some((mut watchdog, mut stdin)) = self.watchdog.take() {
+            let _ = stdin.write_all(b"\n");
+            drop(stdin);
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+/// One server shared by every test of this process (each test makes a database of its own).
+pub fn shared() -> &'static Mutex<Pg> {
+    static SHARED: OnceLock<Mutex<Pg>> = OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(Pg::start()))
+}
+
+/// A new database on the shared server.
+pub async fn database() -> String {
+    let base = shared().lock().unwrap().base();
+    base.create().await
+}
+
+/// What creating a database needs, without holding the server.
+pub struct Base {
+    url_postgres: String,
+    prefix: String,
+}
+
+impl Base {
+    /// Creates a database of its own for one test and returns its URL.
+    pub async fn create(&self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let (client, conn) = tokio_postgres::connect(&self.url_postgres, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = task.await;
+        format!("{}{name}", self.prefix)
+    }
+}
