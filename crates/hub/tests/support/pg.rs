@@ -15,6 +15,28 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+/// The live (not yet exited) processes of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // pid (comm) state ppid pgrp …
+                    let mut rest = s[s.rfind(')')? + 2..].split(' ');
+                    let state = rest.next()?;
+                    let pgrp: i32 = rest.nth(1)?.parse().ok()?;
+                    Some(pgrp == pgid && state != "Z" && state != "X")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// The PostgreSQL role the tests use.
 pub const USER: &str = "fieldkit";
 
@@ -209,37 +231,32 @@ impl Pg {
             return;
         };
         let pgid = server.id() as i32;
-        let members: Vec<i32> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        let rest = &s[s.rfind(')')? + 2..];
-                        rest.split(' ').nth(2)?.parse::<i32>().ok()
-                    })
-                    == Some(pgid)
-            })
-            .collect();
-        let fds: Vec<_> = members
-            .iter()
-            .filter_map(|&pid| {
-                let pid = rustix::process::Pid::from_raw(pid)?;
-                rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-            })
-            .collect();
         let group = rustix::process::Pid::from_raw(pgid).unwrap();
         let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         server.wait().unwrap();
-        for fd in fds {
-            // A pidfd becomes readable when its process has exited.
-            let mut p = [rustix::event::PollFd::new(
-                &fd,
-                rustix::event::PollFlags::IN,
-            )];
-            let _ = rustix::event::poll(&mut p, None);
+        // A backend forked just before the signal may still be on its way out, attached to
+        // the shared memory the next start checks: wait until no live member is left.
+        loop {
+            let live = group_members(pgid);
+            if live.is_empty() {
+                break;
+            }
+            let fds: Vec<_> = live
+                .iter()
+                .filter_map(|&pid| {
+                    let pid = rustix::process::Pid::from_raw(pid)?;
+                    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+                })
+                .collect();
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            for fd in fds {
+                // A pidfd becomes readable when its process has exited.
+                let mut p = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let _ = rustix::event::poll(&mut p, None);
+            }
         }
         // The postmaster's lock file names a dead process now; the next start removes it.
     }
