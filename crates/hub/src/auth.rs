@@ -29,7 +29,6 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "fieldkit_session";
@@ -229,8 +228,7 @@ pub struct Ticket {
 /// Rate limits, back-off and bounded argon2 for sign-in. See the module documentation.
 pub struct SignInGuard {
     tracker: Mutex<Tracker>,
-    argon2: Arc<Semaphore>,
-    waiting: AtomicU64,
+    workers: std::sync::mpsc::SyncSender<Job>,
     dummy_hash: String,
     clock: Arc<dyn Clock>,
     checks: AtomicU64,
@@ -250,8 +248,7 @@ impl SignInGuard {
         let dummy_hash = hash_password(&hex::encode(raw)).unwrap_or_default();
         Self {
             tracker: Mutex::default(),
-            argon2: Arc::new(Semaphore::new(ARGON2_PARALLEL)),
-            waiting: AtomicU64::new(0),
+            workers: start_workers(),
             dummy_hash,
             clock,
             checks: AtomicU64::new(0),
@@ -334,31 +331,59 @@ impl SignInGuard {
         }
     }
 
-    /// Checks `password` against `stored` (the dummy hash when the name is unknown) with at
-    /// most [`ARGON2_PARALLEL`] checks running and [`ARGON2_QUEUE`] waiting.
+    /// Checks `password` against `stored` (the dummy hash when the name is unknown) on one of
+    /// [`ARGON2_PARALLEL`] long-lived threads, with at most [`ARGON2_QUEUE`] checks waiting.
+    /// Dedicated threads keep memory flat: the allocator keeps each thread's 19 MiB working
+    /// area for reuse, so two threads hold two areas, however many attempts arrive.
     pub async fn check(&self, password: &str, stored: Option<&str>) -> Result<bool, Refusal> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst) as usize;
-        if queued >= ARGON2_QUEUE + ARGON2_PARALLEL {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let known = stored.is_some();
+        let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            password: password.to_owned(),
+            hash,
+            reply: tx,
+        };
+        if let Err(e) = self.workers.try_send(job) {
+            let queued = match e {
+                std::sync::mpsc::TrySendError::Full(_) => ARGON2_QUEUE,
+                std::sync::mpsc::TrySendError::Disconnected(_) => 0,
+            };
             return Err(Refusal::Busy {
                 queued,
                 max: ARGON2_QUEUE,
             });
         }
-        let permit = self.argon2.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let Ok(_permit) = permit else {
-            return Ok(false);
-        };
-        let known = stored.is_some();
-        let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
-        let password = password.to_owned();
         self.checks.fetch_add(1, Ordering::SeqCst);
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-        Ok(ok && known)
+        Ok(rx.await.unwrap_or(false) && known)
     }
+}
+
+struct Job {
+    password: String,
+    hash: String,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+fn start_workers() -> std::sync::mpsc::SyncSender<Job> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(ARGON2_QUEUE);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..ARGON2_PARALLEL {
+        let rx = rx.clone();
+        let _ = std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let _ = job.reply.send(verify_password(&job.password, &job.hash));
+                }
+            });
+    }
+    tx
 }
 
 #[cfg(test)]
