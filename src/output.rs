@@ -1,4 +1,8 @@
 //! Printing: one JSON document under `--json`, text otherwise; errors on one line.
+//!
+//! Everything printed goes through `fieldkit_inert`: device and file strings (serial numbers,
+//! model names, file names) cannot move the cursor, rewrite a line or reorder text, whether
+//! they arrive as text, as JSON or inside an error.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,10 +28,10 @@ impl Output {
     pub(crate) fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         let mut stdout = std::io::stdout().lock();
         if self.json {
-            let _ = serde_json::to_writer_pretty(&mut stdout, value);
-            let _ = writeln!(stdout);
+            let doc = serde_json::to_string_pretty(value).unwrap_or_default();
+            let _ = writeln!(stdout, "{}", fieldkit_inert::json(&doc));
         } else {
-            let _ = write!(stdout, "{}", text());
+            let _ = write!(stdout, "{}", fieldkit_inert::terminal_lines(&text()));
         }
         let _ = stdout.flush();
     }
@@ -37,10 +41,10 @@ impl Output {
     pub(crate) fn line<T: Serialize>(&self, value: &T, text: &str) {
         let mut stdout = std::io::stdout().lock();
         if self.json {
-            let _ = serde_json::to_writer(&mut stdout, value);
-            let _ = writeln!(stdout);
+            let doc = serde_json::to_string(value).unwrap_or_default();
+            let _ = writeln!(stdout, "{}", fieldkit_inert::json(&doc));
         } else {
-            let _ = writeln!(stdout, "{text}");
+            let _ = writeln!(stdout, "{}", fieldkit_inert::terminal_lines(text));
         }
         let _ = stdout.flush();
     }
@@ -59,7 +63,7 @@ impl Output {
                 parts.push(c);
             }
         }
-        eprintln!("error: {}", parts.join(": "));
+        eprintln!("error: {}", fieldkit_inert::terminal(&parts.join(": ")));
         ExitCode::FAILURE
     }
 }

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
+use fieldkit_audit::record::{CheckVerdict, examples};
+use fieldkit_audit::{AuditLog, Identity, NewEntry};
 use fieldkit_hub::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn fieldkit(home: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_fieldkit"))
@@ -24,17 +25,16 @@ fn fieldkit(home: &Path, args: &[&str]) -> (bool, String, String) {
 
 fn seed(home: &Path) -> AuditLog {
     let log = AuditLog::open_in_home(home).unwrap();
-    for (serial, event) in [
-        ("SN-1", events::DEVICE_IDENTIFIED),
-        ("SN-1", events::CHECK_PASSED),
-        ("SN-2", events::CHECK_REFUSED),
+    let device = |serial: &str| examples::device(serial, "pump", &[("app", "1.0.0")]);
+    for event in [
+        examples::identified(device("SN-1")),
+        examples::check(device("SN-1"), CheckVerdict::Go, ("r", "f", "q")),
+        examples::check(device("SN-2"), CheckVerdict::Refused, ("r", "f", "q")),
     ] {
         log.append(NewEntry {
             technician: "ana".into(),
             site: "St. Mary".into(),
-            device: json!({"serial": serial, "model": "pump"}),
-            event: event.into(),
-            details: json!({}),
+            event,
         })
         .unwrap();
     }
@@ -192,9 +192,7 @@ fn sync_pins_the_hubs_key_uploads_and_refuses_a_rogue_hub() {
     log.append(NewEntry {
         technician: "ana".into(),
         site: "St. Mary".into(),
-        device: json!({"serial": "SN-3"}),
-        event: events::DEVICE_IDENTIFIED.into(),
-        details: json!({}),
+        event: examples::identified(examples::device("SN-3", "pump", &[])),
     })
     .unwrap();
     let (rogue_url, rogue_store, rogue) = serve_hub(&rt, dir.path(), 2);

@@ -61,7 +61,7 @@ fn field_work_reaches_the_hub_and_the_dashboard_exactly() {
     fieldkit(h, &["demo", "init"]).ok();
     std::fs::write(
         h.join("settings.json"),
-        r#"{"technician": "Dana Reyes", "site": "St. Elsewhere ICU", "customer": null, "hub": null}"#,
+        r#"{"technician": "Dana Reyes", "site": "DEMO Ward 4", "customer": "DEMO St. Example Hospital", "hub": null}"#,
     )
     .unwrap();
     let sim = Sim::start("acme-infusion-p7", &[]);

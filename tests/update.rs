@@ -5,93 +5,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
-use support::{Run, Sim, fieldkit};
-
-/// A home with the demo kit.
-fn demo_home() -> tempfile::TempDir {
-    let home = support::home();
-    fieldkit(home.path(), &["demo", "init"]).ok();
-    home
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// The version image `n` runs in the simulator's state file, and whether it is confirmed.
-fn runs(sim: &Sim, image: u64) -> (String, bool) {
-    let state = sim.state();
-    let img = state["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["image"] == image)
-        .unwrap()
-        .clone();
-    (
-        img["primary"]["version"].as_str().unwrap().to_owned(),
-        img["primary_confirmed"].as_bool().unwrap(),
-    )
-}
-
-/// The audit log's events, in order.
-fn events(home: &Path) -> Vec<String> {
-    let list = fieldkit(home, &["--json", "audit", "list"]);
-    list.json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn audit_entries(home: &Path) -> Vec<Value> {
-    fieldkit(home, &["--json", "audit", "list"])
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Rebuilds a demo package with its manifest changed by `edit`; returns the new file.
-fn variant(home: &Path, package: &str, label: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
-    let src = home.join("demo/build").join(package);
-    let dir = home.join("variants").join(label);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    let manifest_path = dir.join("manifest.json");
-    let mut manifest: Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    edit(&mut manifest);
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
-    let out = dir.join("variant.fkpkg");
-    let key = home.join("keys/demo-release.key.pem");
-    fieldkit(
-        home,
-        &[
-            "package",
-            "build",
-            "--manifest",
-            p(&manifest_path),
-            "--key",
-            p(&key),
-            "--out",
-            p(&out),
-        ],
-    )
-    .ok();
-    out
-}
+use support::{Run, Sim, audit_entries, demo_home, events, fieldkit, p, runs, variant};
 
 #[test]
 fn a_two_image_update_goes_network_core_first() {
@@ -249,7 +164,7 @@ fn every_rule_refuses_with_its_reason() {
             "--key",
             p(&h.join("keys/demo-entitlement.key.pem")),
             "--customer",
-            "St. Elsewhere",
+            "DEMO St. Example Hospital",
             "--device",
             "acme-infusion-p7:P7-004217",
             "--feature",
@@ -477,7 +392,8 @@ fn a_flash_failure_is_reported_and_the_old_image_runs() {
     let entries = audit_entries(home.path());
     let last = entries.last().unwrap();
     assert_eq!(last["event"], "update_failed");
-    assert_eq!(last["details"]["stage"], "uploading");
+    assert_eq!(last["details"]["result"]["verdict"], "failed");
+    assert_eq!(last["details"]["result"]["stage"], "uploading");
     assert_eq!(last["device"]["firmware"]["netcore"], "1.4.0");
 }
 
@@ -486,7 +402,8 @@ fn a_device_that_refuses_to_confirm_is_reported_as_reverted() {
     let (home, sim, run) = netcore_update(&["refuse-confirm"]);
     let reason = run.fails();
     assert!(
-        reason.contains("was reverted") && reason.contains("refused to confirm"),
+        reason.contains("acme-infusion-p7@1.5.0: REVERTED")
+            && reason.contains("refused to confirm"),
         "{reason}"
     );
     assert_eq!(runs(&sim, 1), ("1.4.0".into(), true));

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use fieldkit_audit::{Entry, Outcome};
 use fieldkit_core::apply::Cancel;
-use fieldkit_core::session::{self, CheckRequest, Checked, Settings, Updated, Visit};
+use fieldkit_core::outcome::UpdateResult;
+use fieldkit_core::session::{self, CheckRequest, Checked, Settings, Visit};
 use fieldkit_core::trust_store::{self, TrustMaterial};
 use fieldkit_link::PortInfo;
 use fieldkit_profile::{Identity, Profile};
-use fieldkit_trust::{Decision, EntitlementRequest, Finding, SbomComponent};
+use fieldkit_trust::{Decision, Finding, SbomComponent};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime};
@@ -239,13 +240,16 @@ fn device_view(s: &AppState, c: &Connected) -> Result<DeviceView, AppError> {
 /// The SBOMs of what the device runs: each from the verified, imported package whose payload
 /// is the running version of that component. None when no such package was imported.
 fn running_sboms(s: &AppState, identity: &Identity, profile: &Profile) -> Vec<RunningSbom> {
-    let Ok(material) = TrustMaterial::load(&s.home) else {
+    let Ok(audit) = s.audit() else {
+        return Vec::new();
+    };
+    let Ok(material) = TrustMaterial::load(&s.home, &audit) else {
         return Vec::new();
     };
     let Ok(now) = material.now(Utc::now()) else {
         return Vec::new();
     };
-    let running = fieldkit_plan::installed(identity, profile);
+    let (running, _) = fieldkit_plan::installed(identity, profile);
     let mut out = Vec::new();
     for path in &material.packages {
         let Ok(vp) = material.verify_package_file(path, now) else {
@@ -342,36 +346,20 @@ pub(crate) struct Packages {
 }
 
 fn package_view(
-    s: &AppState,
     material: &TrustMaterial,
     path: &Path,
     now: chrono::DateTime<Utc>,
     device: Option<&Identity>,
+    entitlement: &mut dyn FnMut(&fieldkit_trust::VerifiedPackage) -> Option<Decision>,
 ) -> PackageView {
     match material.verify_package_file(path, now) {
         Ok(vp) => {
             let m = &vp.manifest;
             let for_device = device.map(|d| d.profile == m.product);
-            let entitlement = device.filter(|d| d.profile == m.product).map(|d| {
-                let entitlements: Vec<_> = material
-                    .entitlements
-                    .iter()
-                    .map(|e| e.entitlement.clone())
-                    .collect();
-                let customer = Settings::load(&s.home).ok().and_then(|st| st.customer);
-                fieldkit_trust::evaluate(
-                    &entitlements,
-                    &EntitlementRequest {
-                        model: &d.profile,
-                        serial: &d.serial,
-                        customer: customer.as_deref(),
-                        manifest: m,
-                        now,
-                    },
-                    &material.root,
-                    material.recall.as_ref(),
-                )
-            });
+            // The planner's entitlement rules for the connected device and this visit.
+            let entitlement = device
+                .filter(|d| d.profile == m.product)
+                .and_then(|_| entitlement(&vp));
             PackageView {
                 file: path.to_owned(),
                 ok: true,
@@ -416,16 +404,29 @@ fn package_view(
 #[tauri::command]
 pub(crate) async fn list_packages<R: Runtime>(app: AppHandle<R>) -> Result<Packages, AppError> {
     work(&app, |s| {
-        let material = TrustMaterial::load(&s.home)?;
+        let audit = s.audit()?;
+        let material = TrustMaterial::load(&s.home, &audit)?;
         let now = material
             .now(Utc::now())
             .map_err(|e| AppError::new("clock", e.to_string()))?;
         let connected = lock(&s.connected).clone();
         let device = connected.as_ref().map(|c| &c.identity);
+        let visit = Visit {
+            home: &s.home,
+            audit: &audit,
+        };
+        let mut entitlement = |vp: &fieldkit_trust::VerifiedPackage| {
+            let d = device?;
+            let findings =
+                session::entitlement_findings(visit, d, std::slice::from_ref(vp), Utc::now())
+                    .ok()?
+                    .pop()?;
+            Some(Decision { findings })
+        };
         let packages = material
             .packages
             .iter()
-            .map(|p| package_view(s, &material, p, now, device))
+            .map(|p| package_view(&material, p, now, device, &mut entitlement))
             .collect();
         Ok(Packages {
             device: device.map(|d| format!("{} {}", d.model, d.serial)),
@@ -497,11 +498,24 @@ pub(crate) async fn import_packages<R: Runtime>(
 ) -> Result<Vec<ImportResult>, AppError> {
     work(&app, move |s| {
         let files = package_files(&path)?;
-        let mut material = TrustMaterial::load(&s.home)?;
+        let audit = s.audit()?;
+        let settings = Settings::load(&s.home)?;
+        let recorder = trust_store::Recorder {
+            audit: &audit,
+            technician: &settings.technician,
+            site: &settings.site,
+        };
+        let mut material = TrustMaterial::load(&s.home, &audit)?;
         let mut out = Vec::new();
         for file in files {
             out.push(
-                match trust_store::import_package(&s.home, &mut material, &file, Utc::now()) {
+                match trust_store::import_package(
+                    &s.home,
+                    &recorder,
+                    &mut material,
+                    &file,
+                    Utc::now(),
+                ) {
                     Ok(i) => ImportResult {
                         file,
                         ok: true,
@@ -584,6 +598,8 @@ pub(crate) async fn check<R: Runtime>(
             profile: Some(c.identity.profile.clone()),
             packages: package.into_iter().collect(),
             entitlements: Vec::new(),
+            customer: None,
+            site: None,
         };
         let visit = Visit {
             home: &s.home,
@@ -611,7 +627,7 @@ pub(crate) async fn update<R: Runtime>(
     check_id: u64,
     accept_risks: bool,
     on_progress: Channel<ProgressEvent>,
-) -> Result<Updated, AppError> {
+) -> Result<UpdateResult, AppError> {
     work(&app, move |s| {
         let _device = lock(&s.device);
         let last = lock(&s.last_check)
@@ -879,7 +895,10 @@ pub(crate) async fn trust_details<R: Runtime>(app: AppHandle<R>) -> Result<Trust
             laptop_key_id: None,
             laptop_public_key: None,
         };
-        match TrustMaterial::load(&s.home) {
+        let loaded = s
+            .audit()
+            .and_then(|audit| Ok(TrustMaterial::load(&s.home, &audit)?));
+        match loaded {
             Ok(m) => {
                 let meta = m.root.metadata();
                 d.root_version = Some(m.root.version());
@@ -918,7 +937,7 @@ pub(crate) async fn trust_details<R: Runtime>(app: AppHandle<R>) -> Result<Trust
                     .collect();
                 d.problems = m.problems;
             }
-            Err(e) => d.root_error = Some(e.into()),
+            Err(e) => d.root_error = Some(e),
         }
         if let Ok(log) = s.audit() {
             let me = log.identity();

@@ -23,6 +23,9 @@ pub(crate) enum ProgressEvent {
         label: &'static str,
         /// What is being done.
         message: String,
+        /// Whether cancelling now still leaves the previous firmware in charge (decided in
+        /// core).
+        cancel_safe: bool,
     },
     /// Bytes of a component acknowledged by the device.
     Bytes {
@@ -61,6 +64,7 @@ impl Progress for ChannelProgress {
             stage,
             label: stage.label(),
             message: message.to_owned(),
+            cancel_safe: stage.cancel_safe(),
         });
     }
 

@@ -177,7 +177,9 @@ fn a_visit_through_the_commands() {
     );
     let steps = updated["steps"].as_array().expect("steps");
     assert!(
-        !steps.is_empty() && steps.iter().all(|s| s[1]["outcome"] == "applied"),
+        updated["completed"] == true
+            && !steps.is_empty()
+            && steps.iter().all(|s| s["verdict"]["verdict"] == "applied"),
         "{updated}"
     );
     assert_eq!(
@@ -298,7 +300,7 @@ fn progress_goes_over_the_channel_thinned() {
     let got = got.lock().expect("lock");
     assert_eq!(
         got[0],
-        json!({ "type": "stage", "stage": "uploading", "label": "uploading", "message": "sending app 2.4.0" })
+        json!({ "type": "stage", "stage": "uploading", "label": "uploading", "message": "sending app 2.4.0", "cancel_safe": true })
     );
     let bytes: Vec<&Value> = got.iter().filter(|e| e["type"] == "bytes").collect();
     assert!(
@@ -340,11 +342,12 @@ fn cancel_stops_an_update_and_the_old_firmware_runs() {
     ))
     .expect("a cancelled update is an outcome, not an error");
     let updated = serde_json::to_value(&updated).expect("JSON");
-    let last = updated["steps"]
+    assert_eq!(updated["completed"], false, "{updated}");
+    let cancelled = updated["steps"]
         .as_array()
-        .and_then(|s| s.last())
-        .expect("a step");
-    assert_eq!(last[1]["outcome"], "cancelled", "{updated}");
+        .and_then(|s| s.iter().find(|s| s["verdict"]["verdict"] != "applied"))
+        .expect("a step that did not apply");
+    assert_eq!(cancelled["verdict"]["verdict"], "cancelled", "{updated}");
     let versions = |d: &Value| -> Vec<Value> {
         d["slots"]
             .as_array()

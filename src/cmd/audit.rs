@@ -1,6 +1,7 @@
 //! `fieldkit audit`: read, verify, export and sync the laptop's audit log.
 
 use anyhow::Context;
+use fieldkit_audit::export::Format;
 use fieldkit_audit::{AuditLog, Entry};
 use fieldkit_core::Home;
 use serde::Serialize;
@@ -183,80 +184,31 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One entry on one line. Technician, site and device strings are as recorded: made inert
+/// (each on its own, so none can break the line).
 fn line(e: &Entry) -> String {
+    let t = |s: &str| fieldkit_inert::terminal(s).into_owned();
     format!(
-        "{:>6}  {}  {:<12} {:<24} {:<14} {}\n",
+        "{:>6}  {}  {:<12} {:<24} {:<14} {:<20} {}\n",
         e.seq,
         e.time.format("%Y-%m-%d %H:%M:%S"),
-        e.technician,
-        e.site,
-        e.device_serial().unwrap_or("-"),
-        e.event
+        t(&e.technician),
+        t(&e.site),
+        t(&e.device_serial().unwrap_or_else(|| "-".into())),
+        e.event,
+        t(&fieldkit_audit::export::summary(e)),
     )
 }
 
 fn export(log: &AuditLog, format: &str) -> anyhow::Result<()> {
+    let format: Format = format.parse()?;
     let records = log.records(..)?;
-    let mut stdout = std::io::stdout().lock();
+    let stdout = std::io::stdout().lock();
     match format {
-        "json" => {
-            #[derive(Serialize)]
-            struct Row<'a> {
-                #[serde(flatten)]
-                entry: &'a Entry,
-                body: &'a str,
-                leaf: String,
-            }
-            let rows: Vec<Row> = records
-                .iter()
-                .map(|r| Row {
-                    entry: &r.entry,
-                    body: &r.body,
-                    leaf: to_hex(&r.leaf),
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut stdout, &rows)?;
-            use std::io::Write;
-            writeln!(stdout)?;
+        Format::Json => fieldkit_audit::export::json(stdout, &records)?,
+        Format::Csv => {
+            fieldkit_audit::export::csv(stdout, &[], records.iter().map(|r| (r, vec![])))?
         }
-        "csv" => {
-            let mut w = csv::Writer::from_writer(stdout);
-            w.write_record([
-                "seq",
-                "time",
-                "technician",
-                "site",
-                "device_serial",
-                "device_model",
-                "event",
-                "outcome",
-                "device",
-                "details",
-                "leaf",
-            ])?;
-            for r in &records {
-                let e = &r.entry;
-                w.write_record([
-                    e.seq.to_string(),
-                    e.time.to_rfc3339(),
-                    e.technician.clone(),
-                    e.site.clone(),
-                    e.device_serial().unwrap_or("").into(),
-                    e.device_model().unwrap_or("").into(),
-                    e.event.clone(),
-                    e.outcome().as_str().into(),
-                    e.device.to_string(),
-                    e.details.to_string(),
-                    to_hex(&r.leaf),
-                ])?;
-            }
-            w.flush()?;
-        }
-        other => anyhow::bail!("export format {other:?} is not known: required csv or json"),
     }
     Ok(())
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -26,6 +26,12 @@ pub(crate) struct Args {
     /// An entitlement file to use besides those in the home.
     #[arg(long = "entitlement", value_name = "FILE")]
     pub(crate) entitlements: Vec<PathBuf>,
+    /// The customer this visit is for (default: the settings'); entitlements are scoped to it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) customer: Option<String>,
+    /// The site of this visit (default: the settings'); entitlements may name sites.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) site: Option<String>,
 }
 
 impl Args {
@@ -35,6 +41,8 @@ impl Args {
             profile: self.profile.clone(),
             packages: self.packages.clone(),
             entitlements: self.entitlements.clone(),
+            customer: self.customer.clone(),
+            site: self.site.clone(),
         }
     }
 }
@@ -95,6 +103,9 @@ pub(crate) fn render(c: &Checked) -> String {
         Verdict::UpToDate => "UP TO DATE",
     };
     s += &format!("Verdict  {verdict}: {}\n", c.plan.summary);
+    for b in &c.plan.basis {
+        s += &format!("Basis    {b}\n");
+    }
     if !c.plan.steps.is_empty() {
         s += "Steps\n";
         for (i, step) in c.plan.steps.iter().enumerate() {

@@ -7,6 +7,9 @@ use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use fieldkit_core::Home;
 use fieldkit_core::trust_store::{self, MAX_DOCUMENT, TrustMaterial, read_small};
+use fieldkit_trust::ContractState;
+
+use crate::cmd::identify::open_audit;
 use fieldkit_trust::{DeviceGrant, Entitlement, KeyId};
 use serde::Serialize;
 
@@ -169,16 +172,19 @@ fn inspect(home: &Home, out: &Output, file: PathBuf) -> anyhow::Result<()> {
             Err(err) => ("failed", err.to_string()),
         },
     };
-    let today = Utc::now().date_naive();
-    let contract = if today < e.valid_from {
-        "not-yet-valid"
-    } else if today > e.valid_until {
-        "ended"
-    } else {
-        "in-force"
+    // Trusted time, as every trust decision uses: a clock set back cannot revive a contract.
+    let audit = open_audit(home)?;
+    let material = TrustMaterial::load(home, &audit).ok();
+    let now = match &material {
+        Some(m) => m.now(Utc::now())?,
+        None => Utc::now(),
     };
-    let revoked = TrustMaterial::load(home)
-        .ok()
+    let contract = match e.contract_at(now) {
+        ContractState::NotYetValid => "not-yet-valid",
+        ContractState::InForce => "in-force",
+        ContractState::Ended => "ended",
+    };
+    let revoked = material
         .and_then(|m| m.recall)
         .map(|r| r.entitlements.contains(&e.id));
     let v = Inspected {

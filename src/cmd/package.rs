@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use fieldkit_core::Home;
+use fieldkit_core::session::Settings;
 use fieldkit_core::trust_store::{self, TrustMaterial};
 use fieldkit_licence::{Policy, Verdict};
 use fieldkit_trust::{
     ComponentLicence, KeyId, Limits, Manifest, VerifiedPackage, build_release, inspect_package,
 };
 use serde::Serialize;
+
+use crate::cmd::identify::open_audit;
 use serde_json::Value;
 
 use crate::cmd::material;
@@ -133,7 +136,8 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify { file } => {
-            let material = TrustMaterial::load(home)?;
+            let audit = open_audit(home)?;
+            let material = TrustMaterial::load(home, &audit)?;
             let now = material
                 .now(Utc::now())
                 .with_context(|| format!("{}", file.display()))?;
@@ -260,11 +264,18 @@ fn build(
 }
 
 fn import(home: &Home, out: &Output, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut material = TrustMaterial::load(home)?;
+    let audit = open_audit(home)?;
+    let settings = Settings::load(home)?;
+    let recorder = trust_store::Recorder {
+        audit: &audit,
+        technician: &settings.technician,
+        site: &settings.site,
+    };
+    let mut material = TrustMaterial::load(home, &audit)?;
     let mut rows = Vec::new();
     let mut first_error = None;
     for file in files {
-        match trust_store::import_package(home, &mut material, file, Utc::now()) {
+        match trust_store::import_package(home, &recorder, &mut material, file, Utc::now()) {
             Ok(i) => rows.push(ImportRow {
                 file: file.clone(),
                 imported: true,

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::Utc;
 use fieldkit_core::Home;
+use fieldkit_core::session::Settings;
 use fieldkit_core::trust_store::{self, MAX_DOCUMENT, TrustMaterial, read_small};
+
+use crate::cmd::identify::open_audit;
 use fieldkit_trust::{KeyId, RecallList};
 use serde::Serialize;
 
@@ -41,6 +44,10 @@ enum Command {
         /// Lowest installable security counter of a product, PRODUCT=N; repeat.
         #[arg(long, value_name = "PRODUCT=N")]
         min_security_counter: Vec<String>,
+        /// When the list goes stale (YYYY-MM-DD, UTC midnight): after it nothing is installed
+        /// until a newer list arrives. Default: 90 days from now.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<chrono::NaiveDate>,
         /// Where to write it.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -76,9 +83,20 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             entitlement,
             min_version,
             min_security_counter,
+            expires,
             out: out_file,
         } => {
-            let mut list = RecallList::new(version, Utc::now());
+            let now = Utc::now();
+            let expires = expires.map_or(now + chrono::Duration::days(90), |d| {
+                d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+            });
+            if expires <= now {
+                bail!(
+                    "--expires {}: required a day after today; an expired recall list freezes every update",
+                    expires.date_naive()
+                );
+            }
+            let mut list = RecallList::new(version, now, expires);
             for id in &package {
                 let ok = id
                     .split_once('@')
@@ -168,8 +186,15 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file } => {
-            let mut material = TrustMaterial::load(home)?;
-            let (kept, list) = trust_store::import_recall(home, &mut material, &file)?;
+            let audit = open_audit(home)?;
+            let settings = Settings::load(home)?;
+            let recorder = trust_store::Recorder {
+                audit: &audit,
+                technician: &settings.technician,
+                site: &settings.site,
+            };
+            let mut material = TrustMaterial::load(home, &audit)?;
+            let (kept, list) = trust_store::import_recall(home, &recorder, &mut material, &file)?;
             let v = serde_json::json!({ "file": file, "kept_as": kept, "list": list });
             out.print(&v, || {
                 format!(
@@ -186,9 +211,10 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
 
 fn render(l: &RecallList) -> String {
     let mut s = format!(
-        "Recall list  version {}, issued {}\n",
+        "Recall list  version {}, issued {}, current until {}\n",
         l.version,
-        material::date(l.issued)
+        material::date(l.issued),
+        material::date(l.expires)
     );
     let none = |v: &Vec<String>| {
         if v.is_empty() {

@@ -45,6 +45,9 @@ struct RoleKeys {
     /// Require an entitlement for security releases too (by default they install without).
     #[arg(long)]
     security_needs_entitlement: bool,
+    /// Refuse every update while no current recall list is loaded.
+    #[arg(long)]
+    require_recall_list: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,6 +106,7 @@ struct RootView {
     expired: bool,
     roles: BTreeMap<String, RoleView>,
     security_updates_without_entitlement: bool,
+    require_recall_list: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<u64>,
 }
@@ -129,6 +133,7 @@ fn view(root: &TrustRoot, file: &Path, installed: bool, history: Vec<u64>) -> Ro
             })
             .collect(),
         security_updates_without_entitlement: m.policy.security_updates_without_entitlement,
+        require_recall_list: m.policy.require_recall_list,
         history,
     }
 }
@@ -150,6 +155,9 @@ fn render(v: &RootView, headline: &str) -> String {
             "need an entitlement"
         }
     );
+    if v.require_recall_list {
+        s += "Policy       nothing is installed without a current recall list\n";
+    }
     s += "Roles\n";
     for (name, r) in &v.roles {
         s += &format!(
@@ -259,6 +267,7 @@ fn apply_roles(
     }
     meta.expires = end_of(keys.expires.unwrap_or_else(default_expiry));
     meta.policy.security_updates_without_entitlement = !keys.security_needs_entitlement;
+    meta.policy.require_recall_list = keys.require_recall_list;
     Ok(())
 }
 

@@ -1,12 +1,16 @@
 //! `fieldkit update`: check, confirm, apply, with progress, cancellable before confirmation.
+//!
+//! The check binds to the last passing `fieldkit check` of the device (a package file that
+//! changed since is refused); what happened is decided in `core` and only printed here.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use fieldkit_core::Home;
-use fieldkit_core::apply::{Cancel, Progress, Stage, StepOutcome};
-use fieldkit_core::session::{Visit, check, update};
+use fieldkit_core::apply::{Cancel, Progress, Stage};
+use fieldkit_core::outcome::UpdateResult;
+use fieldkit_core::session::{Visit, check_for_update, update};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -27,13 +31,14 @@ pub(crate) struct Args {
 }
 
 /// Progress as a bar for people, or JSON lines for scripts.
-struct CliProgress {
+struct CliProgress<'a> {
+    out: &'a Output,
     json: bool,
     bar: Option<ProgressBar>,
     component: String,
 }
 
-impl CliProgress {
+impl CliProgress<'_> {
     fn finish_bar(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish();
@@ -41,12 +46,12 @@ impl CliProgress {
     }
 }
 
-impl Progress for CliProgress {
+impl Progress for CliProgress<'_> {
     fn stage(&mut self, stage: Stage, message: &str) {
         if self.json {
-            println!(
-                "{}",
-                json!({ "event": "stage", "stage": stage, "message": message })
+            self.out.line(
+                &json!({ "event": "stage", "stage": stage, "message": message, "cancel_safe": stage.cancel_safe() }),
+                "",
             );
             return;
         }
@@ -54,17 +59,18 @@ impl Progress for CliProgress {
             self.finish_bar();
         }
         // Progress is output, on stdout: stderr carries only the one-line reason of a failure.
+        let message = fieldkit_inert::terminal(message).into_owned();
         match &self.bar {
-            Some(bar) => bar.set_message(message.to_owned()),
-            None => println!("  {message}"),
+            Some(bar) => bar.set_message(message),
+            None => self.out.line(&(), &format!("  {message}")),
         }
     }
 
     fn bytes(&mut self, component: &str, done: u64, total: u64) {
         if self.json {
-            println!(
-                "{}",
-                json!({ "event": "progress", "component": component, "done": done, "total": total })
+            self.out.line(
+                &json!({ "event": "progress", "component": component, "done": done, "total": total }),
+                "",
             );
             return;
         }
@@ -81,7 +87,7 @@ impl Progress for CliProgress {
                 .expect("valid template")
                 .progress_chars("=> "),
             );
-            bar.set_prefix(component.to_owned());
+            bar.set_prefix(fieldkit_inert::terminal(component).into_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -100,15 +106,11 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let req = args.check.request();
-    let checked = runtime.block_on(check(visit, &req, chrono::Utc::now()))?;
-    if out.json() {
-        println!(
-            "{}",
-            json!({ "event": "plan", "plan": checked.plan, "identity": checked.identity })
-        );
-    } else {
-        print!("{}", render(&checked));
-    }
+    let checked = runtime.block_on(check_for_update(visit, &req, chrono::Utc::now()))?;
+    out.line(
+        &json!({ "event": "plan", "plan": checked.plan, "identity": checked.identity }),
+        render(&checked).trim_end(),
+    );
     verdict(&checked)?;
     let accept_risk = confirm(&args, &checked)?;
 
@@ -120,6 +122,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
     })
     .context("install the Ctrl-C handler")?;
     let mut progress = CliProgress {
+        out,
         json: out.json(),
         bar: None,
         component: String::new(),
@@ -134,42 +137,26 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
         chrono::Utc::now(),
     ));
     progress.finish_bar();
-    let updated = result?;
+    let result = result?;
     out.line(
-        &json!({ "event": "result", "steps": updated.steps, "identity": updated.identity }),
-        &{
-            let mut s = String::from("Result\n");
-            for (package, outcome) in &updated.steps {
-                let text = match outcome {
-                    StepOutcome::Applied => "applied; the new firmware runs".to_owned(),
-                    StepOutcome::AlreadyInstalled => "already installed".to_owned(),
-                    StepOutcome::Reverted { reason } => format!("REVERTED: {reason}"),
-                    StepOutcome::Cancelled { stage } => {
-                        format!(
-                            "CANCELLED while {}; the previous firmware runs",
-                            stage.label()
-                        )
-                    }
-                };
-                s += &format!("  {package}: {text}\n");
-            }
-            s.trim_end().to_owned()
-        },
+        &json!({ "event": "result", "result": result }),
+        &describe(&result),
     );
-    match updated
-        .steps
-        .iter()
-        .find(|(_, o)| !matches!(o, StepOutcome::Applied | StepOutcome::AlreadyInstalled))
-    {
-        None if updated.steps.len() == checked.plan.steps.len() => Ok(()),
-        Some((package, StepOutcome::Reverted { reason })) => {
-            bail!("{package} was reverted: {reason}")
-        }
-        Some((package, StepOutcome::Cancelled { .. })) => {
-            bail!("{package}: cancelled by the technician")
-        }
-        _ => bail!("the update stopped before all steps were applied"),
+    if result.completed {
+        Ok(())
+    } else {
+        bail!("{}", result.summary)
     }
+}
+
+/// The result as core decided it, for people.
+fn describe(r: &UpdateResult) -> String {
+    let mut s = String::from("Result\n");
+    for step in &r.steps {
+        s += &format!("  {}: {}\n", step.package, step.description);
+    }
+    s += &format!("  {}", r.summary);
+    s
 }
 
 /// Asks the technician to confirm the plan (and accept its risks) unless `--yes` was given.

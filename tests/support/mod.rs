@@ -266,3 +266,91 @@ impl Drop for Sim {
 pub fn home() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// A home with the demo kit.
+pub fn demo_home() -> tempfile::TempDir {
+    let home = home();
+    fieldkit(home.path(), &["demo", "init"]).ok();
+    home
+}
+
+/// A path as a string, for command lines.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The version image `n` runs in the simulator's state file, and whether it is confirmed.
+pub fn runs(sim: &Sim, image: u64) -> (String, bool) {
+    let state = sim.state();
+    let img = state["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == image)
+        .unwrap()
+        .clone();
+    (
+        img["primary"]["version"].as_str().unwrap().to_owned(),
+        img["primary_confirmed"].as_bool().unwrap(),
+    )
+}
+
+/// The audit log's entries, in order.
+pub fn audit_entries(home: &Path) -> Vec<serde_json::Value> {
+    fieldkit(home, &["--json", "audit", "list"])
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The audit log's events, in order.
+pub fn events(home: &Path) -> Vec<String> {
+    audit_entries(home)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Rebuilds a demo package with its manifest changed by `edit`, signed with the demo release
+/// key; returns the new file.
+pub fn variant(
+    home: &Path,
+    package: &str,
+    label: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let src = home.join("demo/build").join(package);
+    let dir = home.join("variants").join(label);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("variant.fkpkg");
+    let key = home.join("keys/demo-release.key.pem");
+    fieldkit(
+        home,
+        &[
+            "package",
+            "build",
+            "--manifest",
+            p(&manifest_path),
+            "--key",
+            p(&key),
+            "--out",
+            p(&out),
+        ],
+    )
+    .ok();
+    out
+}

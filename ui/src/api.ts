@@ -165,6 +165,8 @@ export interface Plan {
   verdict: "go" | "refused" | "up_to_date";
   summary: string;
   target: string | null;
+  /** How the installed versions were read (an image on test is not counted as installed). */
+  basis: string[];
   steps: Step[];
   /** Every rule evaluated, grouped: the device and visit first, then each package's. */
   rules: { scope: string; findings: Finding[] }[];
@@ -176,25 +178,43 @@ export interface CheckView {
   checked: {
     identity: Identity;
     plan: Plan;
-    package_files: string[];
+    files: { path: string; sha256: string | null; named: boolean }[];
     set_aside: { path: string; finding: Finding }[];
     audit_seq: number;
   };
 }
 
-export type StepOutcome =
-  | { outcome: "applied" }
-  | { outcome: "already_installed" }
-  | { outcome: "reverted"; reason: string }
-  | { outcome: "cancelled"; stage: string };
+/** How one step ended, as core decided it. */
+export type StepVerdict =
+  | { verdict: "applied" }
+  | { verdict: "already_installed" }
+  | { verdict: "refused"; rules: Finding[] }
+  | { verdict: "failed"; stage: string; kind: string; message: string }
+  | { verdict: "reverted"; stage: string; reason: string }
+  | { verdict: "cancelled"; stage: string }
+  | { verdict: "wrong_image"; component: string; found: string; required: string }
+  | { verdict: "not_attempted" };
 
-export interface Updated {
-  steps: [string, StepOutcome][];
+/** One step of an update and how it ended (`description` is core's sentence for it). */
+export interface StepResult {
+  package: string;
+  verdict: StepVerdict;
+  description: string;
+  before: Record<string, string>;
+  after: Record<string, string>;
+  audit_seq: number | null;
+}
+
+/** An update, decided in core: the screen renders it and decides nothing. */
+export interface UpdateResult {
+  completed: boolean;
+  summary: string;
+  steps: StepResult[];
   identity: Identity;
 }
 
 export type ProgressEvent =
-  | { type: "stage"; stage: string; label: string; message: string }
+  | { type: "stage"; stage: string; label: string; message: string; cancel_safe: boolean }
   | { type: "bytes"; component: string; done: number; total: number };
 
 export interface AuditEntry {
@@ -282,7 +302,7 @@ export const api = {
   update: (checkId: number, acceptRisks: boolean, onEvent: (e: ProgressEvent) => void) => {
     const onProgress = new Channel<ProgressEvent>();
     onProgress.onmessage = onEvent;
-    return invoke<Updated>("update", { checkId, acceptRisks, onProgress });
+    return invoke<UpdateResult>("update", { checkId, acceptRisks, onProgress });
   },
   cancelUpdate: () => invoke<boolean>("cancel_update"),
   auditEntries: (limit?: number) => invoke<AuditEntry[]>("audit_entries", { limit: limit ?? null }),

@@ -58,6 +58,7 @@ function checkView(verdict: "go" | "refused"): CheckView {
         verdict,
         summary: verdict === "go" ? "P7-004217 can be updated to acme-infusion-p7@2.4.0 in 1 step." : "Refused: made for hardware revision D.",
         target: "acme-infusion-p7@2.4.0",
+        basis: [],
         steps:
           verdict === "go"
             ? [{ package: "acme-infusion-p7@2.4.0", reason: "the target", payloads: [{ component: "app", image: 0, from: "2.3.1", to: "2.4.0", file: "app.bin", image_hash: null, size: 4000 }] }]
@@ -68,7 +69,7 @@ function checkView(verdict: "go" | "refused"): CheckView {
         ],
         risks: [],
       },
-      package_files: [],
+      files: [],
       set_aside: [],
       audit_seq: 3,
     },
@@ -189,15 +190,33 @@ describe("update", () => {
       let index = 0;
       const send = (message: ProgressEvent) =>
         (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, d: unknown) => void } }).__TAURI_INTERNALS__.runCallback(channel.id, { index: index++, message });
-      send({ type: "stage", stage: "preparing", label: "preparing", message: "re-reading the device" });
-      send({ type: "stage", stage: "uploading", label: "uploading", message: "sending app 2.4.0" });
+      send({ type: "stage", stage: "preparing", label: "preparing", message: "re-reading the device", cancel_safe: true });
+      send({ type: "stage", stage: "uploading", label: "uploading", message: "sending app 2.4.0", cancel_safe: true });
       clock = 0;
       send({ type: "bytes", component: "app", done: 0, total: 4000 });
       clock = 1000;
       send({ type: "bytes", component: "app", done: 1000, total: 4000 });
       await gate;
-      send({ type: "stage", stage: "confirming", label: "confirming the new image", message: "" });
-      return { steps: [["acme-infusion-p7@2.4.0", { outcome: "applied" }]], identity: { ...identity, slots: [{ ...identity.slots[0], version: "2.4.0" }] } };
+      send({ type: "stage", stage: "confirming", label: "confirming the new image", message: "", cancel_safe: false });
+      await new Promise((r) => setTimeout(r, 0));
+      // Core says cancelling is no longer safe: the button goes, and says why.
+      expect(($("#cancel-update") as HTMLButtonElement).disabled).toBe(true);
+      expect(text("#progress")).toMatch(/Too late to cancel/);
+      return {
+        completed: true,
+        summary: "Update complete: 1 step applied; P7-004217 runs acme-infusion-p7@2.4.0.",
+        steps: [
+          {
+            package: "acme-infusion-p7@2.4.0",
+            verdict: { verdict: "applied" },
+            description: "applied; the new firmware runs and is confirmed",
+            before: { app: "2.3.1" },
+            after: { app: "2.4.0" },
+            audit_seq: 5,
+          },
+        ],
+        identity: { ...identity, slots: [{ ...identity.slots[0], version: "2.4.0" }] },
+      };
     };
     const app = new App(document.getElementById("app")!, () => clock);
     await app.start();
@@ -217,7 +236,29 @@ describe("update", () => {
     await done;
     expect($("#update-result").dataset.result).toBe("done");
     expect(text("#update-result")).toMatch(/app 2\.4\.0/);
+    expect(text("#update-summary")).toBe("Update complete: 1 step applied; P7-004217 runs acme-infusion-p7@2.4.0.");
     expect(text("#connected-device")).toMatch(/P7-004217/);
+  });
+
+  it("shows a stopped update as core decided it", async () => {
+    const app = await started();
+    app.m.update = {
+      checkId: 1, steps: [], stepIndex: 0, stage: null, component: null, done: 0, total: 0,
+      finishedBytes: 0, stepBytes: 0, overallTotal: 0, meter: new (await import("./format")).RateMeter(), history: [], cancelRequested: false, error: null,
+      result: {
+        completed: false,
+        summary: "acme-infusion-p7@2.4.0: WRONG IMAGE: app runs 9.9.9, the plan installs 2.4.0; check the device",
+        steps: [
+          { package: "acme-infusion-p7@2.4.0", verdict: { verdict: "wrong_image", component: "app", found: "9.9.9", required: "2.4.0" }, description: "WRONG IMAGE: app runs 9.9.9, the plan installs 2.4.0; check the device", before: {}, after: {}, audit_seq: 9 },
+          { package: "acme-infusion-p7@3.0.0", verdict: { verdict: "not_attempted" }, description: "not attempted: an earlier step did not complete", before: {}, after: {}, audit_seq: null },
+        ],
+        identity,
+      },
+    };
+    await app.go("update");
+    expect($("#update-result").dataset.result).toBe("stopped");
+    expect(text("#update-summary")).toMatch(/WRONG IMAGE/);
+    expect(text("#update-result")).toMatch(/3\.0\.0: not attempted/);
   });
 
   it("cancels through the cancel command", async () => {
@@ -228,7 +269,7 @@ describe("update", () => {
     };
     const app = await started();
     app.m.update = {
-      checkId: 1, steps: [], stepIndex: 0, stage: { stage: "uploading", label: "uploading", message: "" }, component: "app", done: 1, total: 2,
+      checkId: 1, steps: [], stepIndex: 0, stage: { stage: "uploading", label: "uploading", message: "", cancel_safe: true }, component: "app", done: 1, total: 2,
       finishedBytes: 0, stepBytes: 0, overallTotal: 2, meter: new (await import("./format")).RateMeter(), history: [], cancelRequested: false, result: null, error: null,
     };
     await app.go("update");

@@ -19,7 +19,7 @@ import {
   type Step,
   type SyncReport,
   type TrustDetails,
-  type Updated,
+  type UpdateResult,
   type VerifyReport,
 } from "./api";
 import { h } from "./dom";
@@ -50,7 +50,7 @@ export interface UpdateRun {
   steps: Step[];
   /** The step under way (steps.length once all are done). */
   stepIndex: number;
-  stage: { stage: string; label: string; message: string } | null;
+  stage: { stage: string; label: string; message: string; cancel_safe: boolean } | null;
   component: string | null;
   done: number;
   total: number;
@@ -62,7 +62,7 @@ export interface UpdateRun {
   meter: RateMeter;
   history: string[];
   cancelRequested: boolean;
-  result: Updated | null;
+  result: UpdateResult | null;
   error: AppError | null;
 }
 

@@ -1,7 +1,7 @@
 // Presentation only: words, numbers and advice for the technician. No rule is decided here;
 // every verdict, finding and message comes from Rust.
 
-import type { AppError, Finding, StepOutcome } from "./api";
+import type { AppError, Finding } from "./api";
 
 /** What to do next, for each error kind the commands return. */
 const ADVICE: Record<string, string> = {
@@ -115,6 +115,10 @@ const EVENTS: Record<string, string> = {
   update_failed: "Update failed",
   update_reverted: "Update reverted",
   update_cancelled: "Update cancelled",
+  update_refused: "Update refused before the first byte",
+  update_wrong_image: "Update: a different image runs",
+  check_up_to_date: "Check: up to date",
+  trust_updated: "Trust state raised",
   update_interrupted: "Update interrupted",
   sync_succeeded: "Synced to hub",
   sync_failed: "Sync failed",
@@ -122,19 +126,6 @@ const EVENTS: Record<string, string> = {
 
 export function eventLabel(event: string): string {
   return EVENTS[event] ?? event.replace(/_/g, " ");
-}
-
-export function outcomeLabel(o: StepOutcome): string {
-  switch (o.outcome) {
-    case "applied":
-      return "installed and confirmed";
-    case "already_installed":
-      return "was already installed";
-    case "reverted":
-      return `reverted to the previous firmware: ${o.reason}`;
-    case "cancelled":
-      return `cancelled while ${o.stage.replace(/_/g, " ")}; the previous firmware still runs`;
-  }
 }
 
 /** RFC 3339 times inside a rule's values, shortened to what a person reads: `2026-11-22 12:32 UTC`. */

@@ -21,6 +21,11 @@
 //! - **The laptop's own key** ([`identity`]): Ed25519, PKCS#8 PEM, generated on first use. Its
 //!   note key name is the log's origin and is written into every entry, so entries cannot be
 //!   replayed under another laptop's identity.
+//! - **Typed, versioned records** ([`record`]): an entry says what happened through fieldkit's
+//!   own types (device record, check record with every rule, update intent, update outcome
+//!   with versions and package digests, trust state, sync), never through another crate's
+//!   serialised internals. Every entry carries its schema; [`Entry::read`] is the one reader,
+//!   and [`export`] the one CSV/JSON export, for the CLI, the app and the hub.
 //! - **Intents**: at [`AuditLog::open`], an intent left by a process that no longer runs gets an
 //!   `<action>_interrupted` entry, so a crash mid-update is visible in the record.
 //!
@@ -29,12 +34,14 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod error;
+pub mod export;
 pub mod identity;
 mod log;
 pub mod merkle;
+pub mod record;
 
 pub use checkpoint::{CheckpointError, SignedCheckpoint};
-pub use entry::{Entry, NewEntry, Outcome, Record, events};
+pub use entry::{Entry, NewEntry, Outcome, Record};
 pub use error::{
     AppendError, DbError, EntryProblem, OpenError, QueryError, ReceiptError, VerifyError,
 };
@@ -42,3 +49,4 @@ pub use identity::{Identity, IdentityError, LaptopIdentity};
 pub use log::{
     AuditLog, ClockFlag, DB_FILE, KEY_FILE, MAX_ENTRY_BYTES, Receipt, VerifyReport, clock_flag,
 };
+pub use record::{Event, ReadError, Reading, events};

@@ -23,15 +23,16 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::checkpoint::SignedCheckpoint;
-use crate::entry::{Entry, INTENT_SEQ_KEY, INTENT_SUFFIX, NewEntry, Record};
+use crate::entry::{Entry, INTENT_SUFFIX, NewEntry, Record};
 use crate::error::{
     AppendError, DbError, EntryProblem, OpenError, QueryError, ReceiptError, VerifyError,
 };
 use crate::identity::Identity;
 use crate::merkle::{self, MissingStoredHashes, PendingTree};
+use crate::record::{DeviceRecord, Interrupted};
 
 /// The largest serialised entry: the hub refuses larger ones, so the log does too.
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
@@ -248,7 +249,20 @@ impl AuditLog {
 
     /// Appends an entry. When this returns `Ok`, the entry is on disk (fsynced).
     pub fn append(&self, new: NewEntry) -> Result<Entry, AppendError> {
-        validate_event(&new.event)?;
+        let (device, event, details) = new.event.to_parts();
+        self.append_parts(new.technician, new.site, device, event.to_owned(), details)
+    }
+
+    /// Appends an entry from its stored fields (the typed record already turned into them).
+    fn append_parts(
+        &self,
+        technician: String,
+        site: String,
+        device: Value,
+        event: String,
+        details: Value,
+    ) -> Result<Entry, AppendError> {
+        validate_event(&event)?;
         let conn = self.lock();
         let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
             .map_err(|e| self.db(e))?;
@@ -265,17 +279,18 @@ impl AuditLog {
             None => (0, ZERO_HASH_HEX.to_owned()),
         };
         let entry = Entry {
+            schema: crate::record::SCHEMA,
             seq,
             origin: self.identity.name().to_owned(),
             time: chrono::Utc::now(),
             mono_ns: monotonic_ns(),
             boot_id: self.boot_id.clone(),
             pid: std::process::id(),
-            technician: new.technician,
-            site: new.site,
-            device: new.device,
-            event: new.event,
-            details: new.details,
+            technician,
+            site,
+            device,
+            event,
+            details,
             prev,
         };
         // Serialising a struct of strings, numbers and JSON values cannot fail.
@@ -310,33 +325,6 @@ impl AuditLog {
         }
         tx.commit().map_err(|e| self.db(e))?;
         Ok(entry)
-    }
-
-    /// Appends the outcome of `intent` (same technician, site and device), naming the intent in
-    /// `details.intent_seq`.
-    pub fn append_outcome(
-        &self,
-        intent: &Entry,
-        event: &str,
-        details: Value,
-    ) -> Result<Entry, AppendError> {
-        let mut details = match details {
-            Value::Object(m) => m,
-            Value::Null => serde_json::Map::new(),
-            other => {
-                let mut m = serde_json::Map::new();
-                m.insert("value".into(), other);
-                m
-            }
-        };
-        details.insert(INTENT_SEQ_KEY.into(), json!(intent.seq));
-        self.append(NewEntry {
-            technician: intent.technician.clone(),
-            site: intent.site.clone(),
-            device: intent.device.clone(),
-            event: event.to_owned(),
-            details: Value::Object(details),
-        })
     }
 
     /// The number of entries.
@@ -440,6 +428,48 @@ impl AuditLog {
         Ok(cp)
     }
 
+    /// The newest entry whose event is one of `events`, of the device with serial `serial`
+    /// when given (read from the stored device record).
+    pub fn latest(
+        &self,
+        events: &[&str],
+        serial: Option<&str>,
+    ) -> Result<Option<Entry>, QueryError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let marks = vec!["?"; events.len()].join(", ");
+        let by_serial = if serial.is_some() {
+            format!(
+                " AND json_extract(body, '$.device.serial') = ?{}",
+                events.len() + 1
+            )
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT seq, body FROM entries WHERE event IN ({marks}){by_serial} ORDER BY seq DESC LIMIT 1"
+        );
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.db(e))?;
+        let mut params: Vec<&dyn rusqlite::ToSql> =
+            events.iter().map(|e| e as &dyn rusqlite::ToSql).collect();
+        if let Some(s) = &serial {
+            params.push(s);
+        }
+        let row: Option<(u64, String)> = stmt
+            .query_row(params.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| self.db(e))?;
+        row.map(|(seq, body)| {
+            serde_json::from_str(&body).map_err(|e| QueryError::BadEntry {
+                seq,
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
     /// Intents (`*_started`) with no outcome yet.
     pub fn pending_intents(&self) -> Result<Vec<Entry>, QueryError> {
         let conn = self.lock();
@@ -484,10 +514,19 @@ impl AuditLog {
             } else {
                 "the computer restarted before an outcome was written".to_owned()
             };
-            self.append_outcome(
-                &intent,
-                &format!("{action}_interrupted"),
-                json!({"reason": reason}),
+            let event = format!("{action}_interrupted");
+            // The device is the intent's, copied as it was recorded.
+            let details = Interrupted {
+                device: DeviceRecord::default(),
+                intent_seq: intent.seq,
+                reason,
+            };
+            self.append_parts(
+                intent.technician.clone(),
+                intent.site.clone(),
+                intent.device.clone(),
+                event,
+                serde_json::to_value(&details).unwrap_or_default(),
             )?;
         }
         Ok(())

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use fieldkit_audit::identity::HUB_PREFIX;
+use fieldkit_audit::record::{CheckVerdict, StepVerdict, examples};
 use fieldkit_audit::{
     AppendError, AuditLog, CheckpointError, EntryProblem, Identity, NewEntry, OpenError,
     ReceiptError, SignedCheckpoint, VerifyError, events,
 };
-use serde_json::json;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -44,12 +44,19 @@ impl Fixture {
 }
 
 fn entry(event: &str, serial: &str) -> NewEntry {
+    let device = examples::device(serial, "pump", &[("app", "1.2.3")]);
+    let event = match event {
+        events::DEVICE_IDENTIFIED => examples::identified(device),
+        events::UPDATE_STARTED => examples::intent(device, "pump@1.3.0"),
+        events::CHECK_REFUSED => {
+            examples::check(device, CheckVerdict::Refused, ("r", "found", "required"))
+        }
+        other => panic!("no example for {other}"),
+    };
     NewEntry {
         technician: "ana".into(),
         site: "St. Mary, ward 4".into(),
-        device: json!({"serial": serial, "model": "pump", "firmware": {"app": "1.2.3"}}),
-        event: event.into(),
-        details: json!({"note": "ok"}),
+        event,
     }
 }
 
@@ -185,20 +192,16 @@ fn triggers_refuse_update_and_delete() {
 }
 
 #[test]
-fn append_refuses_bad_event_names_and_oversized_entries() {
+fn append_refuses_oversized_entries() {
     let (_f, log) = filled(0);
-    for bad in [
-        "",
-        "Update",
-        "update started",
-        "update-started",
-        &"x".repeat(65),
-    ] {
-        let e = log.append(entry(bad, "SN")).unwrap_err();
-        assert!(matches!(e, AppendError::BadEvent { .. }), "{bad:?}: {e}");
-    }
-    let mut big = entry(events::CHECK_REFUSED, "SN");
-    big.details = json!({"blob": "x".repeat(70_000)});
+    let big = NewEntry {
+        event: examples::check(
+            examples::device("SN", "pump", &[]),
+            CheckVerdict::Refused,
+            ("r", &"x".repeat(70_000), "less"),
+        ),
+        ..entry(events::CHECK_REFUSED, "SN")
+    };
     let e = log.append(big).unwrap_err();
     assert!(matches!(e, AppendError::TooLarge { max: 65536, .. }), "{e}");
     assert_eq!(log.size().unwrap(), 0, "a refused append writes nothing");
@@ -287,8 +290,16 @@ fn an_intent_of_a_live_process_stays_pending_and_a_dead_ones_is_interrupted() {
     // Reopened by the same (live) process: still in progress, not interrupted.
     let log = f.open();
     assert_eq!(log.pending_intents().unwrap(), vec![intent.clone()]);
-    log.append_outcome(&intent, events::UPDATE_SUCCEEDED, json!({}))
-        .unwrap();
+    log.append(NewEntry {
+        event: examples::outcome(
+            intent.seq,
+            examples::device("SN-1", "pump", &[("app", "1.3.0")]),
+            "pump@1.3.0",
+            StepVerdict::Applied,
+        ),
+        ..entry(events::DEVICE_IDENTIFIED, "SN-1")
+    })
+    .unwrap();
     assert!(log.pending_intents().unwrap().is_empty());
     drop(log);
 

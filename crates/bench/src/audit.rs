@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use fieldkit_audit::record::examples;
 use fieldkit_audit::{AuditLog, Identity, NewEntry};
 use fieldkit_hub::{AppState, SqliteStore, Store};
 use fieldkit_sync::SyncClient;
@@ -134,13 +135,15 @@ async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
 }
 
 fn entry(i: u64) -> NewEntry {
+    let device = examples::device(
+        &format!("SN-{:06}", i % 5000),
+        "infusion-pump",
+        &[("app", "3.2.0"), ("bootloader", "2.0.1")],
+    );
     NewEntry {
         technician: "bench".into(),
         site: format!("site-{}", i % 17),
-        device: json!({"serial": format!("SN-{:06}", i % 5000), "model": "infusion-pump",
-                        "firmware": {"app": "3.2.0", "bootloader": "2.0.1"}}),
-        event: "device_identified".into(),
-        details: json!({"i": i}),
+        event: examples::identified(device),
     }
 }
 
@@ -150,7 +153,9 @@ fn sqlite_commit_rate(path: &Path, n: u64) -> anyhow::Result<f64> {
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.execute_batch("CREATE TABLE t(seq INTEGER PRIMARY KEY, body TEXT NOT NULL) STRICT")?;
-    let body = serde_json::to_string(&entry(0))?;
+    let (device, event, details) = entry(0).event.to_parts();
+    let body =
+        serde_json::to_string(&json!({"device": device, "event": event, "details": details}))?;
     let t = Instant::now();
     for i in 0..n {
         c.execute(

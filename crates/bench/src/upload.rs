@@ -69,6 +69,8 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
                     component: "app".into(),
                     image: 0,
                     bytes: Arc::new(bytes.clone()),
+                    // A bench image is sent as built, with no plan to name it.
+                    sha256: String::new(),
                     image_hash: hash.clone(),
                     version: "9.9.9".into(),
                 };

@@ -206,8 +206,10 @@ pub struct ImageToInstall {
     pub component: String,
     /// MCUboot image number.
     pub image: u32,
-    /// The image bytes.
+    /// The image bytes, exactly as verified for the plan.
     pub bytes: Arc<Vec<u8>>,
+    /// Their SHA-256 as the plan names them (hex).
+    pub sha256: String,
     /// The MCUboot image hash the device must report (hex).
     pub image_hash: String,
     /// The version, for messages.
@@ -224,8 +226,19 @@ pub enum StepOutcome {
     AlreadyInstalled,
     /// The device went back to its previous images.
     Reverted {
+        /// The stage at which it was found.
+        stage: Stage,
         /// Why, in words.
         reason: String,
+    },
+    /// The device runs an image that is neither the planned one nor the one it ran before.
+    WrongImage {
+        /// Component.
+        component: String,
+        /// What runs (version, and hash where the device reports one).
+        found: String,
+        /// What the plan installs.
+        required: String,
     },
     /// The technician cancelled; the previous images run.
     Cancelled {
@@ -758,11 +771,69 @@ impl<C: Connector> Device<C> {
     ) -> Result<StepOutcome, ApplyError> {
         progress.stage(Stage::Preparing, "reading the device");
         self.read_buffers().await?;
-        let state = self.image_state(Stage::Preparing).await?;
+        let mut state = self.image_state(Stage::Preparing).await?;
+        // An image of this step that already runs on test (an earlier attempt stopped after
+        // its test boot): the device booted it, and its hash is the planned one, so it only
+        // needs confirming.
+        let on_test: Vec<&ImageToInstall> = images
+            .iter()
+            .filter(|i| running(&state, i) && !confirmed(&state, i))
+            .collect();
+        if !on_test.is_empty() {
+            progress.stage(
+                Stage::Confirming,
+                "confirming the planned image that already runs on test",
+            );
+            self.confirm_running(&on_test, images, progress).await?;
+            state = self.image_state(Stage::ReadingBack).await?;
+            if let Some(img) = on_test
+                .iter()
+                .find(|i| !(running(&state, i) && confirmed(&state, i)))
+            {
+                return Ok(StepOutcome::Reverted {
+                    stage: Stage::Confirming,
+                    reason: format!("{} {} did not stay confirmed", img.component, img.version),
+                });
+            }
+        }
+        // An image on test that this step does not install would block marking a new test:
+        // let the bootloader revert it to the confirmed one first.
+        if state.images.iter().any(|e| {
+            e.active
+                && !e.confirmed
+                && !images
+                    .iter()
+                    .any(|i| running(&state, i) && i.image == e.image_number())
+        }) {
+            progress.stage(
+                Stage::Reverting,
+                "an unplanned image runs on test: resetting so the bootloader restores the confirmed one",
+            );
+            self.reset_and_wait(progress).await?;
+            state = self.image_state(Stage::Preparing).await?;
+        }
+        let before: Vec<(u32, String, String)> = images
+            .iter()
+            .map(|i| {
+                let e = state
+                    .images
+                    .iter()
+                    .find(|e| e.image_number() == i.image && e.active);
+                (
+                    i.image,
+                    e.and_then(hash_hex).unwrap_or_default(),
+                    e.map(|e| e.version.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
         let todo: Vec<&ImageToInstall> = images.iter().filter(|i| !running(&state, i)).collect();
         if todo.is_empty() {
             progress.stage(Stage::Done, "the device already runs this release");
-            return Ok(StepOutcome::AlreadyInstalled);
+            return Ok(if on_test.is_empty() {
+                StepOutcome::AlreadyInstalled
+            } else {
+                StepOutcome::Applied
+            });
         }
         for img in &todo {
             if slot1_hash(&state, img.image).as_deref() == Some(img.image_hash.as_str()) {
@@ -842,11 +913,26 @@ impl<C: Connector> Device<C> {
         let state = self.image_state(Stage::ReadingBack).await?;
         if let Some(img) = todo.iter().find(|i| !running(&state, i)) {
             let runs = running_version(&state, img.image);
-            return Ok(StepOutcome::Reverted {
-                reason: format!(
-                    "the bootloader did not start {} {} (it runs {runs}): the image was refused at boot, for example for an unmet dependency",
-                    img.component, img.version
-                ),
+            let runs_hash = state
+                .images
+                .iter()
+                .find(|e| e.image_number() == img.image && e.active)
+                .and_then(hash_hex)
+                .unwrap_or_default();
+            let was = before.iter().find(|(n, _, _)| *n == img.image);
+            if was.is_some_and(|(_, hash, _)| *hash == runs_hash) {
+                return Ok(StepOutcome::Reverted {
+                    stage: Stage::ReadingBack,
+                    reason: format!(
+                        "the bootloader did not start {} {} (it runs {runs} again): the image was refused at boot, for example for an unmet dependency",
+                        img.component, img.version
+                    ),
+                });
+            }
+            return Ok(StepOutcome::WrongImage {
+                component: img.component.clone(),
+                found: format!("{runs} (image hash {runs_hash})"),
+                required: format!("{} (image hash {})", img.version, img.image_hash),
             });
         }
         if cancel.is_cancelled() {
@@ -878,6 +964,7 @@ impl<C: Connector> Device<C> {
             {
                 self.revert(images, progress).await?;
                 return Ok(StepOutcome::Reverted {
+                    stage: Stage::Confirming,
                     reason: format!(
                         "the device refused to confirm the new image ({e}); it went back to the previous one"
                     ),
@@ -896,11 +983,54 @@ impl<C: Connector> Device<C> {
         {
             self.revert(images, progress).await?;
             return Ok(StepOutcome::Reverted {
+                stage: Stage::Confirming,
                 reason: format!("{} {} did not stay confirmed", img.component, img.version),
             });
         }
         progress.stage(Stage::Done, "the new image runs and is confirmed");
         Ok(StepOutcome::Applied)
+    }
+}
+
+impl<C: Connector> Device<C> {
+    /// Confirms the images of `on_test`, which run on test with their planned hashes.
+    async fn confirm_running(
+        &mut self,
+        on_test: &[&ImageToInstall],
+        images: &[ImageToInstall],
+        progress: &mut dyn Progress,
+    ) -> Result<(), ApplyError> {
+        for img in on_test {
+            let req = image::StateWriteReq {
+                hash: Some(ByteBuf::from(
+                    hex::decode(&img.image_hash).unwrap_or_default(),
+                )),
+                confirm: Some(true),
+            };
+            if let Err(e) = self
+                .request::<_, image::StateRsp>(
+                    Stage::Confirming,
+                    "confirm",
+                    Op::Write,
+                    image::GROUP,
+                    image::STATE,
+                    &req,
+                )
+                .await
+            {
+                if matches!(
+                    &e,
+                    ApplyError::Session {
+                        source: SessionError::Device { .. },
+                        ..
+                    }
+                ) {
+                    self.revert(images, progress).await?;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,8 @@ pub const DEMO_FEATURE: &str = "firmware-updates";
 pub const OTHER_FEATURE: &str = "extended-warranty";
 /// The demo customer.
 pub const DEMO_CUSTOMER: &str = "DEMO St. Example Hospital";
+/// The demo site: the valid entitlement names it, and the kit sets it as the visit's site.
+pub const DEMO_SITE: &str = "DEMO Ward 4";
 /// Size of every demo firmware payload (the simulator's factory images are this size too).
 pub const PAYLOAD_SIZE: usize = 16 * 1024;
 
@@ -214,6 +216,20 @@ pub fn init(
     let mut bytes = serde_json::to_vec_pretty(&kit).unwrap_or_default();
     bytes.push(b'\n');
     write_atomic(&kit_path(home), &bytes)?;
+    // The visit is the demo customer's, at the demo site, unless the technician said otherwise:
+    // entitlements are scoped to both.
+    let mut settings = crate::session::Settings::load(home)?;
+    if settings
+        .customer
+        .as_deref()
+        .is_none_or(|c| c.trim().is_empty())
+    {
+        settings.customer = Some(DEMO_CUSTOMER.into());
+    }
+    if settings.site.trim().is_empty() {
+        settings.site = DEMO_SITE.into();
+    }
+    settings.save(home)?;
     Ok(DemoOutcome {
         already_initialised: false,
         kit,
@@ -513,6 +529,9 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         let [root_key, release_key, entitlement_key, recall_key] = [0, 1, 2, 3].map(|i| &keys[i]);
 
         let mut meta = RootMetadata::new(1, start_of(self.days_ahead(3 * 365)));
+        // The demo shows the manufacturer's strict setting: nothing without a current recall
+        // list.
+        meta.policy.require_recall_list = true;
         for (role, key) in roles.iter().zip(&keys) {
             meta.set_role(role, &[key.verifying_key()], 1);
         }
@@ -602,7 +621,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
             let e = Entitlement {
                 id: id.clone(),
                 customer: DEMO_CUSTOMER.into(),
-                sites: vec!["DEMO Ward 4".into()],
+                sites: vec![DEMO_SITE.into()],
                 devices,
                 features: vec![feature.into()],
                 valid_from: from,
@@ -632,7 +651,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
             );
         }
 
-        let mut list = RecallList::new(1, self.now);
+        let mut list = RecallList::new(1, self.now, start_of(self.days_ahead(90)));
         list.packages = recalled.clone();
         list.entitlements = revoked.clone();
         let recall_bytes = list.sign(&[recall_key]);
@@ -674,6 +693,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         let state = TrustState {
             time_mark: Some(self.now),
             recall_version: Some(list.version),
+            ..TrustState::default()
         };
         trust_store::save_state(self.home, &state)?;
 
@@ -934,6 +954,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
                 expires: start_of(self.days_ahead(365)),
                 entitlement_feature: Some(DEMO_FEATURE.into()),
                 requires: Requirements {
+                    preconditions: Vec::new(),
                     hardware_revisions: r.hardware.clone(),
                     bootloader: bootloader.clone(),
                     components,

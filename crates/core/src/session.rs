@@ -6,25 +6,43 @@
 //! is durable before the first byte reaches the device; an outcome is durable before it is
 //! shown. A crash between them leaves an intent without an outcome, which the next start of
 //! the audit log marks `update_interrupted`.
+//!
+//! **What is checked is what is applied.** A check reads every package file once into the
+//! content-addressed store ([`crate::package_store`]) and plans from those bytes; the plan
+//! names each step's package by its digests. Before each step's first byte the update reads
+//! the package back from the store and the planner's rule compares the digests; then it reads
+//! the device again and runs the planner's rules again on the device as it is and the trust
+//! material as loaded now ([`fieldkit_plan::recheck`]). Across processes (`fieldkit check`,
+//! then `fieldkit update`), an update binds to the last passing check of the device: a
+//! package file that holds other bytes than it held then is refused by the same rule, naming
+//! both digests. How each step ended is decided here ([`crate::outcome`]) and only rendered
+//! by the CLI, the app and the audit entry.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use fieldkit_audit::{AuditLog, NewEntry, events};
-use fieldkit_plan::{Inputs, Plan, Step, Verdict};
+use fieldkit_audit::record::{
+    self as rec, CheckRecord, Event, Identified, UpdateIntent, UpdateOutcome,
+};
+use fieldkit_audit::{AuditLog, NewEntry, Reading};
+use fieldkit_plan::{Inputs, Plan, Remembered, Step, Verdict};
 use fieldkit_profile::{Family, Identity, Profile, ProfileSet};
-use fieldkit_trust::{Entitlement, Finding, Limits, VerifiedPackage, verify_package_with};
+use fieldkit_trust::{Entitlement, Finding, Limits, VerifiedPackage, verify_package_signed};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::apply::{
     ApplyError, Cancel, Device, ImageToInstall, PortConnector, Progress, Stage, StepOutcome,
 };
 use crate::home::Home;
 use crate::identify::{IdentifyError, identify_device, probe};
+use crate::outcome::{StepResult, StepVerdict, UpdateResult};
+use crate::package_store;
+use crate::record;
 use crate::trust_store::{StoreError, TrustMaterial, read_small};
 
 /// Who is visiting and where: written into every audit entry. Kept in `settings.json`.
@@ -33,9 +51,11 @@ use crate::trust_store::{StoreError, TrustMaterial, read_small};
 pub struct Settings {
     /// The technician's name.
     pub technician: String,
-    /// The customer site.
+    /// The site of the visit; empty until the technician says (entitlements that name sites
+    /// are then refused, with the rule that says so).
     pub site: String,
-    /// The customer, for entitlement checks.
+    /// The customer of the visit, for entitlement checks; unset, entitlement-dependent
+    /// releases are refused with the rule that says so.
     pub customer: Option<String>,
     /// The hub to sync the audit log to.
     pub hub: Option<String>,
@@ -45,7 +65,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             technician: std::env::var("USER").unwrap_or_else(|_| "technician".into()),
-            site: "unspecified site".into(),
+            site: String::new(),
             customer: None,
             hub: None,
         }
@@ -148,33 +168,6 @@ pub struct Visit<'a> {
     pub audit: &'a AuditLog,
 }
 
-/// The device fields the audit log and the hub index.
-pub fn device_record(identity: &Identity) -> Value {
-    let firmware: serde_json::Map<String, Value> = identity
-        .slots
-        .iter()
-        .filter(|s| s.active)
-        .map(|s| {
-            (
-                s.component
-                    .clone()
-                    .unwrap_or_else(|| format!("image{}", s.image)),
-                Value::from(s.version.clone()),
-            )
-        })
-        .collect();
-    json!({
-        "serial": identity.serial,
-        "model": identity.model,
-        "profile": identity.profile,
-        "hardware_revision": identity.hardware_revision,
-        "bootloader_version": identity.bootloader_version,
-        "firmware": firmware,
-        "battery_percent": identity.battery_percent,
-        "therapy_running": identity.therapy_running,
-    })
-}
-
 /// Opens `port` and reads the device, with `profile` or the one the device turns out to be.
 pub async fn read_device<'p>(
     port: &Path,
@@ -226,9 +219,10 @@ pub async fn identify_and_record(
         .append(NewEntry {
             technician: settings.technician,
             site: settings.site,
-            device: device_record(&identity),
-            event: events::DEVICE_IDENTIFIED.into(),
-            details: json!({ "port": port.display().to_string(), "identity": identity }),
+            event: Event::DeviceIdentified(Identified {
+                device: record::device_record(&identity),
+                port: port.display().to_string(),
+            }),
         })
         .map_err(audit_err)?;
     Ok(identity)
@@ -245,9 +239,13 @@ pub struct CheckRequest {
     pub packages: Vec<PathBuf>,
     /// Entitlement files named by the technician (besides those in the home).
     pub entitlements: Vec<PathBuf>,
+    /// The customer of this visit, when given here rather than in the settings.
+    pub customer: Option<String>,
+    /// The site of this visit, when given here rather than in the settings.
+    pub site: Option<String>,
 }
 
-/// A package file that was set aside, and why.
+/// A file that was set aside, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct SetAside {
     /// The file.
@@ -256,16 +254,27 @@ pub struct SetAside {
     pub finding: Finding,
 }
 
+/// A package file a check considered, bound to the bytes it held.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedFile {
+    /// The file (canonical path).
+    pub path: PathBuf,
+    /// SHA-256 of the bytes read (and kept in the store), when it could be read.
+    pub sha256: Option<String>,
+    /// Whether the technician named it (rather than it being imported in the home).
+    pub named: bool,
+}
+
 /// A check's result: the device as read, and the plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checked {
     /// The device.
     pub identity: Identity,
-    /// The plan, with every rule evaluated.
+    /// The plan, with every rule evaluated; each step names its package by its digests.
     pub plan: Plan,
-    /// Package files that verified, in the order the plan's step indexes refer to.
-    pub package_files: Vec<PathBuf>,
-    /// The verified packages, same order.
+    /// The package files considered.
+    pub files: Vec<CheckedFile>,
+    /// The verified packages, in the order the plan's step indexes refer to.
     #[serde(skip)]
     pub packages: Vec<VerifiedPackage>,
     /// Package and entitlement files that were set aside.
@@ -274,23 +283,95 @@ pub struct Checked {
     pub audit_seq: u64,
 }
 
+/// Whether a check stands alone or is the one an update is about to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A technician's check: it binds later updates to the bytes it read.
+    Review,
+    /// The check an update makes: package files must hold the bytes the last passing check
+    /// of the device read from them.
+    Update,
+}
+
 /// Reads the device, evaluates every rule, records the decision.
 pub async fn check(
     visit: Visit<'_>,
     req: &CheckRequest,
     system_now: DateTime<Utc>,
 ) -> Result<Checked, VisitError> {
+    check_for(visit, req, system_now, Purpose::Review).await
+}
+
+/// The check an update applies: as [`check`], and every package file must still hold the
+/// bytes the last passing check of this device read from it (rule
+/// `package.changed_since_check`).
+pub async fn check_for_update(
+    visit: Visit<'_>,
+    req: &CheckRequest,
+    system_now: DateTime<Utc>,
+) -> Result<Checked, VisitError> {
+    check_for(visit, req, system_now, Purpose::Update).await
+}
+
+fn set_aside_finding(e: &StoreError, rule: &str, required: &str) -> Finding {
+    e.finding().unwrap_or_else(|| {
+        Finding::fail(rule, e.to_string(), required, "The file could not be read.")
+    })
+}
+
+/// The visit's customer and site: the request's, else the settings'.
+fn visit_of<'a>(req: &'a CheckRequest, settings: &'a Settings) -> fieldkit_plan::Visit<'a> {
+    let said = |s: Option<&'a str>| s.map(str::trim).filter(|s| !s.is_empty());
+    fieldkit_plan::Visit {
+        customer: said(req.customer.as_deref()).or(said(settings.customer.as_deref())),
+        site: said(req.site.as_deref()).or(said(Some(settings.site.as_str()))),
+    }
+}
+
+/// Reads a package file once into the store and verifies it from there (signatures and
+/// digests; the planner decides the rest).
+fn take_in_and_verify(
+    home: &Home,
+    root: &fieldkit_trust::TrustRoot,
+    path: &Path,
+) -> (Option<String>, Result<VerifiedPackage, StoreError>) {
+    let stored = match package_store::take_in(home, path) {
+        Ok(s) => s,
+        Err(e) => return (None, Err(e)),
+    };
+    let verified = std::fs::File::open(&stored.path)
+        .map_err(|source| StoreError::Io {
+            path: stored.path.clone(),
+            source,
+        })
+        .and_then(|file| {
+            verify_package_signed(
+                std::io::BufReader::new(file),
+                root,
+                &Limits::default(),
+                &mut |_, _| Ok(()),
+            )
+            .map_err(|source| StoreError::Refused {
+                path: path.to_owned(),
+                source,
+            })
+        });
+    (Some(stored.sha256), verified)
+}
+
+async fn check_for(
+    visit: Visit<'_>,
+    req: &CheckRequest,
+    system_now: DateTime<Utc>,
+    purpose: Purpose,
+) -> Result<Checked, VisitError> {
     let Visit { home, audit } = visit;
     let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
-    let material = TrustMaterial::load(home)?;
-    let clock = material.trusted_time().check(system_now);
-    let now = material
-        .trusted_time()
-        .mark()
-        .map_or(system_now, |m| m.max(system_now));
+    let material = TrustMaterial::load(home, audit)?;
 
-    // Verify before touching the device: a refused package never reaches it.
+    // Read every package file once into the store and verify it from there, before touching
+    // the device: a refused package never reaches it, and the bytes planned are those kept.
     let mut set_aside: Vec<SetAside> = material
         .problems
         .iter()
@@ -299,19 +380,23 @@ pub async fn check(
             finding: p.finding.clone(),
         })
         .collect();
-    let mut package_files = Vec::new();
-    let mut packages = Vec::new();
+    let mut files = Vec::new();
+    let mut packages: Vec<VerifiedPackage> = Vec::new();
     let mut named = Vec::new();
     let mut named_refusals = Vec::new();
     let home_files = material.packages.iter().map(|p| (p.clone(), false));
     let extra = req.packages.iter().map(|p| (p.clone(), true));
-    for (path, is_named) in home_files.chain(extra) {
-        match material.verify_package_file(&path, now) {
+    for (given, is_named) in home_files.chain(extra) {
+        let path = std::fs::canonicalize(&given).unwrap_or(given);
+        let (sha256, result) = take_in_and_verify(home, &material.root, &path);
+        files.push(CheckedFile {
+            path: path.clone(),
+            sha256,
+            named: is_named,
+        });
+        match result {
             Ok(vp) => {
-                if let Some(i) = packages
-                    .iter()
-                    .position(|q: &VerifiedPackage| q.manifest == vp.manifest)
-                {
+                if let Some(i) = packages.iter().position(|q| q.manifest == vp.manifest) {
                     if is_named {
                         named.push(i);
                     }
@@ -320,18 +405,11 @@ pub async fn check(
                 if is_named {
                     named.push(packages.len());
                 }
-                package_files.push(path);
                 packages.push(vp);
             }
             Err(e) => {
-                let finding = e.finding().unwrap_or_else(|| {
-                    Finding::fail(
-                        fieldkit_trust::rules::IO,
-                        e.to_string(),
-                        "a readable package",
-                        "The package file could not be read.",
-                    )
-                });
+                let finding =
+                    set_aside_finding(&e, fieldkit_trust::rules::IO, "a readable package");
                 if is_named {
                     named_refusals.push(finding.clone());
                 }
@@ -339,12 +417,91 @@ pub async fn check(
             }
         }
     }
-    let mut entitlements: Vec<Entitlement> = material
+    let entitlements = entitlements_of(&material, &req.entitlements, &mut set_aside);
+
+    let (identity, profile) = read_device(&req.port, &profiles, req.profile.as_deref()).await?;
+    if purpose == Purpose::Update {
+        // A file that changed since it was checked is the answer, before whatever else is
+        // wrong with its new bytes.
+        let changed = changed_since_last_check(audit, &identity, &files)?;
+        named_refusals.splice(0..0, changed);
+    }
+    let security_counter = material.security_counter(audit, &identity.serial)?;
+    let plan = fieldkit_plan::plan(&Inputs {
+        identity: &identity,
+        profile,
+        packages: &packages,
+        entitlements: &entitlements,
+        recall: material.recall.as_ref(),
+        root: &material.root,
+        system_now,
+        remembered: Remembered {
+            time_mark: material.state.time_mark,
+            security_counter,
+            generations: &material.state.entitlement_generations,
+        },
+        visit: visit_of(req, &settings),
+        named: &named,
+        named_refusals: &named_refusals,
+    });
+    let seen_counter = identity
+        .security_counter
+        .and_then(|c| u32::try_from(c).ok())
+        .max(security_counter);
+    let entry = audit
+        .append(NewEntry {
+            technician: settings.technician,
+            site: settings.site,
+            event: Event::Check(CheckRecord {
+                device: record::device_record(&identity),
+                verdict: record::check_verdict(&plan),
+                summary: plan.summary.clone(),
+                target: plan.target.clone(),
+                basis: plan.basis.clone(),
+                steps: plan.steps.iter().map(record::step_record).collect(),
+                rules: record::rule_groups(&plan),
+                risks: plan.risks.clone(),
+                files: files
+                    .iter()
+                    .map(|f| rec::CheckedFile {
+                        path: f.path.display().to_string(),
+                        sha256: f.sha256.clone(),
+                    })
+                    .collect(),
+                set_aside: set_aside
+                    .iter()
+                    .map(|a| rec::SetAsideRecord {
+                        path: a.path.display().to_string(),
+                        rule: record::rule(&a.finding),
+                    })
+                    .collect(),
+                trust: material.snapshot(seen_counter),
+            }),
+        })
+        .map_err(audit_err)?;
+    Ok(Checked {
+        identity,
+        plan,
+        files,
+        packages,
+        set_aside,
+        audit_seq: entry.seq,
+    })
+}
+
+/// The entitlements in the home and those named, each opened against the trust root; those
+/// that do not open are set aside with their rule.
+fn entitlements_of(
+    material: &TrustMaterial,
+    named: &[PathBuf],
+    set_aside: &mut Vec<SetAside>,
+) -> Vec<Entitlement> {
+    let mut out: Vec<Entitlement> = material
         .entitlements
         .iter()
         .map(|e| e.entitlement.clone())
         .collect();
-    for path in &req.entitlements {
+    for path in named {
         let opened = read_small(path, crate::trust_store::MAX_DOCUMENT).and_then(|bytes| {
             Entitlement::open(&bytes, &material.root).map_err(|source| StoreError::Refused {
                 path: path.clone(),
@@ -352,111 +509,64 @@ pub async fn check(
             })
         });
         match opened {
-            Ok(e) => entitlements.push(e),
+            Ok(e) => out.push(e),
             Err(e) => set_aside.push(SetAside {
                 path: path.clone(),
-                finding: e.finding().unwrap_or_else(|| {
-                    Finding::fail(
-                        fieldkit_trust::rules::ENTITLEMENT,
-                        e.to_string(),
-                        "a valid entitlement",
-                        "The entitlement file could not be used.",
-                    )
-                }),
+                finding: set_aside_finding(
+                    &e,
+                    fieldkit_trust::rules::ENTITLEMENT,
+                    "a valid entitlement",
+                ),
             }),
         }
     }
+    out
+}
 
-    let (identity, profile) = read_device(&req.port, &profiles, req.profile.as_deref()).await?;
-    let mut plan = fieldkit_plan::plan(&Inputs {
-        identity: &identity,
-        profile,
-        packages: &packages,
-        entitlements: &entitlements,
-        recall: material.recall.as_ref(),
-        root: &material.root,
-        clock: &clock,
-        now,
-        customer: settings.customer.as_deref(),
-        named: &named,
-    });
-    if !named_refusals.is_empty() {
-        // A package the technician named did not verify: that is the answer.
-        let first = named_refusals[0].explanation.clone();
-        plan.rules.push(fieldkit_plan::RuleGroup {
-            scope: "named package".into(),
-            findings: named_refusals,
-        });
-        plan.verdict = Verdict::Refused;
-        plan.steps.clear();
-        plan.summary = format!("The package you named cannot be used: {first}");
-    }
-    let event = if plan.verdict == Verdict::Go {
-        events::CHECK_PASSED
-    } else {
-        events::CHECK_REFUSED
+/// The package files whose bytes differ from those the last passing check of this device
+/// read from the same path: one refusal each, naming both digests.
+fn changed_since_last_check(
+    audit: &AuditLog,
+    identity: &Identity,
+    files: &[CheckedFile],
+) -> Result<Vec<Finding>, VisitError> {
+    let Some(entry) = audit
+        .latest(&[rec::events::CHECK_PASSED], Some(&identity.serial))
+        .map_err(audit_err)?
+    else {
+        return Ok(Vec::new());
     };
-    let entry = audit
-        .append(NewEntry {
-            technician: settings.technician,
-            site: settings.site,
-            device: device_record(&identity),
-            event: event.into(),
-            details: json!({ "plan": plan, "set_aside": set_aside }),
+    let Ok(Reading::Typed(Event::Check(last))) = entry.read() else {
+        return Ok(Vec::new());
+    };
+    Ok(files
+        .iter()
+        .filter_map(|f| {
+            let path = f.path.display().to_string();
+            let then = last.files.iter().find(|c| c.path == path)?;
+            let required = then.sha256.as_deref()?;
+            (f.sha256.as_deref() != Some(required)).then(|| {
+                fieldkit_plan::file_changed_since_check(
+                    &path,
+                    f.sha256.as_deref(),
+                    required,
+                    entry.seq,
+                )
+            })
         })
-        .map_err(audit_err)?;
-    Ok(Checked {
-        identity,
-        plan,
-        package_files,
-        packages,
-        set_aside,
-        audit_seq: entry.seq,
-    })
+        .collect())
 }
 
-/// How an update went.
-#[derive(Debug, Clone, Serialize)]
-pub struct Updated {
-    /// The outcome of each step applied, in order.
-    pub steps: Vec<(String, StepOutcome)>,
-    /// The device as read after the last step.
-    pub identity: Identity,
+/// The largest payload a device of `profile` can hold.
+fn payload_limit(profile: &Profile) -> u64 {
+    u64::from(profile.simulator.slot_size).max(64 << 20)
 }
 
-/// Reads the payloads of a package for applying, verifying it again in the same pass: the
-/// bytes sent are exactly the bytes verified, whatever happened to the file since the check.
-fn read_payloads(
-    material: &TrustMaterial,
-    path: &Path,
-    now: DateTime<Utc>,
-    slot_size: u64,
-) -> Result<(VerifiedPackage, Vec<Vec<u8>>), VisitError> {
-    let file = std::fs::File::open(path).map_err(|source| StoreError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let mut payloads: Vec<Vec<u8>> = Vec::new();
-    let limits = Limits {
-        payload: slot_size.max(1),
-        ..Limits::default()
-    };
-    let vp = verify_package_with(file, &material.root, now, &limits, &mut |i, chunk| {
-        if payloads.len() <= i {
-            payloads.resize(i + 1, Vec::new());
-        }
-        payloads[i].extend_from_slice(chunk);
-        Ok(())
-    })
-    .map_err(|source| StoreError::Refused {
-        path: path.into(),
-        source,
-    })?;
-    Ok((vp, payloads))
-}
-
-/// Applies a checked plan, step by step, writing an intent before each step touches the device
-/// and its outcome after. Stops at the first step that does not end `Applied`.
+/// Applies a checked plan, step by step: an intent before each step touches the device, the
+/// bytes and every rule checked again right before its first byte, and its outcome after.
+/// Stops at the first step that does not leave its images installed. Device failures are
+/// step verdicts in the result, not errors: an error means nothing was attempted or the log
+/// could not record.
 pub async fn update(
     visit: Visit<'_>,
     req: &CheckRequest,
@@ -465,7 +575,7 @@ pub async fn update(
     progress: &mut dyn Progress,
     cancel: &Cancel,
     system_now: DateTime<Utc>,
-) -> Result<Updated, VisitError> {
+) -> Result<UpdateResult, VisitError> {
     let Visit { home, audit } = visit;
     if checked.plan.verdict != Verdict::Go {
         return Err(VisitError::Refused(checked.plan.summary.clone()));
@@ -475,17 +585,29 @@ pub async fn update(
     }
     let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
-    let material = TrustMaterial::load(home)?;
-    let now = material
-        .now(system_now)
-        .map_err(|e| VisitError::Refused(e.to_string()))?;
-    let profile = profiles
-        .get(&checked.identity.profile)
-        .expect("the check read the device with this profile");
-    let mut outcomes = Vec::new();
+    let profile =
+        profiles
+            .get(&checked.identity.profile)
+            .ok_or_else(|| VisitError::UnknownProfile {
+                found: checked.identity.profile.clone(),
+                known: profiles.ids().join(", "),
+            })?;
+    let mut results = Vec::new();
     let mut identity = checked.identity.clone();
     let total = checked.plan.steps.len();
+    let mut stopped = false;
     for (n, step) in checked.plan.steps.iter().enumerate() {
+        if stopped {
+            results.push(StepResult {
+                package: step.package.clone(),
+                description: StepVerdict::NotAttempted.describe(),
+                verdict: StepVerdict::NotAttempted,
+                before: BTreeMap::new(),
+                after: BTreeMap::new(),
+                audit_seq: None,
+            });
+            continue;
+        }
         progress.stage(
             Stage::Preparing,
             &format!(
@@ -495,150 +617,230 @@ pub async fn update(
                 step.reason
             ),
         );
-        let path = &checked.package_files[step.index];
-        let (vp, payloads) = read_payloads(
-            &material,
-            path,
-            now,
-            u64::from(profile.simulator.slot_size).max(64 << 20),
-        )?;
+        let before = record::versions(&identity);
         let intent = audit
             .append(NewEntry {
                 technician: settings.technician.clone(),
                 site: settings.site.clone(),
-                device: device_record(&identity),
-                event: events::UPDATE_STARTED.into(),
-                details: json!({ "package": step.package, "step": step, "check_seq": checked.audit_seq, "risks_accepted": checked.plan.risks }),
+                event: Event::UpdateStarted(UpdateIntent {
+                    device: record::device_record(&identity),
+                    check_seq: checked.audit_seq,
+                    step: u32::try_from(n + 1).unwrap_or(u32::MAX),
+                    steps: u32::try_from(total).unwrap_or(u32::MAX),
+                    plan_step: record::step_record(step),
+                    risks_accepted: checked.plan.risks.clone(),
+                }),
             })
             .map_err(audit_err)?;
-        // Re-read the device: it must be the same one, still safe to update.
-        let result = apply_step(
-            &req.port, profile, &identity, step, &vp, payloads, progress, cancel,
+        let prepared = prepare_step(
+            visit, req, checked, step, profile, &settings, system_now, progress,
         )
         .await;
-        let (event, details, stop) = match &result {
-            Ok(StepOutcome::Applied) | Ok(StepOutcome::AlreadyInstalled) => (
-                events::UPDATE_SUCCEEDED,
-                json!({ "outcome": result.as_ref().ok() }),
-                false,
-            ),
-            Ok(StepOutcome::Reverted { reason }) => {
-                (events::UPDATE_REVERTED, json!({ "reason": reason }), true)
+        let verdict = match prepared {
+            Ok(Prepared::Refused(rules)) => StepVerdict::Refused { rules },
+            Ok(Prepared::Go(images)) => {
+                let applied = match profile.family() {
+                    Family::Smp => {
+                        let connector = PortConnector {
+                            path: req.port.clone(),
+                            line: profile.line.clone(),
+                        };
+                        let mut device = Device::new(connector, profile);
+                        device
+                            .apply(&images, progress, cancel)
+                            .await
+                            .map_err(VisitError::from)
+                    }
+                    Family::Line => apply_line(&req.port, profile, &images, progress, cancel).await,
+                };
+                step_verdict(applied)
             }
-            Ok(StepOutcome::Cancelled { stage }) => {
-                (events::UPDATE_CANCELLED, json!({ "stage": stage }), true)
-            }
-            Err(e) => (
-                events::UPDATE_FAILED,
-                json!({ "stage": stage_of(e), "kind": e.kind(), "error": e.to_string() }),
-                true,
-            ),
+            Err(e) => failed(Stage::Preparing, &e),
         };
         // Read back what the device runs now for the record (best effort: it may be gone).
-        if let Ok((now_identity, _)) = read_device(&req.port, &profiles, Some(profile.id())).await {
-            identity = now_identity;
-        }
-        // The outcome records the device as it is now, so the hub's inventory follows it.
-        audit
-            .append(NewEntry {
-                technician: intent.technician.clone(),
-                site: intent.site.clone(),
-                device: device_record(&identity),
-                event: event.into(),
-                details: merge(
-                    details,
-                    json!({ fieldkit_audit::entry::INTENT_SEQ_KEY: intent.seq, "package": step.package, "device_before": intent.device }),
-                ),
-            })
-            .map_err(audit_err)?;
-        match result {
-            Ok(outcome) => {
-                outcomes.push((step.package.clone(), outcome));
-                if stop {
-                    break;
-                }
+        let read_back = match read_device(&req.port, &profiles, Some(profile.id())).await {
+            Ok((now_identity, _)) => {
+                identity = now_identity;
+                true
             }
-            Err(e) => return Err(e),
-        }
+            Err(_) => false,
+        };
+        let after = if read_back {
+            record::versions(&identity)
+        } else {
+            BTreeMap::new()
+        };
+        let recorded = record::step_verdict(&verdict);
+        let outcome = match recorded {
+            Some(result) => Some(
+                audit
+                    .append(NewEntry {
+                        technician: intent.technician.clone(),
+                        site: intent.site.clone(),
+                        event: Event::Update(UpdateOutcome {
+                            device: record::device_record(&identity),
+                            intent_seq: intent.seq,
+                            package: record::digests(step),
+                            result,
+                            before: before.clone(),
+                            after: after.clone(),
+                            read_back,
+                        }),
+                    })
+                    .map_err(audit_err)?
+                    .seq,
+            ),
+            None => None,
+        };
+        stopped = !verdict.succeeded();
+        results.push(StepResult {
+            package: step.package.clone(),
+            description: verdict.describe(),
+            verdict,
+            before,
+            after,
+            audit_seq: outcome,
+        });
     }
-    Ok(Updated {
-        steps: outcomes,
-        identity,
-    })
+    Ok(UpdateResult::new(results, identity))
 }
 
-fn stage_of(e: &VisitError) -> Option<Stage> {
-    match e {
-        VisitError::Apply(a) => Some(a.stage()),
-        _ => None,
-    }
+enum Prepared {
+    /// Every rule holds now: these images, exactly as checked, may be sent.
+    Go(Vec<ImageToInstall>),
+    /// Rules whose verdict changed since the check.
+    Refused(Vec<Finding>),
 }
 
-fn merge(mut a: Value, b: Value) -> Value {
-    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
-    }
-    a
-}
-
+/// Right before a step's first byte: the bytes from the store against the plan's digests,
+/// then the device re-read and every rule of the step evaluated again.
 #[allow(clippy::too_many_arguments)]
-async fn apply_step(
-    port: &Path,
-    profile: &Profile,
-    before: &Identity,
+async fn prepare_step(
+    visit: Visit<'_>,
+    req: &CheckRequest,
+    checked: &Checked,
     step: &Step,
-    vp: &VerifiedPackage,
-    mut payloads: Vec<Vec<u8>>,
+    profile: &Profile,
+    settings: &Settings,
+    system_now: DateTime<Utc>,
     progress: &mut dyn Progress,
-    cancel: &Cancel,
-) -> Result<StepOutcome, VisitError> {
+) -> Result<Prepared, VisitError> {
+    let Visit { home, audit } = visit;
+    progress.stage(
+        Stage::Preparing,
+        "reading the package back and comparing it with the plan",
+    );
+    let material = TrustMaterial::load(home, audit)?;
+    let loaded = package_store::load(
+        home,
+        &step.file_sha256,
+        &material.root,
+        payload_limit(profile),
+    );
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Prepared::Refused(vec![fieldkit_plan::changed_since_check(
+                step,
+                "(the stored copy is gone)",
+                None,
+            )]));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let bytes =
+        fieldkit_plan::changed_since_check(step, &loaded.file_sha256, loaded.package.as_ref().ok());
+    let (package, mut payloads) = match (bytes.passed, loaded.package) {
+        (true, Ok(p)) => (p, loaded.payloads),
+        _ => return Ok(Prepared::Refused(vec![bytes])),
+    };
+
     progress.stage(Stage::Preparing, "re-reading the device before touching it");
-    let link = fieldkit_link::open(port, &profile.line)?;
-    let identity = identify_device(link, profile).await?;
-    if identity.serial != before.serial {
-        return Err(VisitError::Refused(format!(
-            "a different device is connected now (serial {}, checked {}): check it again",
-            identity.serial, before.serial
-        )));
+    let link = fieldkit_link::open(&req.port, &profile.line)?;
+    let now = identify_device(link, profile).await?;
+    let mut packages = checked.packages.clone();
+    packages[step.index] = package;
+    let mut ignored = Vec::new();
+    let entitlements = entitlements_of(&material, &req.entitlements, &mut ignored);
+    let security_counter = material.security_counter(audit, &now.serial)?;
+    let recheck = fieldkit_plan::recheck(
+        &Inputs {
+            identity: &now,
+            profile,
+            packages: &packages,
+            entitlements: &entitlements,
+            recall: material.recall.as_ref(),
+            root: &material.root,
+            system_now,
+            remembered: Remembered {
+                time_mark: material.state.time_mark,
+                security_counter,
+                generations: &material.state.entitlement_generations,
+            },
+            visit: visit_of(req, settings),
+            named: &[],
+            named_refusals: &[],
+        },
+        step,
+        &checked.identity,
+    );
+    let changed = recheck.changed();
+    if !changed.is_empty() {
+        return Ok(Prepared::Refused(changed));
     }
-    let unsafe_now = fieldkit_plan::preconditions(&identity, profile)
-        .into_iter()
-        .find(|f| !f.passed);
-    if let Some(f) = unsafe_now {
-        return Err(VisitError::Refused(format!(
-            "the device is no longer safe to update ({}, required {}): {}",
-            f.found, f.required, f.explanation
-        )));
-    }
-    let images: Vec<ImageToInstall> = step
+    let manifest = &packages[step.index].manifest;
+    let images = step
         .payloads
         .iter()
-        .map(|sp| {
-            let i = vp
-                .manifest
+        .filter_map(|sp| {
+            let i = manifest
                 .payloads
                 .iter()
-                .position(|p| p.component == sp.component)
-                .expect("the plan names this package's payloads");
-            ImageToInstall {
+                .position(|p| p.component == sp.component)?;
+            Some(ImageToInstall {
                 component: sp.component.clone(),
                 image: sp.image,
                 bytes: Arc::new(std::mem::take(&mut payloads[i])),
+                sha256: sp.sha256.clone(),
                 image_hash: sp.image_hash.clone().unwrap_or_default(),
                 version: sp.to.clone(),
-            }
+            })
         })
         .collect();
-    match profile.family() {
-        Family::Smp => {
-            let connector = PortConnector {
-                path: port.to_owned(),
-                line: profile.line.clone(),
+    Ok(Prepared::Go(images))
+}
+
+/// The verdict of a step the driver ran.
+fn step_verdict(result: Result<StepOutcome, VisitError>) -> StepVerdict {
+    match result {
+        Ok(StepOutcome::Applied) => StepVerdict::Applied,
+        Ok(StepOutcome::AlreadyInstalled) => StepVerdict::AlreadyInstalled,
+        Ok(StepOutcome::Reverted { stage, reason }) => StepVerdict::Reverted { stage, reason },
+        Ok(StepOutcome::Cancelled { stage }) => StepVerdict::Cancelled { stage },
+        Ok(StepOutcome::WrongImage {
+            component,
+            found,
+            required,
+        }) => StepVerdict::WrongImage {
+            component,
+            found,
+            required,
+        },
+        Err(e) => {
+            let stage = match &e {
+                VisitError::Apply(a) => a.stage(),
+                _ => Stage::Uploading,
             };
-            let mut device = Device::new(connector, profile);
-            Ok(device.apply(&images, progress, cancel).await?)
+            failed(stage, &e)
         }
-        Family::Line => apply_line(port, profile, &images, progress, cancel).await,
+    }
+}
+
+fn failed(stage: Stage, e: &VisitError) -> StepVerdict {
+    StepVerdict::Failed {
+        stage,
+        kind: e.kind().to_owned(),
+        message: e.to_string(),
     }
 }
 
@@ -703,13 +905,12 @@ async fn apply_line(
                         .find(|s| s.component.as_deref() == Some(img.component.as_str()))
                         .map(|s| s.version.clone());
                     if runs.as_deref() != Some(img.version.as_str()) {
-                        return Ok(StepOutcome::Reverted {
-                            reason: format!(
-                                "the device runs {} {} after the transfer, not {}",
-                                img.component,
-                                runs.unwrap_or_default(),
-                                img.version
-                            ),
+                        // An in-place device has nothing to revert to: what runs now is what
+                        // the transfer left, and it is not what was planned.
+                        return Ok(StepOutcome::WrongImage {
+                            component: img.component.clone(),
+                            found: runs.unwrap_or_else(|| "no firmware".into()),
+                            required: img.version.clone(),
                         });
                     }
                 }
@@ -720,4 +921,49 @@ async fn apply_line(
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// The entitlement rules of each of `packages` for the device `identity` and this visit, as
+/// the planner decides them (for showing, next to each package, what entitles it).
+pub fn entitlement_findings(
+    visit: Visit<'_>,
+    identity: &Identity,
+    packages: &[VerifiedPackage],
+    system_now: DateTime<Utc>,
+) -> Result<Vec<Vec<Finding>>, VisitError> {
+    let Visit { home, audit } = visit;
+    let profiles = home.profiles()?;
+    let profile = profiles
+        .get(&identity.profile)
+        .ok_or_else(|| VisitError::UnknownProfile {
+            found: identity.profile.clone(),
+            known: profiles.ids().join(", "),
+        })?;
+    let settings = Settings::load(home)?;
+    let material = TrustMaterial::load(home, audit)?;
+    let mut ignored = Vec::new();
+    let entitlements = entitlements_of(&material, &[], &mut ignored);
+    let security_counter = material.security_counter(audit, &identity.serial)?;
+    let req = CheckRequest::default();
+    let inputs = Inputs {
+        identity,
+        profile,
+        packages,
+        entitlements: &entitlements,
+        recall: material.recall.as_ref(),
+        root: &material.root,
+        system_now,
+        remembered: Remembered {
+            time_mark: material.state.time_mark,
+            security_counter,
+            generations: &material.state.entitlement_generations,
+        },
+        visit: visit_of(&req, &settings),
+        named: &[],
+        named_refusals: &[],
+    };
+    Ok(packages
+        .iter()
+        .map(|p| fieldkit_plan::entitlement_rules(&inputs, p))
+        .collect())
 }

@@ -11,12 +11,24 @@
 //!
 //! Files that are taken in (packages, recall lists) are copied into the home first and
 //! verified from the copy, then renamed into place: what was verified is exactly what is kept.
+//!
+//! **State that cannot be rolled back.** The state file is a cache of what the tamper-evident
+//! audit log already says: every check records the trust state it decided with, and every
+//! raise of the state (an imported recall list or package) is recorded as `trust_updated`.
+//! [`TrustMaterial::load`] restores the recall-list version, the time mark and the device's
+//! security counter from the log whenever the file is missing or behind it, so deleting
+//! `trust/state.json` (and the recall lists) does not let a recalled release pass: the check
+//! then fails closed, naming the recall list version it needs.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
+
+use fieldkit_audit::record::{Event, TrustSnapshot, TrustUpdate, events};
+use fieldkit_audit::{AuditLog, NewEntry, Reading};
 use fieldkit_trust::{
     Entitlement, Finding, Limits, Manifest, RecallList, TrustError, TrustRoot, TrustedTime,
     VerifiedPackage, verify_package_with,
@@ -39,6 +51,36 @@ pub struct TrustState {
     /// The highest recall list version seen; an older list is a replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall_version: Option<u64>,
+    /// The highest security counter seen on each device, by serial number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_counters: BTreeMap<String, u32>,
+    /// The highest generation seen of each entitlement id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entitlement_generations: BTreeMap<String, u32>,
+}
+
+impl TrustState {
+    /// Raises this state to at least `snapshot` (the log's record of it). Returns whether
+    /// anything rose.
+    fn raise_to(&mut self, snapshot: &TrustSnapshot, serial: Option<&str>) -> bool {
+        let mut rose = false;
+        if snapshot.recall_version > self.recall_version {
+            self.recall_version = snapshot.recall_version;
+            rose = true;
+        }
+        if snapshot.time_mark > self.time_mark {
+            self.time_mark = snapshot.time_mark;
+            rose = true;
+        }
+        if let (Some(serial), Some(c)) = (serial, snapshot.security_counter) {
+            let have = self.security_counters.entry(serial.to_owned()).or_default();
+            if c > *have {
+                *have = c;
+                rose = true;
+            }
+        }
+        rose
+    }
 }
 
 /// Why trust material could not be read, kept or trusted.
@@ -101,6 +143,9 @@ pub enum StoreError {
         /// What kind of file.
         what: &'static str,
     },
+    /// The audit log could not record or be read: trust state is kept there too.
+    #[error("the audit log cannot keep the trust state: {0}")]
+    Audit(String),
     /// A document is larger than allowed.
     #[error("{path}: {found} bytes, required at most {required}")]
     TooLarge {
@@ -259,6 +304,8 @@ pub struct TrustMaterial {
     pub packages: Vec<PathBuf>,
     /// Entitlement and recall files that were refused.
     pub problems: Vec<Problem>,
+    /// Whether the state file was missing or behind the audit log and was restored from it.
+    pub restored_from_log: bool,
 }
 
 fn files_in(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, StoreError> {
@@ -301,13 +348,21 @@ fn problem(path: &Path, e: &StoreError) -> Problem {
 }
 
 impl TrustMaterial {
-    /// Loads the home's trust material. Fails when there is no valid trust root, when the
-    /// state is damaged, or when the newest recall list that verifies is older than one seen
-    /// before (fail closed: a recall may be hidden). Entitlement and recall files that do not
-    /// verify are listed in [`TrustMaterial::problems`].
-    pub fn load(home: &Home) -> Result<TrustMaterial, StoreError> {
+    /// Loads the home's trust material, restoring the remembered state from `audit` where the
+    /// state file is missing or behind it (and saving it again). Fails when there is no valid
+    /// trust root, when the state is damaged, or when the newest recall list that verifies is
+    /// older than one seen before (fail closed: a recall may be hidden). Entitlement and
+    /// recall files that do not verify are listed in [`TrustMaterial::problems`].
+    pub fn load(home: &Home, audit: &AuditLog) -> Result<TrustMaterial, StoreError> {
         let root = load_root(home)?;
-        let state = load_state(home)?;
+        let mut state = load_state(home)?;
+        let restored_from_log = match latest_snapshot(audit)? {
+            Some(snapshot) => state.raise_to(&snapshot, None),
+            None => false,
+        };
+        if restored_from_log {
+            save_state(home, &state)?;
+        }
         let mut problems = Vec::new();
 
         let mut recall: Option<(RecallList, PathBuf)> = None;
@@ -355,6 +410,20 @@ impl TrustMaterial {
                 Err(e) => problems.push(problem(&path, &e)),
             }
         }
+        let mut generations_rose = false;
+        for e in &entitlements {
+            let seen = state
+                .entitlement_generations
+                .entry(e.entitlement.id.clone())
+                .or_default();
+            if e.entitlement.generation > *seen {
+                *seen = e.entitlement.generation;
+                generations_rose = true;
+            }
+        }
+        if generations_rose {
+            save_state(home, &state)?;
+        }
 
         let (recall, recall_path) = match recall {
             Some((r, p)) => (Some(r), Some(p)),
@@ -368,7 +437,40 @@ impl TrustMaterial {
             entitlements,
             packages: files_in(&home.packages_dir(), "fkpkg")?,
             problems,
+            restored_from_log,
         })
+    }
+
+    /// The highest security counter remembered for the device `serial`, from the state file
+    /// and the last check of that device in the log.
+    pub fn security_counter(
+        &self,
+        audit: &AuditLog,
+        serial: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let from_log = latest_device_snapshot(audit, serial)?.and_then(|s| s.security_counter);
+        Ok(self
+            .state
+            .security_counters
+            .get(serial)
+            .copied()
+            .max(from_log))
+    }
+
+    /// The trust state as a decision records it, for the device `serial`.
+    pub fn snapshot(&self, security_counter: Option<u32>) -> TrustSnapshot {
+        TrustSnapshot {
+            root_version: self.root.version(),
+            recall_version: [
+                self.state.recall_version,
+                self.recall.as_ref().map(|r| r.version),
+            ]
+            .into_iter()
+            .flatten()
+            .max(),
+            time_mark: self.state.time_mark,
+            security_counter,
+        }
     }
 
     /// The trusted time from the remembered high-water mark.
@@ -460,6 +562,7 @@ fn same_file(a: &Path, b: &Path) -> Result<bool, StoreError> {
 /// date. A different package with the same id already in the home is a conflict.
 pub fn import_package(
     home: &Home,
+    audit: &Recorder<'_>,
     material: &mut TrustMaterial,
     source: &Path,
     system_now: DateTime<Utc>,
@@ -508,8 +611,15 @@ pub fn import_package(
     })();
     let _ = fs::remove_file(&tmp);
     let imported = result?;
+    let before = material.state.time_mark;
     material.observe(start_of(imported.package.manifest.release_date));
     save_state(home, &material.state)?;
+    if material.state.time_mark != before {
+        audit.trust_raised(
+            material,
+            format!("imported package {}", imported.package.manifest.id()),
+        )?;
+    }
     if !material.packages.contains(&imported.path) {
         material.packages.push(imported.path.clone());
     }
@@ -525,6 +635,7 @@ pub fn recall_file_name(list: &RecallList) -> String {
 /// home, and remembers its version and issue time. Returns where it is kept.
 pub fn import_recall(
     home: &Home,
+    audit: &Recorder<'_>,
     material: &mut TrustMaterial,
     source: &Path,
 ) -> Result<(PathBuf, RecallList), StoreError> {
@@ -551,9 +662,16 @@ pub fn import_recall(
         Ok(_) => {}
         Err(_) => write_atomic(&dest, &bytes)?,
     }
+    let before = (material.state.recall_version, material.state.time_mark);
     material.state.recall_version = Some(seen.map_or(list.version, |s| s.max(list.version)));
     material.observe(list.issued);
     save_state(home, &material.state)?;
+    if (material.state.recall_version, material.state.time_mark) != before {
+        audit.trust_raised(
+            material,
+            format!("imported recall list version {}", list.version),
+        )?;
+    }
     if material
         .recall
         .as_ref()
@@ -563,4 +681,67 @@ pub fn import_recall(
         material.recall_path = Some(dest.clone());
     }
     Ok((dest, list))
+}
+
+/// Writes trust-state raises to the audit log, as the technician and site of the visit.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder<'a> {
+    /// The log.
+    pub audit: &'a AuditLog,
+    /// The technician.
+    pub technician: &'a str,
+    /// The site.
+    pub site: &'a str,
+}
+
+impl Recorder<'_> {
+    /// Records that the remembered state rose, and why.
+    pub fn trust_raised(&self, material: &TrustMaterial, cause: String) -> Result<(), StoreError> {
+        self.audit
+            .append(NewEntry {
+                technician: self.technician.to_owned(),
+                site: self.site.to_owned(),
+                event: Event::TrustUpdated(TrustUpdate {
+                    trust: material.snapshot(None),
+                    cause,
+                }),
+            })
+            .map(|_| ())
+            .map_err(|e| StoreError::Audit(e.to_string()))
+    }
+}
+
+/// Events whose records carry the trust state they were decided with.
+const SNAPSHOT_EVENTS: [&str; 4] = [
+    events::CHECK_PASSED,
+    events::CHECK_REFUSED,
+    events::CHECK_UP_TO_DATE,
+    events::TRUST_UPDATED,
+];
+
+fn snapshot_of(entry: Option<fieldkit_audit::Entry>) -> Option<TrustSnapshot> {
+    match entry?.read().ok()? {
+        Reading::Typed(e) => e.trust().cloned(),
+        _ => None,
+    }
+}
+
+/// The trust state of the newest entry that records one. Every such entry records the state
+/// after raising it to what the log held before, so the newest one holds the highest values.
+fn latest_snapshot(audit: &AuditLog) -> Result<Option<TrustSnapshot>, StoreError> {
+    let entry = audit
+        .latest(&SNAPSHOT_EVENTS, None)
+        .map_err(|e| StoreError::Audit(e.to_string()))?;
+    Ok(snapshot_of(entry))
+}
+
+/// The trust state of the newest check of the device `serial`.
+fn latest_device_snapshot(
+    audit: &AuditLog,
+    serial: &str,
+) -> Result<Option<TrustSnapshot>, StoreError> {
+    let entry = audit
+        .latest(&SNAPSHOT_EVENTS[..3], Some(serial))
+        .map_err(|e| StoreError::Audit(e.to_string()))?;
+    Ok(snapshot_of(entry))
 }

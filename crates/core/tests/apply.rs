@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use sha2::Digest as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -94,6 +96,7 @@ fn image(version: &str, size: usize) -> ImageToInstall {
     ImageToInstall {
         component: "app".into(),
         image: 0,
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         bytes: Arc::new(bytes),
         image_hash: hex::encode(hash),
         version: version.into(),
@@ -242,7 +245,8 @@ fn a_refused_confirmation_reverts() {
     let sim = Sim::start(vec![Fault::RefuseConfirm]);
     let img = image("2.4.0", 20_000);
     match apply(&sim, &img, Cancel::new(), &mut Recorder::default()).unwrap() {
-        StepOutcome::Reverted { reason } => {
+        StepOutcome::Reverted { reason, stage } => {
+            assert_eq!(stage, Stage::Confirming);
             assert!(reason.contains("refused to confirm"), "{reason}")
         }
         other => panic!("expected a revert, got {other:?}"),

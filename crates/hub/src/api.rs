@@ -478,12 +478,11 @@ async fn export_entries(
     _m: Manager,
     Q(filter): Q<EntryFilter>,
 ) -> Result<Response, ApiError> {
-    let format: Format = filter
-        .format
-        .as_deref()
-        .unwrap_or("json")
-        .parse()
-        .map_err(|e| ApiError::new(400, kind::BAD_REQUEST, e))?;
+    let format: Format = filter.format.as_deref().unwrap_or("json").parse().map_err(
+        |e: fieldkit_audit::export::ExportError| {
+            ApiError::new(400, kind::BAD_REQUEST, e.to_string())
+        },
+    )?;
     let q = filter.to_query(rules::MAX_EXPORT_ROWS, rules::MAX_EXPORT_ROWS)?;
     let bytes = export::export(&*state.store, &state.hub, &filter, &q, format).await?;
     let (ct, name) = match format {

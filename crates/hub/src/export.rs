@@ -1,38 +1,24 @@
 //! Exports: CSV for spreadsheets, JSON as a verification bundle.
 //!
+//! The rows are written by the one export module the laptop uses too
+//! (`fieldkit_audit::export`): the same columns, the same reader of each entry's typed record,
+//! and every CSV cell made inert for spreadsheets. The hub adds its own columns: the laptop's
+//! name and the integrity badges.
+//!
 //! The JSON export carries each entry's exact bytes (as hashed into its laptop's tree) and the
 //! latest laptop-signed checkpoint per laptop, plus the hub's public key, so an auditor can
 //! recompute leaf hashes and check the laptops' signatures without trusting the hub.
 
 use serde::Serialize;
 
-use fieldkit_audit::Identity;
+use fieldkit_audit::export::JsonEntry;
+use fieldkit_audit::{Identity, Record};
 
 use crate::error::ApiError;
 use crate::rules::{EntryFilter, EntryQuery, EntryRow};
 use crate::store::Store;
 
-/// An export format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Comma-separated values, one entry a row.
-    Csv,
-    /// A JSON verification bundle.
-    Json,
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "csv" => Ok(Self::Csv),
-            "json" => Ok(Self::Json),
-            other => Err(format!(
-                "export format {other:?} is not known: required csv or json"
-            )),
-        }
-    }
-}
+pub use fieldkit_audit::export::Format;
 
 #[derive(Serialize)]
 struct Bundle<'a> {
@@ -53,11 +39,21 @@ struct BundleCheckpoint {
 
 #[derive(Serialize)]
 struct BundleEntry<'a> {
+    laptop: &'a str,
+    badges: &'a crate::rules::Badges,
     #[serde(flatten)]
-    row: &'a EntryRow,
-    /// The exact bytes hashed into the laptop's tree: SHA-256(0x00 || body) is the leaf.
-    body: &'a str,
-    leaf: String,
+    entry: JsonEntry<'a>,
+}
+
+/// The entry of a row as the audit log holds it: parsed from the exact bytes the hub stored.
+fn record(row: &EntryRow) -> Result<Record, String> {
+    let entry: fieldkit_audit::Entry = serde_json::from_str(&row.body)
+        .map_err(|e| format!("entry {} of {}: {e}", row.seq, row.origin))?;
+    Ok(Record {
+        leaf: fieldkit_audit::merkle::leaf_hash(row.body.as_bytes()),
+        entry,
+        body: row.body.clone(),
+    })
 }
 
 /// Exports the entries matching `q` (oldest first); `filter` is recorded in the bundle as given.
@@ -71,10 +67,15 @@ pub async fn export(
     let (_, mut rows) = crate::api::timeline(store, q).await?;
     rows.reverse();
     let fail = |e: String| ApiError::internal(format!("writing the export: {e}"));
+    let records = rows
+        .iter()
+        .map(record)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
     match format {
         Format::Json => {
             let bundle = Bundle {
-                format: "fieldkit-hub-export/1",
+                format: "fieldkit-hub-export/2",
                 exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 hub: hub.name().into(),
                 hub_key: hub.public_key_pem(),
@@ -87,57 +88,37 @@ pub async fn export(
                     .collect(),
                 entries: rows
                     .iter()
-                    .map(|row| BundleEntry {
-                        row,
-                        body: &row.body,
-                        leaf: hex::encode(fieldkit_audit::merkle::leaf_hash(row.body.as_bytes())),
+                    .zip(&records)
+                    .map(|(row, r)| BundleEntry {
+                        laptop: &row.laptop,
+                        badges: &row.badges,
+                        entry: JsonEntry::of(r),
                     })
                     .collect(),
             };
-            serde_json::to_vec_pretty(&bundle).map_err(|e| fail(e.to_string()))
+            let text = serde_json::to_string_pretty(&bundle).map_err(|e| fail(e.to_string()))?;
+            Ok(fieldkit_inert::json(&text).into_owned().into_bytes())
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let err = |e: csv::Error| fail(e.to_string());
-            w.write_record([
-                "time",
-                "laptop",
-                "origin",
-                "seq",
-                "technician",
-                "site",
-                "device_serial",
-                "device_model",
-                "event",
-                "outcome",
-                "receipt",
-                "pending",
-                "fork",
-                "clock_flag",
-                "details",
-            ])
-            .map_err(err)?;
-            for r in &rows {
-                w.write_record([
-                    r.time.as_str(),
-                    &r.laptop,
-                    &r.origin,
-                    &r.seq.to_string(),
-                    &r.technician,
-                    &r.site,
-                    r.device_serial.as_deref().unwrap_or(""),
-                    r.device_model.as_deref().unwrap_or(""),
-                    &r.event,
-                    &r.outcome,
-                    &r.badges.receipt.to_string(),
-                    &r.badges.pending.to_string(),
-                    &r.badges.fork.to_string(),
-                    &r.badges.clock.to_string(),
-                    &r.details.to_string(),
-                ])
-                .map_err(err)?;
-            }
-            w.into_inner().map_err(|e| fail(e.to_string()))
+            let mut out = Vec::new();
+            fieldkit_audit::export::csv(
+                &mut out,
+                &["laptop", "receipt", "pending", "fork", "clock_flag"],
+                rows.iter().zip(&records).map(|(row, r)| {
+                    (
+                        r,
+                        vec![
+                            row.laptop.clone(),
+                            row.badges.receipt.to_string(),
+                            row.badges.pending.to_string(),
+                            row.badges.fork.to_string(),
+                            row.badges.clock.to_string(),
+                        ],
+                    )
+                }),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            Ok(out)
         }
     }
 }

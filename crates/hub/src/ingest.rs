@@ -498,6 +498,8 @@ fn parse_batch(laptop: &Laptop, req: &AppendRequest) -> Result<Vec<Parsed>, ApiE
 }
 
 fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewEntryRow {
+    // The one reader of the audit record: the device as recorded, whatever the schema.
+    let device = entry.device_record();
     NewEntryRow {
         seq: entry.seq,
         body: body.to_owned(),
@@ -505,8 +507,8 @@ fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewEntryR
         time_us: entry.time.timestamp_micros(),
         technician: entry.technician.clone(),
         site: entry.site.clone(),
-        device_serial: entry.device_serial().map(str::to_owned),
-        device_model: entry.device_model().map(str::to_owned),
+        device_serial: device.as_ref().map(|d| d.serial.clone()),
+        device_model: device.map(|d| d.model),
         event: entry.event.clone(),
         outcome: entry.outcome().as_str().to_owned(),
         closes: entry.intent_seq(),

@@ -313,20 +313,19 @@ pub fn format_time(us: i64) -> String {
 /// serial and firmware versions, and it is not an intent (an intent shows the device as it was
 /// before an update that may not have happened).
 pub fn device_update(laptop_id: i64, e: &Entry) -> Option<DeviceUpdate> {
-    let serial = e.device_serial()?.to_owned();
     if e.outcome() == Outcome::Started {
         return None;
     }
-    let mut firmware = entry::device_firmware(&e.device);
+    // The one reader of the audit record: the confirmed versions the device runs.
+    let device = e.device_record()?;
+    let firmware: Vec<(String, String)> = device.firmware.into_iter().collect();
     if firmware.is_empty() {
         return None;
     }
-    firmware.sort();
-    firmware.dedup_by(|a, b| a.0 == b.0);
     let time_us = e.time.timestamp_micros();
     Some(DeviceUpdate {
-        serial,
-        model: e.device_model().unwrap_or("").to_owned(),
+        serial: device.serial,
+        model: device.model,
         recency: recency(time_us, laptop_id, e.seq),
         time_us,
         site: e.site.clone(),

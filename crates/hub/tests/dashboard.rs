@@ -9,24 +9,22 @@
 use std::path::{Path, PathBuf};
 
 use fieldkit_audit::identity::LAPTOP_PREFIX;
-use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
+use fieldkit_audit::record::{CheckVerdict, DeviceRecord, Stage, StepVerdict, examples};
+use fieldkit_audit::{AuditLog, Identity, NewEntry};
 use fieldkit_hub::auth;
 use fieldkit_sync::SyncClient;
 
 mod support;
-use serde_json::json;
 
 fn dashboard_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard")
 }
 
-fn device(serial: &str, model: &str, app: &str) -> serde_json::Value {
-    json!({
-        "serial": serial,
-        "model": model,
-        "hardware_revision": "C",
-        "firmware": {"app": app, "bootloader": "2.0.1"}
-    })
+fn device(serial: &str, model: &str, app: &str) -> DeviceRecord {
+    DeviceRecord {
+        hardware_revision: "C".into(),
+        ..examples::device(serial, model, &[("app", app), ("bootloader", "2.0.1")])
+    }
 }
 
 /// Writes one technician's day: identify, check, update, with the given outcome.
@@ -42,56 +40,62 @@ type Visit<'a> = (
 );
 
 fn visit(log: &AuditLog, (tech, site, serial, model, from, to, outcome): Visit<'_>) {
-    let new = |event: &str, dev: serde_json::Value, details: serde_json::Value| NewEntry {
+    let new = |event| NewEntry {
         technician: tech.into(),
         site: site.into(),
-        device: dev,
-        event: event.into(),
-        details,
+        event,
     };
-    log.append(new(
-        events::DEVICE_IDENTIFIED,
-        device(serial, model, from),
-        json!({}),
-    ))
-    .unwrap();
+    log.append(new(examples::identified(device(serial, model, from))))
+        .unwrap();
     if outcome == "refused" {
-        log.append(new(
-            events::CHECK_REFUSED,
+        log.append(new(examples::check(
             device(serial, model, from),
-            json!({"rule": "entitlement", "found": "contract ended 2026-03-31", "required": "an entitlement valid today"}),
-        ))
+            CheckVerdict::Refused,
+            (
+                "entitlement.window",
+                "contract ended 2026-03-31",
+                "an entitlement valid today",
+            ),
+        )))
         .unwrap();
         return;
     }
-    log.append(new(
-        events::CHECK_PASSED,
+    log.append(new(examples::check(
         device(serial, model, from),
-        json!({"package": format!("{model}-{to}")}),
-    ))
+        CheckVerdict::Go,
+        ("target.product", model, model),
+    )))
     .unwrap();
+    let package = format!("{model}@{to}");
     let intent = log
-        .append(new(
-            events::UPDATE_STARTED,
-            device(serial, model, from),
-            json!({"package": format!("{model}-{to}")}),
-        ))
+        .append(new(examples::intent(device(serial, model, from), &package)))
         .unwrap();
-    let (event, after) = match outcome {
-        "succeeded" => (events::UPDATE_SUCCEEDED, to),
-        "failed" => (events::UPDATE_FAILED, from),
-        "reverted" => (events::UPDATE_REVERTED, from),
+    let (result, after) = match outcome {
+        "succeeded" => (StepVerdict::Applied, to),
+        "failed" => (
+            StepVerdict::Failed {
+                stage: Stage::Uploading,
+                kind: "disconnected".into(),
+                message: "device stopped answering at 61 %".into(),
+            },
+            from,
+        ),
+        "reverted" => (
+            StepVerdict::Reverted {
+                stage: Stage::Confirming,
+                reason: "the device refused to confirm".into(),
+            },
+            from,
+        ),
         _ => return, // pending: the outcome has not been synced yet
     };
-    let mut out = new(
-        event,
+    log.append(new(examples::outcome(
+        intent.seq,
         device(serial, model, after),
-        json!({"intent_seq": intent.seq, "stage": "confirm"}),
-    );
-    if outcome == "failed" {
-        out.details = json!({"intent_seq": intent.seq, "stage": "upload", "reason": "device stopped answering at 61 %"});
-    }
-    log.append(out).unwrap();
+        &package,
+        result,
+    )))
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use fieldkit_audit::record::examples;
 use fieldkit_audit::{AuditLog, NewEntry};
 use fieldkit_sync::{SyncClient, SyncConfig, SyncError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const HUB: &str = env!("CARGO_BIN_EXE_fieldkit-hub");
 
@@ -74,9 +75,11 @@ fn setup(dir: &Path, entries: u64) -> (String, AuditLog) {
         log.append(NewEntry {
             technician: "ana".into(),
             site: "St. Mary".into(),
-            device: json!({"serial": format!("SN-{i}"), "model": "pump", "firmware": {"app": "1.2.3"}}),
-            event: "device_identified".into(),
-            details: json!({"i": i}),
+            event: examples::identified(examples::device(
+                &format!("SN-{i}"),
+                "pump",
+                &[("app", "1.2.3")],
+            )),
         })
         .unwrap();
     }

@@ -1,11 +1,15 @@
 //! The rules, each written once. Device rules hold for the visit; package rules for a package
-//! whatever the device runs; state rules for a package given the versions running.
+//! whatever the device runs; state rules for a package given the versions running; byte rules
+//! bind a step to the bytes that were checked.
 
 use fieldkit_mcuboot::ImageVersion;
 use fieldkit_profile::{Identity, IdentityField, Op, PreconditionValue, Profile};
-use fieldkit_trust::{EntitlementRequest, Finding, VerifiedPackage, rules as trust_rules};
+use fieldkit_trust::{
+    EntitlementRequest, Finding, PackagePrecondition, PreconditionLiteral, RecallList,
+    VerifiedPackage, rules as trust_rules,
+};
 
-use crate::{Inputs, State};
+use crate::{Inputs, State, Step};
 
 /// Rule ids this crate adds to those of `fieldkit_trust::rules`.
 pub mod ids {
@@ -21,13 +25,27 @@ pub mod ids {
     pub const COMPONENT: &str = "target.component";
     /// No package, or no path of packages, leads to the target.
     pub const PATH: &str = "plan.path";
+    /// A safety condition the package itself declares, read live from the device.
+    pub const PACKAGE_PRECONDITION: &str = "package.precondition";
+    /// The bytes about to be sent (or a package file named again) differ from those checked.
+    pub const CHANGED_SINCE_CHECK: &str = "package.changed_since_check";
+    /// The device no longer runs the versions the step was planned from.
+    pub const DEVICE_CHANGED: &str = "plan.device_changed";
 }
 
 use ids::*;
 
-/// Rules about the device and the visit, independent of any package.
+/// Rules about the device, the visit and the trust material, independent of any package.
 pub(crate) fn device_rules(inputs: &Inputs<'_>) -> Vec<Finding> {
-    let mut out = vec![inputs.clock.clone()];
+    let now = inputs.now();
+    let mut out = vec![
+        inputs.time().check(inputs.system_now),
+        inputs.root.check_expiry(now),
+        RecallList::check_present(inputs.recall, inputs.root),
+    ];
+    if let Some(r) = inputs.recall {
+        out.push(r.check_expiry(now));
+    }
     out.extend(preconditions(inputs.identity, inputs.profile));
     out
 }
@@ -49,6 +67,39 @@ pub fn preconditions(identity: &Identity, profile: &Profile) -> Vec<Finding> {
                 None => format!("{name} not reported by the device"),
             };
             Finding::check(passed, PRECONDITION, found, required, p.explanation.clone())
+        })
+        .collect()
+}
+
+/// The package's own safety conditions, evaluated like the profile's on the identity read live.
+fn package_preconditions(identity: &Identity, list: &[PackagePrecondition]) -> Vec<Finding> {
+    list.iter()
+        .map(|p| {
+            let op = [Op::Eq, Op::Ne, Op::Ge, Op::Le, Op::Gt, Op::Lt]
+                .into_iter()
+                .find(|o| o.symbol() == p.op);
+            let want = match &p.value {
+                PreconditionLiteral::Bool(b) => PreconditionValue::Bool(*b),
+                PreconditionLiteral::Int(i) => PreconditionValue::Int(*i),
+                PreconditionLiteral::Text(t) => PreconditionValue::Text(t.clone()),
+            };
+            let required = format!("{} {} {want}", p.field, p.op);
+            let found = IdentityField::from_name(&p.field).and_then(|f| identity.field(f));
+            let passed = match (&found, op) {
+                (Some(v), Some(op)) => holds(v, op, &want),
+                _ => false,
+            };
+            let found = match found {
+                Some(v) => format!("{} = {v}", p.field),
+                None => format!("{} not reported by the device", p.field),
+            };
+            Finding::check(
+                passed,
+                PACKAGE_PRECONDITION,
+                found,
+                required,
+                p.explanation.clone(),
+            )
         })
         .collect()
 }
@@ -75,8 +126,9 @@ fn holds(found: &PreconditionValue, op: Op, want: &PreconditionValue) -> bool {
 /// any known package whose image the device reports running. Unknown images count as 0; recall-list minimums cover
 /// the rest.
 fn installed_security_counter(inputs: &Inputs<'_>) -> u32 {
+    let remembered = inputs.remembered.security_counter.unwrap_or(0);
     if let Some(reported) = inputs.identity.security_counter {
-        return u32::try_from(reported).unwrap_or(u32::MAX);
+        return u32::try_from(reported).unwrap_or(u32::MAX).max(remembered);
     }
     let running: Vec<&str> = inputs
         .identity
@@ -98,16 +150,18 @@ fn installed_security_counter(inputs: &Inputs<'_>) -> u32 {
         .map(|p| p.manifest.security_counter)
         .max()
         .unwrap_or(0)
+        .max(remembered)
 }
 
 /// Rules that hold or fail for a package whatever versions the device runs.
 pub(crate) fn package_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<Finding> {
     let m = &pkg.manifest;
     let id = inputs.identity;
+    let now = inputs.now();
     let mut out = vec![
         m.check_product(&id.profile),
         m.check_hardware(&id.hardware_revision),
-        m.check_expiry(inputs.now),
+        m.check_expiry(now),
     ];
     if let Some(req) = &m.requires.bootloader {
         let found = id.bootloader_version.clone().unwrap_or_default();
@@ -140,27 +194,36 @@ pub(crate) fn package_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<F
             ));
         }
     }
+    out.extend(package_preconditions(id, &m.requires.preconditions));
     out.push(m.check_security_counter(installed_security_counter(inputs)));
     match inputs.recall {
         Some(r) => out.push(r.check_package(m)),
-        None => out.push(Finding::pass(
+        None => out.push(Finding::check(
+            !inputs.root.policy().require_recall_list,
             trust_rules::RECALL,
             format!("{} (no recall list loaded)", m.id()),
             "a release not on the recall list",
             "No recall list is loaded, so no release is known to be recalled.",
         )),
     }
+    out.extend(entitlement_rules(inputs, pkg));
+    out
+}
+
+/// The entitlement rules of `pkg` for this device and visit: device, feature, customer, site,
+/// contract window, maintenance, generation, revocation (or the security-release waiver).
+pub fn entitlement_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<Finding> {
+    let id = inputs.identity;
     let req = EntitlementRequest {
         model: &id.profile,
         serial: &id.serial,
-        customer: inputs.customer,
-        manifest: m,
-        now: inputs.now,
+        customer: inputs.visit.customer,
+        site: inputs.visit.site,
+        generations: inputs.remembered.generations,
+        manifest: &pkg.manifest,
+        now: inputs.now(),
     };
-    out.extend(
-        fieldkit_trust::evaluate(inputs.entitlements, &req, inputs.root, inputs.recall).findings,
-    );
-    out
+    fieldkit_trust::evaluate(inputs.entitlements, &req, inputs.root, inputs.recall).findings
 }
 
 /// The payloads of `pkg` that change something on a device in `state`, and the state after.
@@ -246,6 +309,105 @@ pub(crate) fn state_rules(
         }
     }
     out
+}
+
+/// The device connected now is the one that was checked.
+pub(crate) fn same_device(planned: &Identity, now: &Identity) -> Finding {
+    let id = |i: &Identity| format!("{} serial {}", i.profile, i.serial);
+    Finding::check(
+        id(planned) == id(now),
+        DEVICE_CHANGED,
+        id(now),
+        id(planned),
+        "The device connected now must be the one that was checked; check this one first.",
+    )
+}
+
+/// The device still runs what the step was planned from: every payload's `from` version.
+pub(crate) fn device_unchanged(step: &Step, state: &State) -> Finding {
+    let show = |v: Option<&ImageVersion>| v.map_or("none".to_owned(), ToString::to_string);
+    let found: Vec<String> = step
+        .payloads
+        .iter()
+        .map(|p| format!("{} {}", p.component, show(state.get(&p.component))))
+        .collect();
+    let required: Vec<String> = step
+        .payloads
+        .iter()
+        .map(|p| format!("{} {}", p.component, p.from))
+        .collect();
+    Finding::check(
+        found == required,
+        DEVICE_CHANGED,
+        found.join(", "),
+        required.join(", "),
+        "The device must still run the versions this step was planned from; it changed since the check, so check it again.",
+    )
+}
+
+/// The bytes read now are those the check verified: the package file, its manifest, its SBOM
+/// and every payload, by SHA-256.
+pub(crate) fn bytes_match(
+    step: &Step,
+    found_file: &str,
+    found: Option<&VerifiedPackage>,
+) -> Finding {
+    let mut found_parts = vec![format!("file sha256 {found_file}")];
+    let mut required_parts = vec![format!("file sha256 {}", step.file_sha256)];
+    let mut same = found_file == step.file_sha256;
+    match found {
+        Some(vp) => {
+            same &= vp.manifest_sha256 == step.manifest_sha256
+                && vp.manifest.sbom.sha256 == step.sbom_sha256;
+            if vp.manifest_sha256 != step.manifest_sha256 {
+                found_parts.push(format!("manifest sha256 {}", vp.manifest_sha256));
+                required_parts.push(format!("manifest sha256 {}", step.manifest_sha256));
+            }
+            for p in &step.payloads {
+                let got = vp
+                    .payloads
+                    .iter()
+                    .find(|v| v.component == p.component)
+                    .map(|v| v.sha256.as_str());
+                if got != Some(p.sha256.as_str()) {
+                    same = false;
+                    found_parts.push(format!(
+                        "{} sha256 {}",
+                        p.component,
+                        got.unwrap_or("absent")
+                    ));
+                    required_parts.push(format!("{} sha256 {}", p.component, p.sha256));
+                }
+            }
+        }
+        None => {
+            same = false;
+            found_parts.push("which no longer verifies".to_owned());
+        }
+    }
+    Finding::check(
+        same,
+        CHANGED_SINCE_CHECK,
+        found_parts.join(", "),
+        required_parts.join(", "),
+        "The bytes about to be sent must be exactly the bytes the check verified; they changed, so nothing is sent.",
+    )
+}
+
+/// A package file named again holds the bytes it held when it was checked.
+pub(crate) fn file_unchanged(
+    path: &str,
+    found: Option<&str>,
+    required: &str,
+    check_seq: u64,
+) -> Finding {
+    Finding::check(
+        found == Some(required),
+        CHANGED_SINCE_CHECK,
+        format!("{path}: sha256 {}", found.unwrap_or("(unreadable)")),
+        format!("sha256 {required}, as checked at audit entry {check_seq}"),
+        "The package file changed since it was checked (replaced, truncated, or a stream serving other bytes); nothing is sent. Check it again if the new file is meant.",
+    )
 }
 
 /// Semver view of an image version for range matching: MCUboot's build number is not part of

@@ -226,6 +226,10 @@ fn path_outcome(
                         .map_or("none".into(), ToString::to_string),
                     to: p.version.to_string(),
                     file: p.file.clone(),
+                    sha256: pkg
+                        .payloads
+                        .get(k)
+                        .map_or_else(|| p.sha256.clone(), |v| v.sha256.clone()),
                     image_hash: p.image_hash.clone(),
                     size: p.size,
                 }
@@ -257,6 +261,9 @@ fn path_outcome(
         steps.push(Step {
             package: pkg.manifest.id(),
             index: i,
+            file_sha256: pkg.file_sha256.clone(),
+            manifest_sha256: pkg.manifest_sha256.clone(),
+            sbom_sha256: pkg.manifest.sbom.sha256.clone(),
             reason,
             payloads,
         });

@@ -9,7 +9,7 @@ use fieldkit_trust::{
     VerifiedPayload,
 };
 
-use crate::{Inputs, Plan, Verdict, plan};
+use crate::{Inputs, Plan, Remembered, Verdict, Visit, plan, recheck};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
@@ -110,6 +110,7 @@ fn build(p: &Pkg) -> VerifiedPackage {
                 .iter()
                 .map(|(c, r)| ((*c).into(), r.parse().unwrap()))
                 .collect(),
+            preconditions: Vec::new(),
         },
         sbom: Default::default(),
         payloads: payloads.clone(),
@@ -136,6 +137,8 @@ fn build(p: &Pkg) -> VerifiedPackage {
         })
         .collect();
     VerifiedPackage {
+        file_sha256: format!("{:064}", p.version.replace('.', "")),
+        manifest_sha256: "1".repeat(64),
         manifest,
         signed_by: Vec::new(),
         sbom: SbomSummary {
@@ -148,9 +151,10 @@ fn build(p: &Pkg) -> VerifiedPackage {
     }
 }
 
-fn root() -> TrustRoot {
+fn root(require_recall_list: bool) -> TrustRoot {
     let key = fieldkit_trust::keys::generate(&mut rand::rngs::OsRng);
     let mut meta = RootMetadata::new(1, Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap());
+    meta.policy.require_recall_list = require_recall_list;
     for role in ["root", "release", "entitlement", "recall"] {
         meta.set_role(role, &[key.verifying_key()], 1);
     }
@@ -161,7 +165,7 @@ fn entitlement(features: &[&str]) -> Entitlement {
     Entitlement {
         id: "ENT-1".into(),
         customer: "St. Elsewhere".into(),
-        sites: vec![],
+        sites: vec!["ward 4".into()],
         devices: vec![DeviceGrant {
             model: "acme-infusion-p7".into(),
             serials: vec!["P7-004217".into()],
@@ -179,9 +183,13 @@ struct Case {
     identity: Identity,
     packages: Vec<Pkg>,
     named: Vec<usize>,
+    named_refusals: Vec<Finding>,
     entitlements: Vec<Entitlement>,
     recall: Option<RecallList>,
-    clock: Finding,
+    root: TrustRoot,
+    time_mark: Option<DateTime<Utc>>,
+    customer: Option<&'static str>,
+    site: Option<&'static str>,
 }
 
 fn case(packages: Vec<Pkg>) -> Case {
@@ -189,9 +197,13 @@ fn case(packages: Vec<Pkg>) -> Case {
         identity: pump(),
         packages,
         named: Vec::new(),
+        named_refusals: Vec::new(),
         entitlements: vec![entitlement(&["pump-fw"])],
         recall: None,
-        clock: TrustedTime::new(None).check(now()),
+        root: root(false),
+        time_mark: None,
+        customer: Some("St. Elsewhere"),
+        site: Some("ward 4"),
     }
 }
 
@@ -199,19 +211,36 @@ fn run(c: &Case) -> Plan {
     let profiles = ProfileSet::builtin();
     let profile = profiles.get("acme-infusion-p7").unwrap();
     let packages: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
-    let root = root();
-    plan(&Inputs {
+    plan(&inputs(c, profile, &packages))
+}
+
+fn inputs<'a>(
+    c: &'a Case,
+    profile: &'a fieldkit_profile::Profile,
+    packages: &'a [VerifiedPackage],
+) -> Inputs<'a> {
+    static NO_GENERATIONS: std::sync::LazyLock<std::collections::BTreeMap<String, u32>> =
+        std::sync::LazyLock::new(Default::default);
+    Inputs {
         identity: &c.identity,
         profile,
-        packages: &packages,
+        packages,
         entitlements: &c.entitlements,
         recall: c.recall.as_ref(),
-        root: &root,
-        clock: &c.clock,
-        now: now(),
-        customer: None,
+        root: &c.root,
+        system_now: now(),
+        remembered: Remembered {
+            time_mark: c.time_mark,
+            security_counter: None,
+            generations: &NO_GENERATIONS,
+        },
+        visit: Visit {
+            customer: c.customer,
+            site: c.site,
+        },
         named: &c.named,
-    })
+        named_refusals: &c.named_refusals,
+    }
 }
 
 /// Renders the verdict, the steps and the first failed rule on one line each.
@@ -357,7 +386,7 @@ fn each_rule_refuses_with_found_and_required() {
         ],
     );
     let mut recalled = named(app("2.4.0", "2.4.0"));
-    let mut list = RecallList::new(3, now());
+    let mut list = RecallList::new(3, now(), now() + chrono::Duration::days(30));
     list.packages.push("acme-infusion-p7@2.4.0".into());
     recalled.recall = Some(list);
     check(
@@ -425,7 +454,7 @@ fn a_clock_set_back_refuses() {
     let mut c = case(vec![app("2.4.0", "2.4.0")]);
     let mut t = TrustedTime::new(None);
     t.observe(now() + chrono::Duration::days(30));
-    c.clock = t.check(now());
+    c.time_mark = t.mark();
     let p = run(&c);
     assert_eq!(p.verdict, Verdict::Refused);
     assert_eq!(p.first_failure().unwrap().rule, "time.clock");
@@ -486,4 +515,202 @@ fn a_device_without_firmware_can_be_restored() {
     }]);
     c.identity.slots.retain(|s| s.image != 0);
     check(c, &["Go", "step acme-infusion-p7@2.4.0: app none->2.4.0"]);
+}
+
+#[test]
+fn the_visit_must_say_whose_it_is_and_where() {
+    let feature = || Pkg {
+        feature: Some("pump-fw"),
+        class: ReleaseClass::Feature,
+        ..app("2.4.0", "2.4.0")
+    };
+    let mut c = case(vec![feature()]);
+    c.customer = None;
+    check(
+        c,
+        &[
+            "Refused",
+            "entitlement.customer found no customer set for this visit required the customer of this visit (St. Elsewhere for this entitlement)",
+        ],
+    );
+    let mut c = case(vec![feature()]);
+    c.site = Some("ward 9");
+    check(
+        c,
+        &[
+            "Refused",
+            "entitlement.site found site ward 9 required one of ward 4",
+        ],
+    );
+    let mut c = case(vec![feature()]);
+    c.customer = Some("Mercy General");
+    check(
+        c,
+        &[
+            "Refused",
+            "entitlement.customer found entitlement for St. Elsewhere required the customer of this visit, Mercy General",
+        ],
+    );
+}
+
+#[test]
+fn recall_lists_expire_and_the_root_may_require_one() {
+    let mut c = case(vec![app("2.4.0", "2.4.0")]);
+    c.recall = Some(RecallList::new(
+        2,
+        now(),
+        now() - chrono::Duration::hours(1),
+    ));
+    let p = run(&c);
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert_eq!(p.first_failure().unwrap().rule, "recall.expiry");
+    let mut c = case(vec![app("2.4.0", "2.4.0")]);
+    c.root = root(true);
+    check(
+        c,
+        &[
+            "Refused",
+            "recall.required found no recall list required a current recall list (the trust root requires one)",
+        ],
+    );
+}
+
+#[test]
+fn a_package_precondition_is_a_rule_of_its_own() {
+    let mut c = case(vec![app("2.4.0", "2.4.0")]);
+    c.identity.battery_percent = Some(55);
+    let profiles = ProfileSet::builtin();
+    let profile = profiles.get("acme-infusion-p7").unwrap();
+    let mut pkgs: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
+    pkgs[0].manifest.requires.preconditions = vec![fieldkit_trust::PackagePrecondition {
+        field: "battery_percent".into(),
+        op: ">=".into(),
+        value: fieldkit_trust::PreconditionLiteral::Int(60),
+        explanation: "A long flash needs a larger reserve.".into(),
+    }];
+    let p = plan(&inputs(&c, profile, &pkgs));
+    let f = p.first_failure().unwrap();
+    assert_eq!(
+        (f.rule.as_str(), f.found.as_str(), f.required.as_str()),
+        (
+            "package.precondition",
+            "battery_percent = 55",
+            "battery_percent >= 60"
+        )
+    );
+}
+
+#[test]
+fn a_step_is_checked_again_on_the_device_as_it_is_now() {
+    let c = case(vec![app("2.4.0", "2.4.0")]);
+    let profiles = ProfileSet::builtin();
+    let profile = profiles.get("acme-infusion-p7").unwrap();
+    let pkgs: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
+    let p = plan(&inputs(&c, profile, &pkgs));
+    assert_eq!(p.verdict, Verdict::Go);
+    let step = &p.steps[0];
+    // Unchanged: every rule still passes.
+    assert!(
+        recheck(&inputs(&c, profile, &pkgs), step, &c.identity)
+            .changed()
+            .is_empty()
+    );
+    // The battery drained, and someone installed another app meanwhile.
+    let mut now = Case {
+        identity: pump(),
+        ..case(vec![])
+    };
+    now.identity.battery_percent = Some(20);
+    now.identity.slots[0].version = "2.3.2".into();
+    let changed: Vec<(String, String)> = recheck(&inputs(&now, profile, &pkgs), step, &c.identity)
+        .changed()
+        .into_iter()
+        .map(|f| (f.rule, f.found))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (
+                "safety.precondition".to_owned(),
+                "battery_percent = 20".to_owned()
+            ),
+            ("plan.device_changed".to_owned(), "app 2.3.2".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn an_image_on_test_is_not_installed() {
+    let mut c = case(vec![
+        Pkg {
+            version: "2.4.5",
+            payloads: &[("netcore", "1.5.0")],
+            ..Pkg::default()
+        },
+        Pkg {
+            deps: &[(1, "1.5.0")],
+            ..app("2.5.0", "2.5.0")
+        },
+    ]);
+    // Killed after the network core's test boot, before its confirm: 1.5.0 runs on test,
+    // 1.4.0 waits confirmed in the other slot.
+    let old = c.identity.slots[1].clone();
+    c.identity.slots[1].version = "1.5.0".into();
+    c.identity.slots[1].confirmed = false;
+    c.identity.slots.push(SlotState {
+        slot: 1,
+        active: false,
+        ..old
+    });
+    let p = run(&c);
+    assert_eq!(
+        p.steps
+            .iter()
+            .map(|s| s.package.as_str())
+            .collect::<Vec<_>>(),
+        ["acme-infusion-p7@2.4.5", "acme-infusion-p7@2.5.0"]
+    );
+    assert_eq!(p.steps[0].payloads[0].from, "1.4.0");
+    assert_eq!(
+        p.basis,
+        [
+            "netcore runs 1.5.0 on test (not confirmed): the next reset reverts it, so the plan counts netcore at its confirmed version 1.4.0"
+        ]
+    );
+}
+
+#[test]
+fn a_named_package_that_cannot_be_used_is_the_answer() {
+    let mut c = case(vec![app("2.4.0", "2.4.0")]);
+    c.named_refusals = vec![crate::file_changed_since_check(
+        "/media/stick/p7.fkpkg",
+        Some("bb"),
+        "aa",
+        7,
+    )];
+    check(
+        c,
+        &[
+            "Refused",
+            "package.changed_since_check found /media/stick/p7.fkpkg: sha256 bb required sha256 aa, as checked at audit entry 7",
+        ],
+    );
+}
+
+#[test]
+fn the_bytes_sent_must_be_the_bytes_checked() {
+    let c = case(vec![app("2.4.0", "2.4.0")]);
+    let profiles = ProfileSet::builtin();
+    let profile = profiles.get("acme-infusion-p7").unwrap();
+    let pkgs: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
+    let p = plan(&inputs(&c, profile, &pkgs));
+    let step = &p.steps[0];
+    assert!(crate::changed_since_check(step, &step.file_sha256, Some(&pkgs[0])).passed);
+    let f = crate::changed_since_check(step, &"f".repeat(64), None);
+    assert!(!f.passed);
+    assert_eq!(
+        f.found,
+        format!("file sha256 {}, which no longer verifies", "f".repeat(64))
+    );
+    assert_eq!(f.required, format!("file sha256 {}", step.file_sha256));
 }

@@ -42,6 +42,9 @@ pub enum Fault {
     DisconnectMidReply,
     /// Battery level to report, percent.
     Battery(u8),
+    /// After the device has answered this many identity reads, its battery reports this
+    /// level, percent: it drained between a check and an update.
+    BatteryDrain(u64, u8),
     /// Report therapy as running.
     TherapyRunning,
     /// Line family: lose the device's ACK of this YMODEM data block (1 = the first), once.
@@ -65,7 +68,7 @@ pub struct FaultError {
 
 const KNOWN: &str = "disconnect-after=BYTES, unplug-ms=MS, corrupt=RATE, drop=RATE, \
 lose-reply=N, reboot-at=OFFSET, flash-fail-at=OFFSET, refuse-confirm, log-noise, never-answer, \
-answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, therapy-running, \
+answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, battery-drain=READS:PERCENT, therapy-running, \
 lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, erase-delay=MS";
 
 impl FromStr for Fault {
@@ -116,6 +119,21 @@ impl FromStr for Fault {
                 n @ 0..=100 => Ok(Fault::Battery(n as u8)),
                 n => Err(err(format!("found {n}, required 0 to 100"))),
             },
+            "battery-drain" => {
+                let v = value
+                    .ok_or_else(|| err("needs a value (battery-drain=READS:PERCENT)".into()))?;
+                let parsed = v
+                    .split_once(':')
+                    .and_then(|(r, p)| Some((r.parse::<u64>().ok()?, p.parse::<u8>().ok()?)));
+                match parsed {
+                    Some((reads, percent)) if percent <= 100 => {
+                        Ok(Fault::BatteryDrain(reads, percent))
+                    }
+                    _ => Err(err(format!(
+                        "found {v:?}, required READS:PERCENT with PERCENT 0 to 100"
+                    ))),
+                }
+            }
             "lose-ack" => Ok(Fault::LoseAck(int()?)),
             "duplicate-block" => Ok(Fault::DuplicateBlock(int()?)),
             "nak-storm" => match u32::try_from(int()?) {
@@ -153,6 +171,7 @@ impl fmt::Display for Fault {
             Fault::WrongSeq => f.write_str("wrong-seq"),
             Fault::DisconnectMidReply => f.write_str("disconnect-mid-reply"),
             Fault::Battery(n) => write!(f, "battery={n}"),
+            Fault::BatteryDrain(r, p) => write!(f, "battery-drain={r}:{p}"),
             Fault::TherapyRunning => f.write_str("therapy-running"),
             Fault::LoseAck(n) => write!(f, "lose-ack={n}"),
             Fault::DuplicateBlock(n) => write!(f, "duplicate-block={n}"),
@@ -193,6 +212,8 @@ pub struct Faults {
     pub disconnect_mid_reply: bool,
     /// See [`Fault::Battery`].
     pub battery: Option<u8>,
+    /// See [`Fault::BatteryDrain`].
+    pub battery_drain: Option<(u64, u8)>,
     /// See [`Fault::TherapyRunning`].
     pub therapy_running: bool,
     /// See [`Fault::LoseAck`].
@@ -228,6 +249,7 @@ impl Faults {
                 Fault::WrongSeq => f.wrong_seq = true,
                 Fault::DisconnectMidReply => f.disconnect_mid_reply = true,
                 Fault::Battery(n) => f.battery = Some(n),
+                Fault::BatteryDrain(r, p) => f.battery_drain = Some((r, p)),
                 Fault::TherapyRunning => f.therapy_running = true,
                 Fault::LoseAck(n) => f.lose_ack = Some(n),
                 Fault::DuplicateBlock(n) => f.duplicate_block = Some(n),
@@ -260,6 +282,7 @@ mod tests {
             "wrong-seq",
             "disconnect-mid-reply",
             "battery=12",
+            "battery-drain=1:50",
             "therapy-running",
             "lose-ack=3",
             "duplicate-block=2",
@@ -287,6 +310,11 @@ mod tests {
             ("log-noise=1", "found value \"1\", required none"),
             ("lose-reply=0", "found 0, required 1 or more"),
             ("battery=101", "found 101, required 0 to 100"),
+            ("battery-drain=3", "required READS:PERCENT"),
+            (
+                "battery-drain=1:120",
+                "required READS:PERCENT with PERCENT 0 to 100",
+            ),
             ("nak-storm=x", "found \"x\", required a whole number"),
         ];
         for (spec, want) in cases {

@@ -163,11 +163,35 @@ impl Entitlement {
         Ok(ent)
     }
 
+    /// Where trusted "now" falls in the contract.
+    pub fn contract_at(&self, now: DateTime<Utc>) -> ContractState {
+        let today = now.date_naive();
+        if today < self.valid_from {
+            ContractState::NotYetValid
+        } else if today > self.valid_until {
+            ContractState::Ended
+        } else {
+            ContractState::InForce
+        }
+    }
+
     fn covers(&self, model: &str, serial: &str) -> bool {
         self.devices
             .iter()
             .any(|d| d.model == model && d.serials.iter().any(|s| s == "*" || s == serial))
     }
+}
+
+/// Where a day falls in an entitlement's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContractState {
+    /// Before `valid_from`.
+    NotYetValid,
+    /// Within `valid_from..=valid_until`.
+    InForce,
+    /// After `valid_until` (releases up to `maintenance_through` may still be installable).
+    Ended,
 }
 
 /// What is being asked: may this device install this package now?
@@ -177,8 +201,12 @@ pub struct EntitlementRequest<'a> {
     pub model: &'a str,
     /// Device serial number.
     pub serial: &'a str,
-    /// The customer the technician is serving, if known.
+    /// The customer the technician is serving, if the technician said.
     pub customer: Option<&'a str>,
+    /// The site of the visit, if the technician said.
+    pub site: Option<&'a str>,
+    /// The highest generation seen so far of each entitlement id (remembered between runs).
+    pub generations: &'a std::collections::BTreeMap<String, u32>,
     /// The package's manifest.
     pub manifest: &'a Manifest,
     /// Trusted "now".
@@ -190,6 +218,7 @@ fn evaluate_one(
     req: &EntitlementRequest<'_>,
     feature: &str,
     recall: Option<&RecallList>,
+    newest: u32,
 ) -> Vec<Finding> {
     let mut f = Vec::new();
     let revoked = recall.is_some_and(|r| r.entitlements.contains(&e.id));
@@ -204,14 +233,46 @@ fn evaluate_one(
         "not revoked by the recall list",
         "The entitlement must not have been revoked by the manufacturer.",
     ));
-    if let Some(customer) = req.customer {
-        f.push(Finding::check(
+    f.push(Finding::check(
+        e.generation >= newest,
+        rules::ENTITLEMENT_GENERATION,
+        format!("{} generation {}", e.id, e.generation),
+        format!("generation {newest} or later"),
+        "A newer generation of this entitlement replaces this one.",
+    ));
+    // The visit's customer and site are part of the scope: when the technician has not said
+    // which, the rule fails and says so rather than being skipped.
+    f.push(match req.customer {
+        Some(customer) => Finding::check(
             e.customer == customer,
             rules::ENTITLEMENT_CUSTOMER,
-            e.customer.clone(),
-            customer,
+            format!("entitlement for {}", e.customer),
+            format!("the customer of this visit, {customer}"),
             "The entitlement must belong to the customer being served.",
-        ));
+        ),
+        None => Finding::fail(
+            rules::ENTITLEMENT_CUSTOMER,
+            "no customer set for this visit",
+            format!("the customer of this visit ({} for this entitlement)", e.customer),
+            "Say which customer this visit is for (settings) before installing an entitled release.",
+        ),
+    });
+    if !e.sites.is_empty() {
+        f.push(match req.site {
+            Some(site) => Finding::check(
+                e.sites.iter().any(|s| s == site),
+                rules::ENTITLEMENT_SITE,
+                format!("site {site}"),
+                format!("one of {}", e.sites.join(", ")),
+                "The entitlement covers only the sites it names.",
+            ),
+            None => Finding::fail(
+                rules::ENTITLEMENT_SITE,
+                "no site set for this visit",
+                format!("one of {}", e.sites.join(", ")),
+                "Say which site this visit is at (settings) before installing a release entitled for named sites.",
+            ),
+        });
     }
     f.push(Finding::check(
         e.covers(req.model, req.serial),
@@ -232,7 +293,7 @@ fn evaluate_one(
         "The entitlement must include the feature this package needs.",
     ));
     let today = req.now.date_naive();
-    let in_contract = e.valid_from <= today && today <= e.valid_until;
+    let in_contract = e.contract_at(req.now) == ContractState::InForce;
     let maintained = e
         .maintenance_through
         .is_some_and(|m| today >= e.valid_from && req.manifest.release_date <= m);
@@ -288,9 +349,18 @@ pub fn evaluate(
         return d;
     }
     // Prefer a fully passing entitlement; otherwise report the one that came closest.
+    let newest = |id: &str| {
+        entitlements
+            .iter()
+            .filter(|e| e.id == id)
+            .map(|e| e.generation)
+            .chain(req.generations.get(id).copied())
+            .max()
+            .unwrap_or(0)
+    };
     let best = entitlements
         .iter()
-        .map(|e| evaluate_one(e, req, feature, recall))
+        .map(|e| evaluate_one(e, req, feature, recall, newest(&e.id)))
         .min_by_key(|f| f.iter().filter(|x| !x.passed).count());
     match best {
         Some(findings) => d.findings = findings,

@@ -43,19 +43,21 @@ pub mod signed;
 mod time;
 
 pub use entitlement::{
-    DeviceGrant, ENTITLEMENT_DOMAIN, Entitlement, EntitlementRequest, Envelope, evaluate,
+    ContractState, DeviceGrant, ENTITLEMENT_DOMAIN, Entitlement, EntitlementRequest, Envelope,
+    evaluate,
 };
 pub use error::{Result, TrustError};
 pub use finding::{Decision, Finding};
 pub use keys::KeyId;
 pub use licences::{ComponentLicence, check_licences};
 pub use manifest::{
-    MANIFEST_FORMAT, Manifest, MemberDigest, Payload, PayloadFormat, ReleaseClass, Requirements,
-    valid_file_name,
+    MANIFEST_FORMAT, Manifest, MemberDigest, PRECONDITION_OPS, PackagePrecondition, Payload,
+    PayloadFormat, PreconditionLiteral, ReleaseClass, Requirements, valid_file_name,
 };
 pub use package::{
     BuiltRelease, Limits, VerifiedPackage, VerifiedPayload, build_package, build_release,
-    inspect_package, verify_package, verify_package_with,
+    inspect_package, looks_like_package, not_a_package, verify_package, verify_package_signed,
+    verify_package_with,
 };
 pub use recall::{Minimum, RECALL_DOMAIN, RECALL_TYPE, RecallList};
 pub use root::{Policy, REQUIRED_ROLES, ROOT_DOMAIN, ROOT_TYPE, Role, RootMetadata, TrustRoot};

@@ -95,7 +95,40 @@ pub struct Requirements {
     /// versions it may be installed over; others: inter-component dependencies).
     #[serde(default)]
     pub components: BTreeMap<String, semver::VersionReq>,
+    /// Safety conditions this release needs on top of the device profile's (e.g. a larger
+    /// battery reserve for a long flash), read live from the device like the profile's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<PackagePrecondition>,
 }
+
+/// A safety condition a package declares: an identity field compared with a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagePrecondition {
+    /// The identity field (`battery_percent`, `therapy_running`, ...).
+    pub field: String,
+    /// The comparison: `==`, `!=`, `>=`, `<=`, `>` or `<`.
+    pub op: String,
+    /// The value compared with: a boolean, an integer or a string.
+    pub value: PreconditionLiteral,
+    /// Why it matters, in words a technician understands.
+    pub explanation: String,
+}
+
+/// The value of a [`PackagePrecondition`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PreconditionLiteral {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Text(String),
+}
+
+/// The comparisons a precondition may use.
+pub const PRECONDITION_OPS: [&str; 6] = ["==", "!=", ">=", "<=", ">", "<"];
 
 /// The signed description of a package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +217,17 @@ impl Manifest {
                 ),
                 format!("at most {} bytes and a lowercase hex SHA-256", limits.sbom),
             ));
+        }
+        for p in &self.requires.preconditions {
+            if !PRECONDITION_OPS.contains(&p.op.as_str()) || p.field.is_empty() {
+                return Err(invalid(
+                    format!("precondition {:?} {:?}", p.field, p.op),
+                    format!(
+                        "an identity field and one of {}",
+                        PRECONDITION_OPS.join(" ")
+                    ),
+                ));
+            }
         }
         let mut files = BTreeSet::new();
         let mut components = BTreeSet::new();

@@ -109,6 +109,46 @@ fn canonical_header(name: &str, size: u64) -> Result<tar::Header> {
     Ok(h)
 }
 
+/// A file that does not even start like a package. Its bytes are never quoted: a file named as
+/// a package may be anything (a symlink to a private file), and refusals reach the audit log.
+pub fn not_a_package() -> TrustError {
+    TrustError::refused(
+        rules::NOT_A_PACKAGE,
+        "a file that does not start with the fieldkit-package marker",
+        format!("a fieldkit package: a tar whose first member is {MARKER_NAME:?}"),
+        "The file named as a package is not a fieldkit package; nothing in it was used.",
+    )
+}
+
+/// Whether `first_block` (the first 512 bytes, or all of a shorter file) starts like a
+/// package: a tar header for the format marker. Decides before anything else is read.
+pub fn looks_like_package(first_block: &[u8]) -> bool {
+    first_block.len() == BLOCK
+        && tar::Header::from_byte_slice(first_block)
+            .path_bytes()
+            .as_ref()
+            == MARKER_NAME.as_bytes()
+}
+
+/// A member name as it may be shown: quoted when it is a valid package file name, described
+/// otherwise (so no byte of a hostile file reaches a terminal or the audit log).
+fn quoted_name(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(n)
+            if n.strip_prefix(PAYLOAD_DIR).map_or(
+                crate::manifest::valid_file_name(n),
+                crate::manifest::valid_file_name,
+            ) =>
+        {
+            format!("{n:?}")
+        }
+        _ => format!(
+            "with a name that is not a valid file name ({} bytes)",
+            name.len()
+        ),
+    }
+}
+
 fn sha_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -263,12 +303,18 @@ pub struct VerifiedPackage {
     pub findings: Vec<Finding>,
     /// Total bytes read.
     pub total_size: u64,
+    /// Hex SHA-256 of `manifest.json` exactly as signed.
+    pub manifest_sha256: String,
+    /// Hex SHA-256 of the whole package file as read: names the package by its bytes.
+    pub file_sha256: String,
 }
 
-/// Reads the tar strictly; see the module documentation.
+/// Reads the tar strictly; see the module documentation. Every byte read also goes into
+/// `file_hash`, so a verified package is named by the SHA-256 of exactly the bytes verified.
 struct Reader<R> {
     inner: R,
     read: u64,
+    file_hash: Sha256,
 }
 
 impl<R: Read> Reader<R> {
@@ -276,6 +322,7 @@ impl<R: Read> Reader<R> {
         match self.inner.read_exact(buf) {
             Ok(()) => {
                 self.read += buf.len() as u64;
+                self.file_hash.update(&*buf);
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(structure(
@@ -297,10 +344,12 @@ impl<R: Read> Reader<R> {
             return Err(structure("end of archive", format!("member {name}")));
         }
         let header = tar::Header::from_byte_slice(&block);
-        let found = String::from_utf8_lossy(&header.path_bytes()).into_owned();
-        if found != name {
+        if header.path_bytes().as_ref() != name.as_bytes() {
+            if name == MARKER_NAME {
+                return Err(not_a_package());
+            }
             return Err(structure(
-                format!("member {found:?}"),
+                format!("member {}", quoted_name(&header.path_bytes())),
                 format!("member {name:?}"),
             ));
         }
@@ -368,8 +417,8 @@ impl<R: Read> Reader<R> {
             let header = tar::Header::from_byte_slice(&blocks[..BLOCK]);
             return Err(structure(
                 format!(
-                    "another member {:?} after the last payload",
-                    String::from_utf8_lossy(&header.path_bytes())
+                    "another member {} after the last payload",
+                    quoted_name(&header.path_bytes())
                 ),
                 "the end of the archive",
             ));
@@ -424,7 +473,20 @@ pub fn verify_package_with(
     limits: &Limits,
     sink: &mut dyn FnMut(usize, &[u8]) -> io::Result<()>,
 ) -> Result<VerifiedPackage> {
-    read_package(input, Some((root, now)), limits, sink)
+    read_package(input, Some((root, Some(now))), limits, sink)
+}
+
+/// [`verify_package_with`] without the time rules (root and metadata expiry): signatures,
+/// structure, digests, SBOM and images only. For the planner, which evaluates expiry as one
+/// of its rules at trusted "now", so an expired package is shown with its rule rather than
+/// set aside.
+pub fn verify_package_signed(
+    input: impl Read,
+    root: &TrustRoot,
+    limits: &Limits,
+    sink: &mut dyn FnMut(usize, &[u8]) -> io::Result<()>,
+) -> Result<VerifiedPackage> {
+    read_package(input, Some((root, None)), limits, sink)
 }
 
 /// [`verify_package_with`] without a sink.
@@ -444,20 +506,24 @@ pub fn inspect_package(input: impl Read, limits: &Limits) -> Result<VerifiedPack
 
 fn read_package(
     input: impl Read,
-    trust: Option<(&TrustRoot, DateTime<Utc>)>,
+    trust: Option<(&TrustRoot, Option<DateTime<Utc>>)>,
     limits: &Limits,
     sink: &mut dyn FnMut(usize, &[u8]) -> io::Result<()>,
 ) -> Result<VerifiedPackage> {
     let mut r = Reader {
         inner: input,
         read: 0,
+        file_hash: Sha256::new(),
     };
     let mut findings = Vec::new();
 
     let marker = r.small(MARKER_NAME, MARKER.len() as u64)?;
     if marker != MARKER {
         return Err(structure(
-            format!("format marker {:?}", String::from_utf8_lossy(&marker)),
+            format!(
+                "a format marker of {} bytes that is not this format's",
+                marker.len()
+            ),
             format!("{:?}", String::from_utf8_lossy(MARKER)),
         ));
     }
@@ -472,11 +538,13 @@ fn read_package(
 
     let mut signed_by = Vec::new();
     if let Some((root, now)) = trust {
-        let f = root.check_expiry(now);
-        if !f.passed {
-            return Err(f.into());
+        if let Some(now) = now {
+            let f = root.check_expiry(now);
+            if !f.passed {
+                return Err(f.into());
+            }
+            findings.push(f);
         }
-        findings.push(f);
         signed_by = root.verify_role(
             "package manifest",
             "release",
@@ -501,7 +569,7 @@ fn read_package(
         )
     })?;
     manifest.validate(limits)?;
-    if let Some((_, now)) = trust {
+    if let Some((_, Some(now))) = trust {
         let f = manifest.check_expiry(now);
         if !f.passed {
             return Err(f.into());
@@ -631,5 +699,7 @@ fn read_package(
         payloads,
         findings,
         total_size: r.read,
+        manifest_sha256: sha_hex(&manifest_bytes),
+        file_sha256: hex::encode(r.file_hash.finalize()),
     })
 }

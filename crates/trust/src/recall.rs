@@ -41,6 +41,9 @@ pub struct RecallList {
     pub version: u64,
     /// When it was issued (a signed time for the trusted-time mark).
     pub issued: DateTime<Utc>,
+    /// After this instant the list is stale: nothing is installed until a current one
+    /// arrives (an old list could hide a recall: freeze protection).
+    pub expires: DateTime<Utc>,
     /// Recalled package ids (`product@version`).
     #[serde(default)]
     pub packages: Vec<String>,
@@ -54,11 +57,12 @@ pub struct RecallList {
 
 impl RecallList {
     /// An empty list.
-    pub fn new(version: u64, issued: DateTime<Utc>) -> Self {
+    pub fn new(version: u64, issued: DateTime<Utc>, expires: DateTime<Utc>) -> Self {
         Self {
             kind: RECALL_TYPE.into(),
             version,
             issued,
+            expires,
             packages: Vec::new(),
             entitlements: Vec::new(),
             minimums: BTreeMap::new(),
@@ -108,6 +112,53 @@ impl RecallList {
             ));
         }
         Ok(list)
+    }
+
+    /// The list is current at `now`.
+    pub fn check_expiry(&self, now: DateTime<Utc>) -> Finding {
+        Finding::check(
+            now < self.expires,
+            rules::RECALL_EXPIRY,
+            format!(
+                "recall list version {} at {}",
+                self.version,
+                now.to_rfc3339()
+            ),
+            format!("before {}", self.expires.to_rfc3339()),
+            "The recall list must be current: an expired list may miss a recall, so nothing is installed until the manufacturer's current list is imported.",
+        )
+    }
+
+    /// The recall-list rule of the trust root's policy: a current list, when the policy asks
+    /// for one. `list` is the newest list loaded, if any.
+    pub fn check_present(list: Option<&RecallList>, root: &TrustRoot) -> Finding {
+        match list {
+            Some(l) => Finding::pass(
+                rules::RECALL_REQUIRED,
+                format!("recall list version {}", l.version),
+                if root.policy().require_recall_list {
+                    "a recall list (the trust root requires one)"
+                } else {
+                    "none required"
+                },
+                "A recall list is loaded.",
+            ),
+            None => Finding::check(
+                !root.policy().require_recall_list,
+                rules::RECALL_REQUIRED,
+                "no recall list",
+                if root.policy().require_recall_list {
+                    "a current recall list (the trust root requires one)"
+                } else {
+                    "none required"
+                },
+                if root.policy().require_recall_list {
+                    "The manufacturer requires a current recall list before anything is installed: import the latest one."
+                } else {
+                    "No recall list is loaded; the manufacturer's policy does not require one, so no release is known to be recalled."
+                },
+            ),
+        }
     }
 
     /// Whether `manifest` is recalled or below a minimum: one finding.

@@ -38,6 +38,9 @@ pub struct Policy {
     /// patches to reach every device).
     #[serde(default = "yes")]
     pub security_updates_without_entitlement: bool,
+    /// Nothing is installed without a current recall list.
+    #[serde(default)]
+    pub require_recall_list: bool,
 }
 
 fn yes() -> bool {
@@ -48,6 +51,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             security_updates_without_entitlement: true,
+            require_recall_list: false,
         }
     }
 }

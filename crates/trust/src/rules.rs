@@ -19,6 +19,8 @@ pub const ROOT_VERSION: &str = "root.version";
 pub const ROOT_EXPIRY: &str = "root.expiry";
 /// A package's tar structure is wrong (member order, names, headers, padding, trailing data).
 pub const PACKAGE_STRUCTURE: &str = "package.structure";
+/// A file named as a package is not one (wrong kind of file, size or first bytes).
+pub const NOT_A_PACKAGE: &str = "package.not_a_package";
 /// A package member is larger than allowed.
 pub const PACKAGE_SIZE: &str = "package.size";
 /// A package member's bytes do not match the manifest's hash or size.
@@ -47,6 +49,10 @@ pub const SECURITY_COUNTER: &str = "target.security_counter";
 pub const RECALL: &str = "recall.package";
 /// A recall list is older than one already seen.
 pub const RECALL_VERSION: &str = "recall.version";
+/// The recall list has expired: a freeze, nothing is installed until a current list arrives.
+pub const RECALL_EXPIRY: &str = "recall.expiry";
+/// The trust root's policy requires a current recall list and none is loaded.
+pub const RECALL_REQUIRED: &str = "recall.required";
 /// An entitlement is missing, malformed or signed by the wrong key.
 pub const ENTITLEMENT: &str = "entitlement.present";
 /// The entitlement envelope's signature or key is wrong.
@@ -55,6 +61,10 @@ pub const ENTITLEMENT_SIGNATURE: &str = "entitlement.signature";
 pub const ENTITLEMENT_DEVICE: &str = "entitlement.device";
 /// The entitlement belongs to another customer.
 pub const ENTITLEMENT_CUSTOMER: &str = "entitlement.customer";
+/// The entitlement is not for the site of this visit (or the visit has no site).
+pub const ENTITLEMENT_SITE: &str = "entitlement.site";
+/// A newer generation of the entitlement replaces this one.
+pub const ENTITLEMENT_GENERATION: &str = "entitlement.generation";
 /// The entitlement lacks the package's feature.
 pub const ENTITLEMENT_FEATURE: &str = "entitlement.feature";
 /// The contract window (or maintenance fallback) does not cover the update.

@@ -435,9 +435,18 @@ fn hostile_member_layouts_are_refused() {
         ("missing payload", a[..4].to_vec()),
     ];
     for (name, m) in cases {
+        let want = if name == "missing marker" {
+            rules::NOT_A_PACKAGE
+        } else {
+            rules::PACKAGE_STRUCTURE
+        };
         match verify(&kit, &reassemble(&m)) {
             Ok(_) => panic!("{name}: accepted"),
-            Err(e) => assert_eq!(e.rule(), rules::PACKAGE_STRUCTURE, "{name}: {e}"),
+            Err(e) => {
+                assert_eq!(e.rule(), want, "{name}: {e}");
+                // Names that are not valid file names are described, never quoted.
+                assert!(!e.to_string().contains("passwd"), "{name}: {e}");
+            }
         }
     }
     // A signed manifest naming a traversing file is refused as a manifest.
@@ -452,13 +461,14 @@ fn hostile_member_layouts_are_refused() {
     )
     .unwrap_err();
     assert_eq!(e.rule(), rules::MANIFEST_FORMAT);
-    // GNU long-name extension headers are not fieldkit's headers.
+    // GNU long-name extension headers are not fieldkit's headers: such a file does not even
+    // start like a package.
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(2);
     h.set_mode(0o644);
     b.append_data(&mut h, "x".repeat(300), &b"hi"[..]).unwrap();
-    refused(&kit, &b.into_inner().unwrap(), rules::PACKAGE_STRUCTURE);
+    refused(&kit, &b.into_inner().unwrap(), rules::NOT_A_PACKAGE);
 }
 
 #[test]
@@ -476,12 +486,12 @@ fn wrong_product_hardware_and_recalled_are_refused() {
         (rules::HARDWARE, false, "B or C")
     );
 
-    let mut list = RecallList::new(2, t("2025-05-20T00:00:00Z"));
+    let mut list = RecallList::new(2, t("2025-05-20T00:00:00Z"), t("2030-01-01T00:00:00Z"));
     assert!(list.check_package(m).passed);
     list.packages.push("acme-infusion-p7@2.1.0".into());
     let f = list.check_package(m);
     assert_eq!((f.rule.as_str(), f.passed), (rules::RECALL, false));
-    let mut list = RecallList::new(3, t("2025-05-20T00:00:00Z"));
+    let mut list = RecallList::new(3, t("2025-05-20T00:00:00Z"), t("2030-01-01T00:00:00Z"));
     list.minimums.insert(
         "acme-infusion-p7".into(),
         Minimum {
@@ -490,7 +500,7 @@ fn wrong_product_hardware_and_recalled_are_refused() {
         },
     );
     assert!(!list.check_package(m).passed);
-    let mut list = RecallList::new(3, t("2025-05-20T00:00:00Z"));
+    let mut list = RecallList::new(3, t("2025-05-20T00:00:00Z"), t("2030-01-01T00:00:00Z"));
     list.minimums.insert(
         "acme-infusion-p7".into(),
         Minimum {
@@ -522,6 +532,7 @@ fn entitlement() -> Entitlement {
 struct Ask<'a> {
     serial: &'a str,
     customer: Option<&'a str>,
+    site: Option<&'a str>,
     now: &'a str,
     manifest: Manifest,
 }
@@ -530,6 +541,7 @@ fn ask() -> Ask<'static> {
     Ask {
         serial: "P7-0001",
         customer: Some("St. Elsewhere"),
+        site: Some("ward 4"),
         now: NOW,
         manifest: manifest("2.1.0"),
     }
@@ -544,6 +556,8 @@ fn check_ent(ent: &Entitlement, ask: Ask<'_>, recall: Option<&RecallList>, rule:
         model: "acme-infusion-p7",
         serial: ask.serial,
         customer: ask.customer,
+        site: ask.site,
+        generations: &Default::default(),
         manifest: &ask.manifest,
         now: t(ask.now),
     };
@@ -618,6 +632,34 @@ fn entitlement_threats() {
         None,
         Some(rules::ENTITLEMENT_CUSTOMER),
     );
+    // The visit's customer and site are part of the scope: unset is a finding, not a skip.
+    check_ent(
+        &entitlement(),
+        Ask {
+            customer: None,
+            ..ask()
+        },
+        None,
+        Some(rules::ENTITLEMENT_CUSTOMER),
+    );
+    check_ent(
+        &entitlement(),
+        Ask {
+            site: Some("ward 9"),
+            ..ask()
+        },
+        None,
+        Some(rules::ENTITLEMENT_SITE),
+    );
+    check_ent(
+        &entitlement(),
+        Ask {
+            site: None,
+            ..ask()
+        },
+        None,
+        Some(rules::ENTITLEMENT_SITE),
+    );
     check_ent(
         &e,
         Ask {
@@ -656,7 +698,7 @@ fn entitlement_threats() {
         None,
     );
     // Revoked.
-    let mut list = RecallList::new(1, t("2025-05-01T00:00:00Z"));
+    let mut list = RecallList::new(1, t("2025-05-01T00:00:00Z"), t("2030-01-01T00:00:00Z"));
     list.entitlements.push("ent-1".into());
     check_ent(&e, ask(), Some(&list), Some(rules::ENTITLEMENT_REVOKED));
     // Security releases are exempt by default policy, even for another device.
@@ -675,6 +717,40 @@ fn entitlement_threats() {
 }
 
 #[test]
+fn a_newer_generation_replaces_the_older() {
+    let kit = kit();
+    let old = entitlement();
+    let newer = Entitlement {
+        generation: 2,
+        features: vec!["other".into()],
+        ..entitlement()
+    };
+    let m = manifest("2.1.0");
+    let mut req = EntitlementRequest {
+        model: "acme-infusion-p7",
+        serial: "P7-0001",
+        customer: Some("St. Elsewhere"),
+        site: Some("ward 4"),
+        generations: &Default::default(),
+        manifest: &m,
+        now: t(NOW),
+    };
+    // Alone, generation 1 entitles.
+    assert!(evaluate(std::slice::from_ref(&old), &req, &kit.root, None).allowed());
+    // Beside generation 2 (which dropped the feature), it no longer does.
+    let d = evaluate(&[old.clone(), newer], &req, &kit.root, None);
+    assert!(!d.allowed());
+    // Nor once generation 2 was seen, even if its file is gone.
+    let seen = [("ent-1".to_owned(), 2)].into();
+    req.generations = &seen;
+    let d = evaluate(&[old], &req, &kit.root, None);
+    assert_eq!(
+        d.first_failure().unwrap().rule,
+        rules::ENTITLEMENT_GENERATION
+    );
+}
+
+#[test]
 fn security_exemption_follows_policy() {
     let mut meta = root_meta(1, "2030-01-01T00:00:00Z");
     meta.policy.security_updates_without_entitlement = false;
@@ -685,6 +761,8 @@ fn security_exemption_follows_policy() {
         model: "acme-infusion-p7",
         serial: "P7-0001",
         customer: None,
+        site: None,
+        generations: &Default::default(),
         manifest: &sec,
         now: t(NOW),
     };
@@ -722,8 +800,10 @@ fn forged_entitlements_are_refused() {
 #[test]
 fn replayed_older_recall_list_is_refused() {
     let kit = kit();
-    let v3 = RecallList::new(3, t("2025-05-01T00:00:00Z")).sign(&[&key(5)]);
-    let v2 = RecallList::new(2, t("2025-04-01T00:00:00Z")).sign(&[&key(5)]);
+    let v3 =
+        RecallList::new(3, t("2025-05-01T00:00:00Z"), t("2030-01-01T00:00:00Z")).sign(&[&key(5)]);
+    let v2 =
+        RecallList::new(2, t("2025-04-01T00:00:00Z"), t("2030-01-01T00:00:00Z")).sign(&[&key(5)]);
     assert_eq!(
         RecallList::open(&v3, &kit.root, Some(3)).unwrap().version,
         3
@@ -733,7 +813,7 @@ fn replayed_older_recall_list_is_refused() {
     assert_eq!(e.finding().found, "2");
     // Signed by a non-recall key.
     let e = RecallList::open(
-        &RecallList::new(4, t(NOW)).sign(&[&key(2)]),
+        &RecallList::new(4, t(NOW), t("2030-01-01T00:00:00Z")).sign(&[&key(2)]),
         &kit.root,
         None,
     )
@@ -853,7 +933,12 @@ fn openssl_keys_work_in_every_role() {
     let pkg = package_with(&manifest("2.1.0"), &image("2.1.0", &k[4].0, 50), &[&k[1].0]);
     verify_package(&pkg[..], &root, t(NOW)).unwrap();
     Entitlement::open(&entitlement().issue(&k[2].0), &root).unwrap();
-    RecallList::open(&RecallList::new(1, t(NOW)).sign(&[&k[3].0]), &root, None).unwrap();
+    RecallList::open(
+        &RecallList::new(1, t(NOW), t("2030-01-01T00:00:00Z")).sign(&[&k[3].0]),
+        &root,
+        None,
+    )
+    .unwrap();
     // We write private keys exactly as OpenSSL does, and OpenSSL reads ours.
     let openssl_pem = std::fs::read_to_string(dir.path().join("root.pem")).unwrap();
     assert_eq!(keys::private_key_to_pem(&k[0].0).trim(), openssl_pem.trim());

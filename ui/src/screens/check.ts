@@ -64,6 +64,7 @@ export function checkScreen(app: App): Node {
               plan.verdict === "go" ? "✓ Update allowed" : plan.verdict === "refused" ? "✗ Update refused" : "✓ Up to date",
             ),
             h("p", { id: "verdict-summary" }, plan.summary),
+            plan.basis.length > 0 ? h("ul", { id: "verdict-basis", class: "muted" }, plan.basis.map((b) => h("li", null, b))) : null,
             plan.verdict === "go"
               ? h(
                   "p",

@@ -1,12 +1,11 @@
 // Update: the plan's steps, then the update itself with its stage, a progress bar with rate
-// and time left, and Cancel while cancelling is safe (before the device confirms).
+// and time left, and Cancel while cancelling is safe. Whether cancelling is safe, whether the
+// update completed and what each step came to are decided in core and arrive with the
+// progress events and the result: this screen only shows them.
 
 import type { App, UpdateRun } from "../app";
 import { h } from "../dom";
-import { bytes, duration, outcomeLabel } from "../format";
-
-/** Stages after which cancelling no longer stops anything: the device is confirming. */
-const TOO_LATE = new Set(["confirming", "done"]);
+import { bytes, duration } from "../format";
 
 function progressPanel(app: App, run: UpdateRun): Node {
   const overallDone = Math.min(run.overallTotal, run.finishedBytes + run.stepBytes + run.done);
@@ -14,7 +13,8 @@ function progressPanel(app: App, run: UpdateRun): Node {
   const rate = run.meter.rate();
   const eta = run.total > 0 ? run.meter.eta(run.total) : null;
   const finished = run.result !== null || run.error !== null;
-  const canCancel = !finished && !run.cancelRequested && !TOO_LATE.has(run.stage?.stage ?? "");
+  const cancelSafe = run.stage?.cancel_safe ?? true;
+  const canCancel = !finished && !run.cancelRequested && cancelSafe;
   const step = run.steps[run.stepIndex];
   return h(
     "div",
@@ -57,7 +57,7 @@ function progressPanel(app: App, run: UpdateRun): Node {
             { class: "muted" },
             canCancel
               ? "Cancelling is safe now: the device keeps running its current firmware."
-              : TOO_LATE.has(run.stage?.stage ?? "")
+              : !cancelSafe
                 ? "Too late to cancel: the device is confirming the new firmware. Keep the cable plugged in."
                 : "",
           ),
@@ -69,16 +69,17 @@ function progressPanel(app: App, run: UpdateRun): Node {
 
 function resultPanel(app: App, run: UpdateRun): Node | null {
   if (run.result) {
-    const allApplied = run.result.steps.every(([, o]) => o.outcome === "applied" || o.outcome === "already_installed");
-    const running = run.result.identity.slots
+    const r = run.result;
+    const running = r.identity.slots
       .filter((s) => s.active)
-      .map((s) => `${s.component ?? `image ${s.image}`} ${s.version}`)
+      .map((s) => `${s.component ?? `image ${s.image}`} ${s.version}${s.confirmed ? "" : " (on test)"}`)
       .join(", ");
     return h(
       "div",
-      { class: `verdict ${allApplied ? "go" : "refused"}`, id: "update-result", "data-result": allApplied ? "done" : "stopped", role: "status" },
-      h("h2", null, allApplied ? "✓ Update complete" : "Update stopped"),
-      h("ul", null, run.result.steps.map(([pkg, o]) => h("li", null, `${pkg}: ${outcomeLabel(o)}`))),
+      { class: `verdict ${r.completed ? "go" : "refused"}`, id: "update-result", "data-result": r.completed ? "done" : "stopped", role: "status" },
+      h("h2", null, r.completed ? "✓ Update complete" : "Update stopped"),
+      h("p", { id: "update-summary" }, r.summary),
+      h("ul", null, r.steps.map((s) => h("li", { "data-verdict": s.verdict.verdict }, `${s.package}: ${s.description}`))),
       h("p", null, `The device now runs: ${running}. Everything is recorded in the audit log.`),
       h("button", { onclick: () => void app.go("audit") }, "See the audit log"),
     );

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
-use serde_json::json;
+use fieldkit_audit::record::{StepVerdict, examples};
+use fieldkit_audit::{AuditLog, Identity, NewEntry};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -19,12 +19,12 @@ fn main() {
     }
     let identity = Identity::laptop(Path::new(&args[2])).unwrap_or_else(|e| fail(&e));
     let log = AuditLog::open(Path::new(&args[1]), identity).unwrap_or_else(|e| fail(&e));
+    let device = || examples::device("SN-1", "pump", &[("app", "1.2.3")]);
+    let package = format!("p@1.2.3-{}", "x".repeat(512));
     let intent = || NewEntry {
         technician: "torture".into(),
         site: "lab".into(),
-        device: json!({"serial": "SN-1", "model": "pump"}),
-        event: events::UPDATE_STARTED.into(),
-        details: json!({"package": "p-1.2.3", "padding": "x".repeat(512)}),
+        event: examples::intent(device(), &package),
     };
     let mut out = std::io::stdout().lock();
     match args[3].as_str() {
@@ -36,11 +36,11 @@ fn main() {
             let started = log.append(intent()).unwrap_or_else(|e| fail(&e));
             ack(&mut out, &log, started.seq);
             let done = log
-                .append_outcome(
-                    &started,
-                    events::UPDATE_SUCCEEDED,
-                    json!({"stage": "confirmed"}),
-                )
+                .append(NewEntry {
+                    technician: "torture".into(),
+                    site: "lab".into(),
+                    event: examples::outcome(started.seq, device(), &package, StepVerdict::Applied),
+                })
                 .unwrap_or_else(|e| fail(&e));
             ack(&mut out, &log, done.seq);
         },

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use fieldkit_audit::record::{CheckVerdict, StepVerdict, examples};
 use fieldkit_audit::{AuditLog, NewEntry, events};
 use fieldkit_hub::auth;
 use fieldkit_sync::proto::{APPEND_PATH, AppendRequest, kind};
@@ -645,12 +646,23 @@ pub async fn manager_accounts_and_sessions(b: Backend) {
 }
 
 fn entry(tech: &str, site: &str, serial: &str, event: &str, app: &str) -> NewEntry {
+    let device = examples::device(serial, "infusion-pump", &[("app", app), ("net", "0.9.1")]);
+    let event = match event {
+        events::DEVICE_IDENTIFIED => examples::identified(device),
+        events::UPDATE_STARTED => examples::intent(device, "infusion-pump@1.3.0"),
+        // The outcome names its intent (entry 1).
+        events::UPDATE_SUCCEEDED => {
+            examples::outcome(1, device, "infusion-pump@1.3.0", StepVerdict::Applied)
+        }
+        events::CHECK_REFUSED => {
+            examples::check(device, CheckVerdict::Refused, ("r", "found", "required"))
+        }
+        other => panic!("no example for {other}"),
+    };
     NewEntry {
         technician: tech.into(),
         site: site.into(),
-        device: json!({"serial": serial, "model": "infusion-pump", "firmware": {"app": app, "net": "0.9.1"}}),
-        event: event.into(),
-        details: json!({}),
+        event,
     }
 }
 
@@ -671,10 +683,6 @@ async fn fleet(b: Backend) -> (TestHub, Browser, Laptop) {
         entry("bo", "Central", "SN-2", "check_refused", "1.2.3"),
         entry("bo", "Central", "SN-3", "update_started", "1.2.3"),
     ] {
-        let mut e = e;
-        if e.event == events::UPDATE_SUCCEEDED {
-            e.details = json!({"intent_seq": 1});
-        }
         l.log.append(e).unwrap();
     }
     hub.client().sync(&l.log).await.unwrap();
@@ -812,14 +820,19 @@ pub async fn exports_are_csv_and_a_verifiable_json_bundle(b: Backend) {
     let csv = csv.as_str().unwrap().to_owned();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "{csv}");
-    assert!(lines[0].starts_with("time,laptop,origin,seq,technician"));
+    // The columns of the one export module the laptop uses too, then the hub's own.
     assert!(
-        lines[1].contains(",0,ana,St. Mary,SN-1,infusion-pump,device_identified,info,"),
+        lines[0].starts_with("origin,seq,time,schema,technician,site,device_serial,device_model,event,outcome,summary,device,details,leaf,laptop,receipt,pending,fork,clock_flag"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(",2,ana,St. Mary,SN-1,infusion-pump,device_identified,info,identified infusion-pump SN-1 on"),
         "{}",
         lines[1]
     );
     let v = m.json("/api/v1/export?format=json").await;
-    assert_eq!(v["format"], "fieldkit-hub-export/1");
+    assert_eq!(v["format"], "fieldkit-hub-export/2");
     assert_eq!(v["hub"], hub.hub.name());
     let entries = v["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 6);

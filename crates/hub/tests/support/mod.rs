@@ -8,12 +8,12 @@ pub mod pg;
 use std::sync::Arc;
 
 use fieldkit_audit::identity::{HUB_PREFIX, LAPTOP_PREFIX};
-use fieldkit_audit::{AuditLog, Identity, NewEntry, events};
+use fieldkit_audit::record::examples;
+use fieldkit_audit::{AuditLog, Identity, NewEntry};
 use fieldkit_hub::serve::{Listener, ServeOptions};
 use fieldkit_hub::{AppState, SqliteStore, Store, open_store};
 use fieldkit_sync::proto::{APPEND_PATH, AppendRequest, ErrorBody};
 use fieldkit_sync::{SyncClient, SyncConfig};
-use serde_json::json;
 
 /// Which storage backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +139,11 @@ pub fn add(log: &AuditLog, n: u64) {
         log.append(NewEntry {
             technician: "ana".into(),
             site: "St. Mary".into(),
-            device: json!({"serial": format!("SN-{}", i % 3), "model": "pump", "firmware": {"app": "1.2.3"}}),
-            event: events::DEVICE_IDENTIFIED.into(),
-            details: json!({}),
+            event: examples::identified(examples::device(
+                &format!("SN-{}", i % 3),
+                "pump",
+                &[("app", "1.2.3")],
+            )),
         })
         .unwrap();
     }

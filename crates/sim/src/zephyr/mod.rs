@@ -35,6 +35,8 @@ pub struct ZephyrDevice {
     /// The upload in progress, kept in RAM like Zephyr's `g_img_mgmt_state`: a reboot
     /// forgets it.
     upload: Option<img_mgmt::Upload>,
+    /// Identity reads answered so far (for [`crate::fault::Fault::BatteryDrain`]).
+    identity_reads: u64,
 }
 
 impl ZephyrDevice {
@@ -45,6 +47,7 @@ impl ZephyrDevice {
             profile,
             faults,
             upload: None,
+            identity_reads: 0,
         }
     }
 

@@ -15,7 +15,7 @@ pub(super) fn is_identity_group(dev: &ZephyrDevice, group: u16) -> bool {
         .is_some_and(|s| *s.identity.group.get_ref() == group)
 }
 
-pub(super) fn handle(dev: &ZephyrDevice, req: &Packet) -> Packet {
+pub(super) fn handle(dev: &mut ZephyrDevice, req: &Packet) -> Packet {
     let h = &req.header;
     let Some(smp) = &dev.profile.smp else {
         return Packet::mgmt_error(h, MGMT_ERR_ENOTSUP);
@@ -23,8 +23,15 @@ pub(super) fn handle(dev: &ZephyrDevice, req: &Packet) -> Packet {
     if h.op != Op::Read || h.id != smp.identity.command {
         return Packet::mgmt_error(h, MGMT_ERR_ENOTSUP);
     }
+    // A battery that drains between a check and an update, when the fault asks for it.
+    let drained = dev
+        .faults
+        .battery_drain
+        .filter(|(after, _)| dev.identity_reads >= *after)
+        .map(|(_, p)| p);
+    dev.identity_reads += 1;
     let s = &dev.state;
-    let battery = dev.faults.battery.unwrap_or(s.battery_percent);
+    let battery = drained.or(dev.faults.battery).unwrap_or(s.battery_percent);
     let therapy = dev.faults.therapy_running || s.therapy_running;
     let mut map = vendor::Map::new();
     for (field, key) in &smp.identity.fields {
