@@ -50,7 +50,19 @@ pub struct Catalog {
     by_id: HashMap<String, usize>,
     by_package: HashMap<PackageKey, Vec<usize>>,
     by_hash: HashMap<Hash, Vec<usize>>,
-    parent: HashMap<String, String>,
+    /// Every id (advisory ids and aliases) -> its group in `groups`.
+    group_of: HashMap<String, usize>,
+    /// The ids of each vulnerability (a group merged into another is left empty).
+    groups: Vec<BTreeSet<String>>,
+}
+
+/// The name of a vulnerability with these ids: its CVE id if it has one, else its smallest id.
+fn name_in(ids: &BTreeSet<String>) -> String {
+    ids.iter()
+        .find(|i| i.starts_with("CVE-"))
+        .or_else(|| ids.first())
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl Catalog {
@@ -119,7 +131,8 @@ impl Catalog {
             self.index(i, a);
         }
         if groups_too {
-            self.parent.clear();
+            self.group_of.clear();
+            self.groups.clear();
             for a in &all {
                 self.union_all(a);
             }
@@ -127,69 +140,79 @@ impl Catalog {
         self.advisories = all;
     }
 
-    fn root(&self, id: &str) -> String {
-        let mut cur = id;
-        while let Some(p) = self.parent.get(cur) {
-            if p == cur {
-                break;
-            }
-            cur = p;
-        }
-        cur.to_owned()
-    }
-
+    /// Puts the advisory's id and aliases in one group, merging the groups they were in (the
+    /// smaller groups move into the largest, so each id moves O(log n) times in all).
     fn union_all(&mut self, a: &Advisory) {
-        let first = self.root(&a.id);
-        self.parent
-            .entry(first.clone())
-            .or_insert_with(|| first.clone());
-        for alias in &a.aliases {
-            let r = self.root(alias);
-            self.parent.entry(r.clone()).or_insert_with(|| r.clone());
-            let top = self.root(&a.id);
-            if r != top {
-                // Keep the smaller root on top, so roots do not depend on import order.
-                let (keep, other) = if r < top { (r, top) } else { (top, r) };
-                self.parent.insert(other, keep);
+        let mut found: Vec<usize> = a
+            .ids()
+            .filter_map(|id| self.group_of.get(id).copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let target = match found.iter().max_by_key(|&&g| self.groups[g].len()) {
+            Some(&g) => g,
+            None => {
+                self.groups.push(BTreeSet::new());
+                self.groups.len() - 1
             }
+        };
+        for g in found.into_iter().filter(|&g| g != target) {
+            let moved = std::mem::take(&mut self.groups[g]);
+            for id in &moved {
+                self.group_of.insert(id.clone(), target);
+            }
+            self.groups[target].extend(moved);
         }
-        // Compress the paths of this advisory's ids.
-        let top = self.root(&a.id);
         for id in a.ids() {
-            self.parent.insert(id.to_owned(), top.clone());
+            if self.groups[target].insert(id.to_owned()) {
+                self.group_of.insert(id.to_owned(), target);
+            }
         }
     }
 
     /// Every id merged with `id` (itself included), sorted; just `id` if it is unknown.
     pub fn ids_of(&self, id: &str) -> Vec<String> {
-        let root = self.root(id);
-        let mut out: BTreeSet<String> = self
-            .parent
-            .keys()
-            .filter(|k| self.root(k) == root)
-            .cloned()
+        match self.group_of.get(id) {
+            Some(&g) => self.groups[g].iter().cloned().collect(),
+            None => vec![id.to_owned()],
+        }
+    }
+
+    /// Every vulnerability: its name and all its ids, by name.
+    pub fn vulnerabilities(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = self
+            .groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| (name_in(g), g.iter().cloned().collect()))
             .collect();
-        out.insert(id.to_owned());
-        out.into_iter().collect()
+        out.sort();
+        out
     }
 
     /// The name of the vulnerability `id` belongs to (see the module documentation).
     pub fn name_of(&self, id: &str) -> String {
-        let ids = self.ids_of(id);
-        ids.iter()
-            .find(|i| i.starts_with("CVE-"))
-            .or_else(|| ids.first())
-            .cloned()
-            .unwrap_or_else(|| id.to_owned())
+        match self.group_of.get(id) {
+            Some(&g) => name_in(&self.groups[g]),
+            None => id.to_owned(),
+        }
     }
 
     /// The advisories of the vulnerability `id` belongs to (live and withdrawn).
     pub fn advisories_of(&self, id: &str) -> Vec<&Advisory> {
-        self.ids_of(id)
-            .iter()
-            .filter_map(|i| self.by_id.get(i))
+        let one = [id.to_owned()];
+        let ids: Box<dyn Iterator<Item = &String>> = match self.group_of.get(id) {
+            Some(&g) => Box::new(self.groups[g].iter()),
+            None => Box::new(one.iter()),
+        };
+        ids.filter_map(|i| self.by_id.get(i))
             .map(|&i| &self.advisories[i])
             .collect()
+    }
+
+    /// The most severe rating among the live advisories of the vulnerability `id` belongs to.
+    pub fn severity(&self, id: &str) -> Severity {
+        self.severity_of(id)
     }
 
     /// The advisory with this id.

@@ -231,6 +231,45 @@ fn aliases_merge_two_ids_into_one_vulnerability() {
 }
 
 #[test]
+fn an_advisory_that_names_two_groups_joins_them() {
+    let affected = json!({ "package": { "purl": "pkg:generic/lwip" }, "versions": ["2.2.0"] });
+    let mut a = advisory("ACME-2026-0010", affected.clone());
+    a["aliases"] = json!(["GHSA-demo-0000-0010"]);
+    let mut b = advisory("ACME-2026-0011", affected.clone());
+    b["aliases"] = json!(["CVE-2026-0011"]);
+    let mut bridge = advisory("OSV-2026-0012", affected);
+    bridge["aliases"] = json!(["GHSA-demo-0000-0010", "CVE-2026-0011"]);
+    let all = [
+        "ACME-2026-0010",
+        "ACME-2026-0011",
+        "CVE-2026-0011",
+        "GHSA-demo-0000-0010",
+        "OSV-2026-0012",
+    ];
+    for order in [[&a, &b, &bridge], [&bridge, &b, &a], [&b, &bridge, &a]] {
+        let mut catalog = Catalog::new();
+        for x in order {
+            catalog.insert(parse(x));
+        }
+        for id in all {
+            assert_eq!(catalog.ids_of(id), all, "{id}");
+            assert_eq!(catalog.name_of(id), "CVE-2026-0011");
+        }
+        assert_eq!(catalog.ids_of("CVE-1999-0001"), ["CVE-1999-0001"]);
+        assert_eq!(
+            catalog.vulnerabilities(),
+            [("CVE-2026-0011".to_owned(), all.map(String::from).to_vec())]
+        );
+        assert_eq!(
+            catalog
+                .check(&component("pkg:generic/lwip@2.2.0", "2.2.0"))
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
 fn generic_firmware_by_purl_and_by_hash() {
     let mut a = advisory(
         "ACME-2026-0001",
