@@ -110,6 +110,8 @@ function show(view) {
   if (view === "timeline") loadTimeline();
   if (view === "fleet") loadFleet();
   if (view === "laptops") loadLaptops();
+  // The post-market pages live in postmarket.js.
+  if (typeof postmarketShow === "function") postmarketShow(view);
 }
 
 document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => show(t.dataset.view)));

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/laptops", get(laptops))
         .route("/api/v1/forks", get(forks))
         .route("/api/v1/export", get(export_entries))
+        .merge(crate::postmarket::api::routes())
         .route(
             "/",
             get(|| async { page("text/html; charset=utf-8", DASHBOARD_HTML) }),
@@ -231,7 +232,7 @@ impl FromRequestParts<AppState> for Manager {
 }
 
 /// Refuses a state-changing request that a page of another origin made a browser send.
-fn same_origin(headers: &HeaderMap, transport: Transport) -> Result<(), ApiError> {
+pub(crate) fn same_origin(headers: &HeaderMap, transport: Transport) -> Result<(), ApiError> {
     let refuse = |found: &str, required: &str| {
         ApiError::new(
             403,
@@ -265,7 +266,8 @@ fn same_origin(headers: &HeaderMap, transport: Transport) -> Result<(), ApiError
     Ok(())
 }
 
-fn json_only(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a body that is not declared as JSON.
+pub(crate) fn json_only(headers: &HeaderMap) -> Result<(), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -275,7 +277,7 @@ fn json_only(headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::new(
             415,
             kind::UNSUPPORTED_MEDIA_TYPE,
-            format!("sign-in takes content type {ct:?}: required application/json"),
+            format!("the request has content type {ct:?}: required application/json"),
         ));
     }
     Ok(())

@@ -372,6 +372,7 @@ async fn decide(
     };
     let mut entries = Vec::with_capacity(parsed.len());
     let mut devices = Vec::new();
+    let mut installs = Vec::new();
     for p in parsed {
         let clock = prev
             .as_ref()
@@ -379,6 +380,7 @@ async fn decide(
             .is_some();
         entries.push(row(&p.entry, &p.body, p.leaf, clock));
         devices.extend(rules::device_update(laptop.id, &p.entry));
+        installs.extend(crate::postmarket::observe::installs(laptop.id, &p.entry));
         prev = Some(p.entry.clone());
     }
     tx.append(&AppendRows {
@@ -387,6 +389,7 @@ async fn decide(
         hashes: new_hashes,
         checkpoint: checkpoint.as_str().to_owned(),
         devices: rules::newest_per_serial(devices),
+        installs,
     })
     .await?;
     Ok(Decided::Committed {

@@ -30,6 +30,7 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod keyfile;
+pub mod postmarket;
 pub mod rules;
 pub mod serve;
 pub mod store;

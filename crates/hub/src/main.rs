@@ -14,6 +14,8 @@ use fieldkit_hub::rules::{EntryFilter, MAX_EXPORT_ROWS};
 use fieldkit_hub::serve::{Listener, ServeOptions};
 use fieldkit_hub::{AppState, auth, keyfile, open_store};
 
+mod postmarket_cli;
+
 #[derive(Parser)]
 #[command(
     name = "fieldkit-hub",
@@ -26,10 +28,10 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Db {
+pub(crate) struct Db {
     /// Database URL: sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DB
     #[arg(long, env = "FIELDKIT_HUB_DB")]
-    db: String,
+    pub(crate) db: String,
     /// The hub's signing key (PKCS#8 PEM, 0600; created on first use). Default: beside a
     /// SQLite database (hub.db -> hub-key.pem); required with PostgreSQL.
     #[arg(long, env = "FIELDKIT_HUB_KEY", value_name = "FILE")]
@@ -37,7 +39,7 @@ struct Db {
 }
 
 impl Db {
-    fn identity(&self) -> anyhow::Result<Identity> {
+    pub(crate) fn identity(&self) -> anyhow::Result<Identity> {
         let path = match &self.hub_key {
             Some(p) => p.clone(),
             None => keyfile::default_path(&self.db)?,
@@ -97,6 +99,33 @@ enum Command {
         #[command(flatten)]
         db: Db,
     },
+    /// The manufacturer's trust root the hub verifies releases, entitlements and recall lists
+    /// against.
+    #[command(subcommand)]
+    Trust(postmarket_cli::TrustCmd),
+    /// Releases the hub knows: fieldkit packages, or the SBOM of a package a laptop recorded.
+    #[command(subcommand)]
+    Releases(postmarket_cli::ImportCmd),
+    /// OSV advisories: JSON documents or an ecosystem's all.zip.
+    #[command(subcommand)]
+    Advisories(postmarket_cli::ImportCmd),
+    /// VEX: import CycloneDX VEX, OpenVEX or CSAF 2.0, or record a decision.
+    #[command(subcommand)]
+    Vex(postmarket_cli::VexCmd),
+    /// Entitlements (who may install what; which customer a serial belongs to).
+    #[command(subcommand)]
+    Entitlements(postmarket_cli::ImportCmd),
+    /// Recall lists.
+    #[command(subcommand)]
+    Recalls(postmarket_cli::ImportCmd),
+    /// Which devices are exposed: to a vulnerability (--id), running a component (--component),
+    /// or everything about one device (--device).
+    Exposure(postmarket_cli::ExposureArgs),
+    /// Devices not on the newest release they may install, by product, customer and site.
+    Uptodate(postmarket_cli::UpToDateArgs),
+    /// Licence policy: the report, or the hub's policy.
+    #[command(subcommand)]
+    Licences(postmarket_cli::LicenceCmd),
 }
 
 fn main() {
@@ -202,5 +231,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_key(&db.identity()?);
             Ok(())
         }
+        Command::Trust(c) => postmarket_cli::trust_cmd(c).await,
+        Command::Releases(c) => postmarket_cli::releases_cmd(c).await,
+        Command::Advisories(c) => postmarket_cli::advisories_cmd(c).await,
+        Command::Vex(c) => postmarket_cli::vex_cmd(c).await,
+        Command::Entitlements(c) => postmarket_cli::entitlements_cmd(c).await,
+        Command::Recalls(c) => postmarket_cli::recalls_cmd(c).await,
+        Command::Exposure(a) => postmarket_cli::exposure_cmd(a).await,
+        Command::Uptodate(a) => postmarket_cli::uptodate_cmd(a).await,
+        Command::Licences(c) => postmarket_cli::licences_cmd(c).await,
     }
 }

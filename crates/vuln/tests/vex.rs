@@ -303,3 +303,26 @@ fn unknown_documents_are_refused() {
         assert!(e.contains(want), "{doc}: {e}");
     }
 }
+
+#[test]
+fn a_purl_with_a_vers_range_is_a_range_scope() {
+    use fieldkit_vuln::vex::Scope;
+    let s = Scope::from_purl(&format!("{APP}@vers:semver/>=2.3.0|<3.0.0")).unwrap();
+    assert!(matches!(s.versions, Versions::Range(_)));
+    assert!(s.covers(&app("2.3.1")) && s.covers(&app("2.9.0")));
+    assert!(!s.covers(&app("3.0.0")) && !s.covers(&app("2.2.9")));
+    assert_eq!(
+        s.to_purl().unwrap(),
+        "pkg:generic/acme-medical/acme-infusion-p7-app@vers:semver/>=2.3.0|<3.0.0"
+    );
+    let exact = Scope::from_purl(&format!("{APP}@2.3.1")).unwrap();
+    assert!(exact.covers(&app("2.3.1")) && !exact.covers(&app("2.3.2")));
+    assert!(Scope::from_purl(APP).unwrap().covers(&app("9.9.9")));
+    for (bad, says) in [
+        (format!("{APP}@vers:cobol/>=1"), "SCHEME one of semver"),
+        ("netcore@1.0".to_owned(), "is not a package URL"),
+    ] {
+        let e = Scope::from_purl(&bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

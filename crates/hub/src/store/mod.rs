@@ -190,6 +190,9 @@ pub struct AppendRows {
     pub checkpoint: String,
     /// Device identities the batch shows, at most one per serial, sorted by serial.
     pub devices: Vec<DeviceUpdate>,
+    /// What the batch's entries show installed, per serial and component, in entry order
+    /// ([`crate::postmarket::observe`]).
+    pub installs: Vec<crate::postmarket::store::InstallRow>,
 }
 
 /// A fork to record: both versions of entry `seq` are kept.
@@ -335,6 +338,8 @@ pub struct ManagerRow {
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for messages ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
+    /// The post-market part of the same store.
+    fn postmarket(&self) -> &dyn crate::postmarket::PostmarketStore;
     /// Enrols a laptop's key under a name.
     async fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError>;
     /// The laptop whose log has this origin.

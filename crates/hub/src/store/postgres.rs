@@ -38,8 +38,11 @@ use super::{
 };
 use crate::rules::{DeviceQuery, EntryQuery};
 
-/// Numbered migrations; a database records the ones applied in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_1)];
+mod postmarket;
+
+/// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
+/// 2 adds the post-market tables ([`crate::postmarket::store`]).
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_1), (2, postmarket::SCHEMA_2)];
 
 const SCHEMA_1: &str = r#"
 CREATE TABLE laptops(
@@ -562,6 +565,7 @@ impl LogTx for PgTx {
                     .map_err(pg)?;
             }
         }
+        postmarket::append_installs(c, &rows.installs).await?;
         c.execute(
             "UPDATE laptops SET size = $2, last_leaf = $3, receipt_size = GREATEST(receipt_size, $2),
                last_sync = $4 WHERE id = $1",
@@ -701,6 +705,10 @@ fn laptop_row(r: &Row) -> Result<Laptop, StoreError> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn postmarket(&self) -> &dyn crate::postmarket::PostmarketStore {
+        self
     }
 
     async fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError> {

@@ -26,9 +26,12 @@ use super::{
 };
 use crate::rules::{DeviceQuery, EntryQuery};
 
+mod postmarket;
+
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
-/// the database, times as text).
-pub const SCHEMA_VERSION: i64 = 2;
+/// the database, times as text); version 3 added the post-market tables
+/// ([`crate::postmarket::store`]), and a version 2 database is migrated to it on open.
+pub const SCHEMA_VERSION: i64 = 3;
 
 const EVIDENCE: [&str; 4] = ["entries", "tree_hashes", "checkpoints", "forks"];
 
@@ -222,6 +225,24 @@ impl SqliteStore {
                 }
             }
             SCHEMA_VERSION => {}
+            2 => {
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+                let version: i64 = conn
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(db)?;
+                let res = if version == 2 {
+                    migrate_2_to_3(&conn)
+                } else {
+                    Ok(())
+                };
+                match res {
+                    Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        return Err(e);
+                    }
+                }
+            }
             found => {
                 return Err(StoreError::Schema {
                     what: path.display().to_string(),
@@ -269,7 +290,22 @@ impl SqliteStore {
 
 fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA).map_err(db)?;
-    for t in EVIDENCE {
+    append_only(conn, &EVIDENCE)?;
+    conn.execute_batch(postmarket::SCHEMA_3).map_err(db)?;
+    append_only(conn, &postmarket::EVIDENCE_3)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(db)
+}
+
+/// Version 3 adds the post-market tables; nothing held changes.
+fn migrate_2_to_3(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(postmarket::SCHEMA_3).map_err(db)?;
+    append_only(conn, &postmarket::EVIDENCE_3)?;
+    conn.pragma_update(None, "user_version", 3).map_err(db)
+}
+
+fn append_only(conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+    for t in tables {
         for op in ["UPDATE", "DELETE"] {
             conn.execute_batch(&format!(
                 "CREATE TRIGGER {t}_no_{lower} BEFORE {op} ON {t} BEGIN \
@@ -279,8 +315,7 @@ fn create(conn: &Connection) -> Result<(), StoreError> {
             .map_err(db)?;
         }
     }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(db)
+    Ok(())
 }
 
 /// The writer connection, held by one task. Whoever drops it last rolls back a transaction
@@ -513,6 +548,7 @@ impl LogTx for SqliteTx {
                         .map_err(db)?;
                 }
             }
+            postmarket::append_installs(c, &rows.installs)?;
             c.execute(
                 "UPDATE laptops SET size = ?2, last_leaf = ?3, receipt_size = MAX(receipt_size, ?2), last_sync = ?4
                  WHERE id = ?1",
@@ -630,6 +666,10 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn postmarket(&self) -> &dyn crate::postmarket::PostmarketStore {
+        self
     }
 
     async fn enroll_laptop(&self, name: &str, key: &VerifyingKey) -> Result<Laptop, StoreError> {

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, Laptop, TestHub, add, laptop, post, post_raw, request};
 
+mod postmarket;
+pub use postmarket::*;
+
 /// Instantiates every conformance test for one backend.
 #[macro_export]
 macro_rules! conformance {
@@ -32,6 +35,16 @@ macro_rules! conformance {
             timeline_filters_select_exactly_the_matching_entries_with_badges,
             inventory_holds_the_latest_identity_per_serial_and_the_version_counts,
             exports_are_csv_and_a_verifiable_json_bundle,
+            the_trust_root_is_pinned_once_and_rotates_only_as_signed,
+            releases_are_verified_against_the_hubs_root,
+            an_advisory_lists_exactly_the_devices_that_run_an_affected_release,
+            exposure_by_component_and_by_device,
+            vex_statements_clear_exposure_across_releases_and_are_signed,
+            entitlements_recalls_and_the_root_policy_decide_what_may_be_installed,
+            up_to_date_by_product_customer_and_site,
+            the_licence_report_flags_and_denies_by_policy,
+            advisories_keep_the_newest_version_and_archives_import_member_by_member,
+            the_series_counts_exposed_devices_by_severity_over_time,
         );
     };
     (@tests $backend:expr; $($name:ident,)*) => {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kit;
 pub mod pg;
 
 use std::sync::Arc;

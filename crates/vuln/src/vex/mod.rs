@@ -115,13 +115,42 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// A scope from a purl: a purl with a version is that version, without one every version.
-    pub(crate) fn from_purl(purl: &str) -> std::result::Result<Scope, String> {
+    /// A scope from a purl: a purl with a version is that version, without one every version,
+    /// and one whose version is a `vers:` range (`pkg:generic/acme/netcore@vers:semver/<1.5.0`)
+    /// every version in the range. The hub's exposure query and its VEX decisions use the
+    /// same spelling.
+    pub fn from_purl(purl: &str) -> std::result::Result<Scope, String> {
+        if let Some(at) = purl.find("@vers:") {
+            let (base, range) = (&purl[..at], &purl[at + 1..]);
+            let (package, version) = PackageKey::from_purl(base)?;
+            if version.is_some() {
+                return Err(format!(
+                    "{:?} gives both a version and a range; required PURL@VERSION or PURL@vers:SCHEME/CONSTRAINTS",
+                    purl.chars().take(200).collect::<String>()
+                ));
+            }
+            return Ok(Scope {
+                package: Some(package),
+                versions: Versions::Range(VersRange::parse(range)?),
+                hashes: Vec::new(),
+            });
+        }
         let (package, version) = PackageKey::from_purl(purl)?;
         Ok(Scope {
             package: Some(package),
             versions: version.map_or(Versions::Any, Versions::Exact),
             hashes: Vec::new(),
+        })
+    }
+
+    /// The scope as a purl in the spelling [`Scope::from_purl`] reads (hashes are not
+    /// included).
+    pub fn to_purl(&self) -> Option<String> {
+        let p = self.package.as_ref()?;
+        Some(match &self.versions {
+            Versions::Any => p.as_str().to_owned(),
+            Versions::Exact(v) => format!("{p}@{v}"),
+            Versions::Range(r) => format!("{p}@{}", r.as_str()),
         })
     }
 
