@@ -132,7 +132,7 @@ pub(crate) async fn list_devices<R: Runtime>(app: AppHandle<R>) -> Result<Device
                 model: p.model.clone(),
                 kind: p.kind.clone(),
                 family: p.family(),
-                serial: p.simulator.serial.clone(),
+                serial: crate::sims::Simulators::serial_of(p),
                 running: sims.port(p.id()).is_some(),
                 port: sims.port(p.id()).map(Path::to_owned),
             })
@@ -679,12 +679,15 @@ pub(crate) fn cancel_update(state: tauri::State<'_, AppState>) -> bool {
     }
 }
 
-/// An audit entry with its outcome class.
+/// An audit entry with what the one reader of the audit record makes of it: its outcome
+/// class, the device serial and a one-line summary.
 #[derive(Debug, Serialize)]
 pub(crate) struct EntryView {
     #[serde(flatten)]
     entry: Entry,
     outcome: Outcome,
+    serial: Option<String>,
+    summary: String,
 }
 
 #[tauri::command]
@@ -700,7 +703,9 @@ pub(crate) async fn audit_entries<R: Runtime>(
             .entries(size.saturating_sub(limit)..size)?
             .into_iter()
             .map(|entry| EntryView {
-                outcome: Outcome::of_event(&entry.event),
+                outcome: entry.outcome(),
+                serial: entry.device_serial(),
+                summary: fieldkit_audit::export::summary(&entry),
                 entry,
             })
             .collect();

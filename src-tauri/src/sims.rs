@@ -31,6 +31,11 @@ pub(crate) struct Simulators {
 }
 
 impl Simulators {
+    /// The serial number the simulated device of `profile` reports (its simulator default).
+    pub(crate) fn serial_of(profile: &Profile) -> String {
+        profile.simulator.serial.clone()
+    }
+
     /// The port of a running simulated device of `profile`.
     pub(crate) fn port(&self, profile: &str) -> Option<&Path> {
         self.running.get(profile).map(|r| r.port.as_path())

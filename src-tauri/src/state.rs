@@ -102,7 +102,7 @@ pub(crate) fn usb_stick(home: &Home) -> PathBuf {
 }
 
 fn prepare_demo(home: &Home) -> Result<bool, AppError> {
-    if fieldkit_core::demo::read_kit(home)?.is_some() {
+    if fieldkit_demo::read_kit(home)?.is_some() {
         return Ok(true);
     }
     if home.trust_root().exists() {
@@ -110,7 +110,7 @@ fn prepare_demo(home: &Home) -> Result<bool, AppError> {
     }
     home.ensure()?;
     let profiles = home.profiles()?;
-    fieldkit_core::demo::init(
+    fieldkit_demo::init(
         home,
         &profiles,
         chrono::Utc::now(),

@@ -130,14 +130,14 @@ fn a_visit_through_the_commands() {
 
     // The release made for another hardware revision, named: refused, with the rule that says why.
     let home = PathBuf::from(info["home"].as_str().expect("home"));
-    let kit = fieldkit_core::demo::read_kit(&fieldkit_core::Home::at(&home))
+    let kit = fieldkit_demo::read_kit(&fieldkit_core::Home::at(&home))
         .expect("kit")
         .expect("a demo kit");
     let wrong = kit
         .items
         .iter()
         .find(|i| {
-            i.kind == fieldkit_core::demo::ItemKind::Package
+            i.kind == fieldkit_demo::ItemKind::Package
                 && i.label == "wrong-hardware"
                 && i.product.as_deref() == Some("acme-infusion-p7")
         })

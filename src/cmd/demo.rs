@@ -1,8 +1,8 @@
-//! `fieldkit demo init`: fill the home with the demo kit (see `fieldkit_core::demo`).
+//! `fieldkit demo init`: fill the home with the demo kit (see `fieldkit_demo`).
 
 use chrono::Utc;
 use fieldkit_core::Home;
-use fieldkit_core::demo::{self, DemoItem, ItemKind};
+use fieldkit_demo::{self as demo, DemoItem, ItemKind};
 
 use crate::output::Output;
 
@@ -45,9 +45,15 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
         };
         s += &table(&outcome.kit.items);
         s += &format!(
-            "\nEverything here is DEMO material. {} explains each item.\nTry: fieldkit sim --profile acme-infusion-p7, then check and update against its port.\n",
+            "\nEverything here is DEMO material. {} explains each item.\n",
             home.join("README.txt").display()
         );
+        if let Some(p) = profiles.iter().next() {
+            s += &format!(
+                "Try: fieldkit sim --profile {}, then check and update against its port.\n",
+                p.id()
+            );
+        }
         s
     });
     Ok(())

@@ -103,7 +103,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                     .is_some_and(|(p, v)| !p.is_empty() && v.parse::<semver::Version>().is_ok());
                 if !ok {
                     bail!(
-                        "--package {id:?}: required PRODUCT@VERSION, e.g. acme-infusion-p7@2.4.1"
+                        "--package {id:?}: required PRODUCT@VERSION, the product being a profile id (see `fieldkit profiles`)"
                     );
                 }
             }

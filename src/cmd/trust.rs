@@ -111,14 +111,30 @@ struct RootView {
     history: Vec<u64>,
 }
 
-fn view(root: &TrustRoot, file: &Path, installed: bool, history: Vec<u64>) -> RootView {
+/// Trusted "now" for showing whether a root has expired: the later of the system clock and
+/// the home's time mark, as every trust decision uses.
+fn trusted_now(home: &Home) -> chrono::DateTime<Utc> {
+    let system = Utc::now();
+    trust_store::load_state(home)
+        .ok()
+        .and_then(|s| s.time_mark)
+        .map_or(system, |m| m.max(system))
+}
+
+fn view(
+    root: &TrustRoot,
+    file: &Path,
+    installed: bool,
+    history: Vec<u64>,
+    now: chrono::DateTime<Utc>,
+) -> RootView {
     let m = root.metadata();
     RootView {
         file: file.to_owned(),
         installed,
         version: m.version,
         expires: date(m.expires),
-        expired: Utc::now() >= m.expires,
+        expired: !root.check_expiry(now).passed,
         roles: m
             .roles
             .iter()
@@ -308,7 +324,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                     (home.trust_root(), true)
                 }
             };
-            let v = view(&root, &file, installed, Vec::new());
+            let v = view(&root, &file, installed, Vec::new(), trusted_now(home));
             let headline = if installed {
                 "Trust root installed"
             } else {
@@ -331,6 +347,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                 &file,
                 installed,
                 if installed { history(home) } else { Vec::new() },
+                trusted_now(home),
             );
             out.print(&v, || render(&v, "Trust root"));
         }
@@ -387,6 +404,7 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                 &file,
                 installed,
                 if installed { history(home) } else { Vec::new() },
+                trusted_now(home),
             );
             let headline = format!(
                 "Trust root rotated from version {} to {}{}",

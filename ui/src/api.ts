@@ -227,6 +227,10 @@ export interface AuditEntry {
   event: string;
   details: Record<string, unknown>;
   outcome: string;
+  /** The device serial, as the audit log's reader reads it. */
+  serial: string | null;
+  /** One line for a person, as the audit log's reader reads the record. */
+  summary: string;
 }
 
 export interface AuditStatus {

@@ -285,7 +285,7 @@ describe("audit and settings", () => {
     let status = { size: 5, acked: 0, unsynced: 5, hub: "http://127.0.0.1:9", origin: "fieldkit-laptop+abc" };
     handlers.audit_status = () => status;
     handlers.audit_entries = () => [
-      { seq: 4, origin: "o", time: "2026-01-01T10:00:00Z", technician: "ana", site: "Ward 4", device: { serial: "P7-004217" }, event: "check_refused", details: { plan: { summary: "Refused: hardware." } }, outcome: "refused" },
+      { seq: 4, origin: "o", time: "2026-01-01T10:00:00Z", technician: "ana", site: "Ward 4", device: { serial: "P7-004217" }, event: "check_refused", details: { summary: "Refused: hardware." }, outcome: "refused", serial: "P7-004217", summary: "check: Refused: hardware." },
     ];
     handlers.sync_now = () => {
       throw { kind: "not_enrolled", message: "hub refused the sync (403, unknown_laptop)" };
@@ -294,6 +294,7 @@ describe("audit and settings", () => {
     await app.go("audit");
     expect(text("#audit-unsynced")).toBe("5");
     expect(text("#audit-entries")).toMatch(/Check: update refused/);
+    expect(text("#audit-entries")).toMatch(/P7-004217.*check: Refused: hardware\./);
     await app.syncNow();
     expect(text("#error")).toMatch(/hub administrator/);
     handlers.sync_now = () => {

@@ -5,14 +5,17 @@
 //! - `cargo xtask run`: the README's first command: opens the desktop app, with simulated
 //!   devices and the DEMO kit when nothing is plugged in.
 //! - `cargo xtask tour`: the command-line tour (the CLI against a simulated pump).
-//! - `cargo xtask test`: the README's second command: formatting, lints, every test, the UI's
-//!   unit tests and the app's end-to-end test under Xvfb.
+//! - `cargo xtask test`: the README's second command: the architecture's invariants
+//!   ([`tidy`]), formatting, lints, every test, the UI's unit tests and the app's end-to-end
+//!   test under Xvfb.
+//! - `cargo xtask tidy`: the architecture's invariants alone, from `cargo metadata` and the
+//!   sources.
 //! - `cargo xtask screenshots`: the app's end-to-end test, saving every screen to
 //!   `docs/screenshots/app-*.png`.
 //! - `cargo xtask bench [GROUP]...`: the performance figures, each a ratio measured side by
 //!   side in one run (`crates/bench`, built in release mode after set-up).
 //!
-//! xtask itself depends on nothing but pure-Rust crates (today only `anyhow`): it must build
+//! xtask itself depends on nothing but pure-Rust crates (today `anyhow` and `serde_json`): it must build
 //! on a machine that has only Rust, because installing the system libraries the workspace
 //! links (libudev, WebKitGTK) is its own first job. Whatever needs the workspace's crates is a
 //! binary of the workspace that xtask builds and runs after [`setup`] (`fieldkit-bench`, the
@@ -21,6 +24,7 @@
 mod app;
 mod bench;
 mod setup;
+mod tidy;
 mod tour;
 
 use std::process::{Command, ExitCode};
@@ -34,12 +38,13 @@ fn main() -> ExitCode {
         Some("run") => setup::run().and_then(|()| app::run()),
         Some("tour") => setup::run().and_then(|()| tour::run()),
         Some("test") => setup::run().and_then(|()| test()),
+        Some("tidy") => tidy::run(),
         Some("screenshots") => {
             setup::run().and_then(|()| app::e2e(Some(&root().join("docs/screenshots"))))
         }
         Some("bench") => setup::run().and_then(|()| bench::run(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|tour|test|bench|screenshots>");
+            eprintln!("usage: cargo xtask <setup|run|tour|test|tidy|bench|screenshots>");
             return ExitCode::FAILURE;
         }
     };
@@ -83,6 +88,7 @@ pub(crate) fn target_dir() -> std::path::PathBuf {
 }
 
 fn test() -> anyhow::Result<()> {
+    tidy::run()?;
     run_cmd("cargo", &["fmt", "--all", "--", "--check"])?;
     // The app embeds the built web view; build it first so every later step sees the real one.
     app::build_ui()?;

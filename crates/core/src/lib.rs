@@ -12,11 +12,10 @@
 //!
 //! [`home::Home`] is the technician's data directory: trust root, packages, entitlements, the
 //! audit database, keys and extra device profiles. [`trust_store`] reads and keeps the trust
-//! material there (the IO around `fieldkit-trust`, which does none); [`demo`] fills a home with
-//! the demo kit.
+//! material there (the IO around `fieldkit-trust`, which does none). The demo kit lives in
+//! `fieldkit-demo`.
 
 pub mod apply;
-pub mod demo;
 pub mod home;
 pub mod identify;
 pub mod line;

@@ -557,11 +557,6 @@ fn changed_since_last_check(
         .collect())
 }
 
-/// The largest payload a device of `profile` can hold.
-fn payload_limit(profile: &Profile) -> u64 {
-    u64::from(profile.simulator.slot_size).max(64 << 20)
-}
-
 /// Applies a checked plan, step by step: an intent before each step touches the device, the
 /// bytes and every rule checked again right before its first byte, and its outcome after.
 /// Stops at the first step that does not leave its images installed. Device failures are
@@ -735,7 +730,9 @@ async fn prepare_step(
         home,
         &step.file_sha256,
         &material.root,
-        payload_limit(profile),
+        // No payload is larger than the package file that carries it; the device's own slot
+        // size bounds what it accepts, and the driver learns it from the device.
+        package_store::MAX_PACKAGE,
     );
     let loaded = match loaded {
         Ok(l) => l,

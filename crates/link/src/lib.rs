@@ -160,6 +160,11 @@ pub fn open(path: &Path, line: &LineSettings) -> Result<SerialLink, LinkError> {
     Ok(stream)
 }
 
+/// The pseudo-terminal side the simulator plays the device on, and the trait its port
+/// operations come from: re-exported so that only this crate depends on `serialport`.
+#[cfg(unix)]
+pub use serialport::{SerialPort, TTYPort};
+
 /// Both ends of a pseudo-terminal: the simulator plays the device on `device`, clients open
 /// `path`.
 #[cfg(unix)]

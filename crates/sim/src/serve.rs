@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use std::sync::Mutex;
 
+use fieldkit_link::{SerialPort, TTYPort};
 use fieldkit_profile::Profile;
 use fieldkit_wire::framing::{self, Framing};
 use fieldkit_wire::smp::Packet;
 use rand::{Rng, SeedableRng};
-use serialport::{SerialPort, TTYPort};
 
 use crate::fault::{Damage, Direction, Fault, Faults};
 use crate::line::LineDevice;

@@ -16,15 +16,6 @@ const OUTCOME_CLASS: Record<string, string> = {
   info: "neutral",
 };
 
-function summary(details: Record<string, unknown>): string {
-  const plan = details.plan as { summary?: string } | undefined;
-  if (plan?.summary) return plan.summary;
-  if (typeof details.package === "string") return `package ${details.package}`;
-  if (typeof details.error === "string") return details.error;
-  if (typeof details.reason === "string") return details.reason;
-  return "";
-}
-
 // The first sync to a hub: the technician types the key the hub's operator reads out, and the
 // laptop pins it only if the hub presents that very key.
 function confirmHubKey(app: App): Node {
@@ -115,9 +106,9 @@ export function auditScreen(app: App): Node {
                 h("td", { class: "nowrap" }, localTime(e.time)),
                 h("td", { class: "nowrap" }, eventLabel(e.event)),
                 h("td", null, h("span", { class: `pill ${OUTCOME_CLASS[e.outcome] ?? "neutral"}` }, e.outcome)),
-                h("td", { class: "nowrap" }, String(e.device.serial ?? "—")),
+                h("td", { class: "nowrap" }, e.serial ?? "—"),
                 h("td", { class: "who" }, e.technician, h("div", { class: "muted small" }, e.site)),
-                h("td", { class: "small" }, summary(e.details)),
+                h("td", { class: "small" }, e.summary),
               ),
             ),
           ),

@@ -344,6 +344,7 @@ fn device_error(value: &ciborium::Value, group: u16) -> Result<Option<SmpError>,
 
 /// A reply that is a device error, or a body that is not the expected CBOR.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SmpError {
     /// The device answered with an error code.
     #[error("{}", DeviceErrorDisplay { group: *group, rc: *rc, version: *version })]
@@ -407,6 +408,7 @@ impl fmt::Display for DeviceErrorDisplay {
 
 /// A packet that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PacketError {
     /// Fewer bytes than the structure needs.
     #[error("SMP packet too short: found {found} bytes, required at least {required}")]

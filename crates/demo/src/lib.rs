@@ -1,5 +1,9 @@
 //! The demo kit: a complete, clearly labelled set of DEMO trust material in the home.
 //!
+//! A crate of its own, beside `core` rather than in it: it is the one place besides the
+//! simulator that reads the profiles' `[simulator]` sections (the kit is built around what the
+//! simulators run), and nothing a technician's session does depends on it.
+//!
 //! `fieldkit demo init` (and the app's first start) call [`init`]. It generates demo keys,
 //! installs a demo trust root, and for every device profile builds signed MCUboot images and
 //! packages around the version the simulator runs by default ([`SimulatorDefaults`]): the
@@ -36,8 +40,8 @@ use fieldkit_trust::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::home::Home;
-use crate::trust_store::{self, StoreError, TrustState, start_of, write_atomic};
+use fieldkit_core::Home;
+use fieldkit_core::trust_store::{self, StoreError, TrustState, start_of, write_atomic};
 
 /// The feature code every demo package needs.
 pub const DEMO_FEATURE: &str = "firmware-updates";
@@ -218,7 +222,7 @@ pub fn init(
     write_atomic(&kit_path(home), &bytes)?;
     // The visit is the demo customer's, at the demo site, unless the technician said otherwise:
     // entitlements are scoped to both.
-    let mut settings = crate::session::Settings::load(home)?;
+    let mut settings = fieldkit_core::session::Settings::load(home)?;
     if settings
         .customer
         .as_deref()
@@ -685,7 +689,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
             Some(root.version().to_string()),
             vec![root_file],
             format!(
-                "DEMO trust root version 1, installed: one demo key per role (root, release, entitlement, recall), threshold 1, expires {}. Security releases install without an entitlement (the default policy).",
+                "DEMO trust root version 1, installed: one demo key per role (root, release, entitlement, recall), threshold 1, expires {}. Security releases install without an entitlement (the default policy); nothing is installed without a current recall list.",
                 meta.expires.format("%Y-%m-%d")
             ),
         );
