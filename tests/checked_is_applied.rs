@@ -427,3 +427,38 @@ fn an_entitlement_is_scoped_to_the_visits_customer_and_site() {
     )
     .ok();
 }
+
+#[test]
+fn a_line_device_that_runs_another_image_after_the_transfer_is_a_wrong_image_not_a_revert() {
+    let home = demo_home();
+    let h = home.path();
+    let sim = Sim::start("labcore-analyzer-l2", &["--fault", "write-ignored"]);
+    let package = h.join("packages/labcore-analyzer-l2-3.4.1.fkpkg");
+    let run = fieldkit(
+        h,
+        &[
+            "--json",
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--accept-risk",
+            "--package",
+            p(&package),
+        ],
+    );
+    let reason = run.fails().to_owned();
+    assert!(
+        reason.contains("WRONG IMAGE: firmware runs") && reason.contains("the plan installs 3.4.1"),
+        "{reason}"
+    );
+    assert!(!reason.contains("REVERTED"), "{reason}");
+    let last_line = run.stdout.lines().next_back().unwrap();
+    let result = &serde_json::from_str::<Value>(last_line).unwrap()["result"];
+    assert_eq!(result["steps"][0]["verdict"]["verdict"], "wrong_image");
+    let entries = audit_entries(h);
+    let last = entries.last().unwrap();
+    assert_eq!(last["event"], "update_wrong_image");
+    assert_eq!(last["details"]["result"]["required"], "3.4.1");
+    fieldkit(h, &["audit", "verify"]).ok();
+}

@@ -56,6 +56,9 @@ pub enum Fault {
     NakStorm(u32),
     /// Line family: erase this many ms (on top of the flash model) before ACKing block 0.
     EraseDelay(u64),
+    /// Line family: acknowledge a whole transfer but leave the flash as it was (a programming
+    /// step that silently failed): the device then runs its previous firmware.
+    WriteIgnored,
 }
 
 /// A `--fault` value that is not understood.
@@ -69,7 +72,7 @@ pub struct FaultError {
 const KNOWN: &str = "disconnect-after=BYTES, unplug-ms=MS, corrupt=RATE, drop=RATE, \
 lose-reply=N, reboot-at=OFFSET, flash-fail-at=OFFSET, refuse-confirm, log-noise, never-answer, \
 answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, battery-drain=READS:PERCENT, therapy-running, \
-lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, erase-delay=MS";
+lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, erase-delay=MS, write-ignored";
 
 impl FromStr for Fault {
     type Err = FaultError;
@@ -149,6 +152,7 @@ impl FromStr for Fault {
             "wrong-seq" => flag(Fault::WrongSeq),
             "disconnect-mid-reply" => flag(Fault::DisconnectMidReply),
             "therapy-running" => flag(Fault::TherapyRunning),
+            "write-ignored" => flag(Fault::WriteIgnored),
             _ => Err(err("unknown fault".into())),
         }
     }
@@ -177,6 +181,7 @@ impl fmt::Display for Fault {
             Fault::DuplicateBlock(n) => write!(f, "duplicate-block={n}"),
             Fault::NakStorm(n) => write!(f, "nak-storm={n}"),
             Fault::EraseDelay(n) => write!(f, "erase-delay={n}"),
+            Fault::WriteIgnored => write!(f, "write-ignored"),
         }
     }
 }
@@ -224,6 +229,8 @@ pub struct Faults {
     pub nak_storm: u32,
     /// See [`Fault::EraseDelay`].
     pub erase_delay_ms: u64,
+    /// See [`Fault::WriteIgnored`].
+    pub write_ignored: bool,
 }
 
 impl Faults {
@@ -255,6 +262,7 @@ impl Faults {
                 Fault::DuplicateBlock(n) => f.duplicate_block = Some(n),
                 Fault::NakStorm(n) => f.nak_storm = n,
                 Fault::EraseDelay(n) => f.erase_delay_ms = n,
+                Fault::WriteIgnored => f.write_ignored = true,
             }
         }
         f
@@ -283,6 +291,7 @@ mod tests {
             "disconnect-mid-reply",
             "battery=12",
             "battery-drain=1:50",
+            "write-ignored",
             "therapy-running",
             "lose-ack=3",
             "duplicate-block=2",

@@ -290,6 +290,11 @@ impl LineDevice {
                     }
                     about = Some(block);
                 }
+                RxEvent::FileEnd { received } if self.faults.write_ignored => {
+                    out.events.push(format!(
+                        "received {received} bytes; flash not written (fault)"
+                    ));
+                }
                 RxEvent::FileEnd { received } => {
                     out.state_changed = true;
                     out.events
