@@ -444,10 +444,9 @@ async fn check_for(
         named: &named,
         named_refusals: &named_refusals,
     });
-    let seen_counter = identity
-        .security_counter
-        .and_then(|c| u32::try_from(c).ok())
-        .max(security_counter);
+    // Remembered from now on: what the device reports, or what the plan inferred from the
+    // image it runs, never below what was remembered.
+    let seen_counter = Some(plan.security_counter).max(security_counter);
     let entry = audit
         .append(NewEntry {
             technician: settings.technician,

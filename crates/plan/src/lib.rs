@@ -181,6 +181,10 @@ pub struct Plan {
     pub rules: Vec<RuleGroup>,
     /// Risks the technician must accept explicitly before applying (e.g. no way back).
     pub risks: Vec<String>,
+    /// The security counter the device runs at, as the plan reckoned it: reported by the device,
+    /// or the highest counter of a known package whose image runs, and never below what was
+    /// remembered. Recorded, so that it is remembered from then on.
+    pub security_counter: u32,
 }
 
 /// The rules evaluated for one scope.
@@ -274,6 +278,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             steps: Vec::new(),
             rules: groups,
             risks,
+            security_counter: rules::installed_security_counter(inputs),
         };
     }
     let outcome = search::solve(inputs, &start);
@@ -324,6 +329,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         steps,
         rules: groups,
         risks,
+        security_counter: rules::installed_security_counter(inputs),
     }
 }
 

@@ -125,7 +125,7 @@ fn holds(found: &PreconditionValue, op: Op, want: &PreconditionValue) -> bool {
 /// The security counter the device runs at: what it reports, or else the highest counter of
 /// any known package whose image the device reports running. Unknown images count as 0; recall-list minimums cover
 /// the rest.
-fn installed_security_counter(inputs: &Inputs<'_>) -> u32 {
+pub(crate) fn installed_security_counter(inputs: &Inputs<'_>) -> u32 {
     let remembered = inputs.remembered.security_counter.unwrap_or(0);
     if let Some(reported) = inputs.identity.security_counter {
         return u32::try_from(reported).unwrap_or(u32::MAX).max(remembered);

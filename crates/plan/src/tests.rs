@@ -190,6 +190,7 @@ struct Case {
     time_mark: Option<DateTime<Utc>>,
     customer: Option<&'static str>,
     site: Option<&'static str>,
+    remembered_counter: Option<u32>,
 }
 
 fn case(packages: Vec<Pkg>) -> Case {
@@ -204,6 +205,7 @@ fn case(packages: Vec<Pkg>) -> Case {
         time_mark: None,
         customer: Some("St. Elsewhere"),
         site: Some("ward 4"),
+        remembered_counter: None,
     }
 }
 
@@ -231,7 +233,7 @@ fn inputs<'a>(
         system_now: now(),
         remembered: Remembered {
             time_mark: c.time_mark,
-            security_counter: None,
+            security_counter: c.remembered_counter,
             generations: &NO_GENERATIONS,
         },
         visit: Visit {
@@ -713,4 +715,23 @@ fn the_bytes_sent_must_be_the_bytes_checked() {
         format!("file sha256 {}, which no longer verifies", "f".repeat(64))
     );
     assert_eq!(f.required, format!("file sha256 {}", step.file_sha256));
+}
+
+#[test]
+fn a_remembered_security_counter_outlives_the_files_that_taught_it() {
+    // The device does not report its counter and no package it runs is at hand, but a check
+    // of this device once recorded counter 3: a release with counter 2 is a rollback.
+    let mut c = case(vec![Pkg {
+        counter: 2,
+        ..app("2.4.0", "2.4.0")
+    }]);
+    c.identity.security_counter = None;
+    c.remembered_counter = Some(3);
+    check(
+        c,
+        &[
+            "Refused",
+            "target.security_counter found 2 required 3 or more",
+        ],
+    );
 }
