@@ -227,7 +227,8 @@ test("a technician's visit: connect, identify, import, refused and passing check
   // The technician says who and where: every audit entry carries it.
   await s.go("settings");
   await s.type("#set-technician", "Ana Ruiz");
-  await s.type("#set-site", "DEMO St. Example Hospital, Ward 4");
+  // The site as the demo entitlement names it: entitlements are scoped to the visit's site.
+  await s.type("#set-site", "DEMO Ward 4");
   await s.click("#save-settings");
   await s.waitFor("the settings to be saved", "return document.querySelector('#settings-saved')");
   await s.go("connect");
