@@ -14,6 +14,7 @@
 mod app;
 mod audit;
 mod line;
+mod postmarket;
 mod smp;
 mod trust;
 mod upload;
@@ -41,6 +42,7 @@ const GROUPS: &[Group] = &[
     ("trust", trust::run),
     ("audit", audit::run),
     ("app", app::run),
+    ("postmarket", postmarket::run),
 ];
 
 fn main() -> ExitCode {

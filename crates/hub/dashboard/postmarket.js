@@ -238,6 +238,7 @@ async function openVulnerability(id) {
     return;
   }
   const x = v.vulnerability;
+  $("#vuln-csv").href = "/api/v1/postmarket/exposure.csv?" + q({ id: x.name });
   $("#vuln-title").replaceChildren(x.name, " ", severityBadge(x.severity, x.score), x.withdrawn ? el("span", { class: "badge warn" }, "withdrawn") : "");
   $("#vuln-summary").replaceChildren(
     el("p", {}, x.summary),

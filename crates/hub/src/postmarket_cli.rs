@@ -185,18 +185,9 @@ pub(crate) struct UpToDateArgs {
     offset: Option<u64>,
 }
 
-/// Control characters escaped: text from files reaches the terminal as text.
+/// Text from files and laptops reaches the terminal as text (`fieldkit_inert::terminal`).
 fn t(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let e: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            e
-        })
-        .collect()
+    fieldkit_inert::terminal(s).into_owned()
 }
 
 fn print<T: Serialize>(

@@ -327,6 +327,18 @@ pub fn evaluate(
     root: &TrustRoot,
     recall: Option<&RecallList>,
 ) -> Decision {
+    let refs: Vec<&Entitlement> = entitlements.iter().collect();
+    evaluate_refs(&refs, req, root, recall)
+}
+
+/// [`evaluate`] over entitlements held elsewhere (the hub picks, out of a fleet's, the few that
+/// name a device, without copying their serial lists).
+pub fn evaluate_refs(
+    entitlements: &[&Entitlement],
+    req: &EntitlementRequest<'_>,
+    root: &TrustRoot,
+    recall: Option<&RecallList>,
+) -> Decision {
     let mut d = Decision::default();
     let Some(feature) = req.manifest.entitlement_feature.as_deref() else {
         d.push(Finding::pass(

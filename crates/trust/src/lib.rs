@@ -44,7 +44,7 @@ mod time;
 
 pub use entitlement::{
     ContractState, DeviceGrant, ENTITLEMENT_DOMAIN, Entitlement, EntitlementRequest, Envelope,
-    evaluate,
+    evaluate, evaluate_refs,
 };
 pub use error::{Result, TrustError};
 pub use finding::{Decision, Finding};

@@ -81,6 +81,10 @@ async function pages() {
   const sites = await texts("#vuln-sites tbody td:nth-child(2)");
   check(sites.includes("Northgate Clinic") && sites.includes("St. Elsewhere Health"), `exposure by site names the customers (${sites})`);
   await page.screenshot({ path: join(shots, "hub-exposure-vulnerability.png"), fullPage: true });
+  const href = await page.getAttribute("#vuln-csv", "href");
+  const csv = await page.request.get(url + href);
+  const csvLines = (await csv.text()).trim().split("\n");
+  check(csv.ok() && csvLines.length === 8 && csvLines[1].startsWith("CVE-2026-1001,P7-1005"), `the CSV export lists the 7 pumps (${csvLines.length - 1})`);
 
   // A decision: the service manager records that netcore 1.4.0 is not affected after all.
   await page.selectOption("#vex-form select[name=status]", "not_affected");

@@ -117,6 +117,10 @@ pub struct Context {
     pub releases: Vec<Release>,
     /// Now.
     pub now: DateTime<Utc>,
+    /// Entitlements by id (indexes into the material's list).
+    by_id: HashMap<String, usize>,
+    /// Entitlements that grant a whole model (`*`), per model.
+    wildcards: HashMap<String, Vec<usize>>,
 }
 
 /// The customer of an installed row: the one the record names, else the entitlements'.
@@ -148,11 +152,57 @@ impl Context {
                 row,
             })
             .collect();
+        let mut by_id = HashMap::new();
+        let mut wildcards: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in material
+            .iter()
+            .flat_map(|m| m.entitlements.iter())
+            .enumerate()
+        {
+            by_id.insert(e.id.clone(), i);
+            for g in e
+                .devices
+                .iter()
+                .filter(|g| g.serials.iter().any(|s| s == "*"))
+            {
+                wildcards.entry(g.model.clone()).or_default().push(i);
+            }
+        }
         Ok(Context {
             material,
             releases,
             now,
+            by_id,
+            wildcards,
         })
+    }
+
+    /// The entitlements that can cover a device: those naming its serial (its grants) and
+    /// those granting its whole model. Any other one fails `entitlement.device` for it, so
+    /// leaving it out changes no verdict, and spares checking every serial list of the fleet.
+    fn candidates<'m>(
+        &self,
+        material: &'m Material,
+        d: &DeviceFacts<'_>,
+    ) -> Vec<&'m fieldkit_trust::Entitlement> {
+        let mut idx: Vec<usize> = d
+            .grants
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .filter_map(|g| self.by_id.get(g).copied())
+            .chain(self.wildcards.get(d.product).into_iter().flatten().copied())
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter().map(|i| &material.entitlements[i]).collect()
+    }
+
+    /// Whether the site of a device can change what it may install: only if an entitlement
+    /// that may cover it is limited to named sites.
+    fn site_matters(&self, d: &DeviceFacts<'_>) -> bool {
+        self.material
+            .as_ref()
+            .is_some_and(|m| self.candidates(m, d).iter().any(|e| !e.sites.is_empty()))
     }
 
     /// The release with this id.
@@ -266,8 +316,8 @@ impl Context {
             now: self.now,
         };
         rules.extend(
-            fieldkit_trust::evaluate(
-                &material.entitlements,
+            fieldkit_trust::evaluate_refs(
+                &self.candidates(material, d),
                 &req,
                 &material.root,
                 material.recall.as_ref(),
@@ -326,6 +376,8 @@ pub struct DeviceFacts<'a> {
     pub customer: &'a str,
     /// Site (empty when unknown).
     pub site: &'a str,
+    /// Ids of the entitlements that name the serial, comma-separated.
+    pub grants: &'a str,
     /// Security counter, if reported.
     pub security_counter: Option<u64>,
 }
@@ -338,6 +390,7 @@ impl<'a> DeviceFacts<'a> {
             hardware: &d.hardware,
             customer,
             site: &d.site,
+            grants: &d.grants,
             security_counter: d.security_counter,
         }
     }
@@ -762,21 +815,29 @@ pub async fn by_component(
         .collect();
     let releases: BTreeSet<String> = rows.iter().map(|c| c.release_id.clone()).collect();
     let ids: Vec<String> = releases.iter().cloned().collect();
-    let matches = if ids.is_empty() {
+    // Only the matches of the rows asked about (a release's other components have their own).
+    let wanted: BTreeSet<(&str, u32)> = rows
+        .iter()
+        .map(|c| (c.release_id.as_str(), c.idx))
+        .collect();
+    let matches: Vec<MatchRow> = if ids.is_empty() {
         Vec::new()
     } else {
-        store.matches(None, &ids).await?
-    };
-    let severity: HashMap<String, String> = if matches.is_empty() {
-        HashMap::new()
-    } else {
         store
-            .vulnerabilities()
+            .matches(None, &ids)
             .await?
             .into_iter()
-            .map(|v| (v.name, v.severity))
+            .filter(|m| wanted.contains(&(m.release_id.as_str(), m.component_idx)))
             .collect()
     };
+    let mut severity: HashMap<String, String> = HashMap::new();
+    for m in &matches {
+        if !severity.contains_key(&m.vulnerability)
+            && let Some(v) = store.vulnerability(&m.vulnerability).await?
+        {
+            severity.insert(v.name, v.severity);
+        }
+    }
     let carriers: Vec<Carrier> = rows
         .iter()
         .map(|c| Carrier {
@@ -957,12 +1018,7 @@ pub async fn by_device(
     };
     let mut components = Vec::new();
     let mut vulns = Vec::new();
-    let vuln_rows: HashMap<String, VulnRow> = store
-        .vulnerabilities()
-        .await?
-        .into_iter()
-        .map(|v| (v.name.clone(), v))
-        .collect();
+    let mut vuln_rows: HashMap<String, VulnRow> = HashMap::new();
     for d in &rows {
         let runs = cx.runs(&d.product, &d.component, &d.version);
         let ids: Vec<String> = runs.iter().map(|r| r.id().to_owned()).collect();
@@ -992,13 +1048,25 @@ pub async fn by_device(
             continue;
         }
         let customer = customer_of(&d.customer, &d.granted_customer);
-        for m in store.matches(None, &ids).await? {
-            let exposed_by: BTreeSet<String> = store
-                .matches(Some(&m.vulnerability), &[])
-                .await?
-                .into_iter()
-                .filter(|x| x.exposed)
-                .map(|x| x.release_id)
+        // The matches of every release of this product: those of the releases it runs, and
+        // those that tell which newer releases still expose each vulnerability (one query).
+        let line: Vec<String> = cx
+            .releases
+            .iter()
+            .filter(|r| r.row.product == d.product)
+            .map(|r| r.id().to_owned())
+            .collect();
+        let all = store.matches(None, &line).await?;
+        for m in all.iter().filter(|m| ids.contains(&m.release_id)) {
+            if !vuln_rows.contains_key(&m.vulnerability)
+                && let Some(v) = store.vulnerability(&m.vulnerability).await?
+            {
+                vuln_rows.insert(m.vulnerability.clone(), v);
+            }
+            let exposed_by: BTreeSet<String> = all
+                .iter()
+                .filter(|x| x.vulnerability == m.vulnerability && x.exposed)
+                .map(|x| x.release_id.clone())
                 .collect();
             let Some(v) = vuln_rows.get(&m.vulnerability) else {
                 continue;
@@ -1007,7 +1075,7 @@ pub async fn by_device(
                 vulnerability: v.clone().into(),
                 component: d.component.clone(),
                 fix: cx.fix(&exposed_by, d, &customer),
-                matched: release_match(&m),
+                matched: release_match(m),
             });
         }
     }
@@ -1290,16 +1358,17 @@ pub async fn up_to_date(
     offset: u64,
 ) -> Result<UpToDate, PostmarketError> {
     let groups = store.installed_groups(&[]).await?;
+    let mut cache = Verdicts::default();
     let mut lines: BTreeMap<(String, String), LineStatus> = BTreeMap::new();
     let mut sites: BTreeMap<(String, String, String, String), BehindAt> = BTreeMap::new();
     let mut behind_keys: BTreeSet<InstallKey> = BTreeSet::new();
+    let mut total = 0u64;
     for g in &groups {
         let customer = customer_of(&g.customer, &g.granted_customer);
         if !keep(filter, &g.product, &customer, &g.site) {
             continue;
         }
-        let facts = group_facts(g, &customer);
-        let v = cx.verdict(&facts, &g.component, &g.version);
+        let v = cache.decide(cx, &group_facts(g, &customer), &g.component, &g.version);
         let line = lines
             .entry((g.product.clone(), g.component.clone()))
             .or_insert_with(|| LineStatus {
@@ -1337,6 +1406,7 @@ pub async fn up_to_date(
         if v.newest.is_some() {
             line.behind += g.count;
             at.behind += g.count;
+            total += g.count;
             behind_keys.insert(InstallKey {
                 product: g.product.clone(),
                 component: g.component.clone(),
@@ -1348,82 +1418,62 @@ pub async fn up_to_date(
             line.unknown += g.count;
         }
     }
-    // The page: rows of the groups behind, re-decided per device (the same rules, cached by
-    // everything they depend on), skipped and cut in Rust so the page is exact.
+    // The page: the rows of the versions behind, in serial order, each decided by the same
+    // cached verdict as its group (a row of a group that is not behind is skipped); reading
+    // stops once the page is full.
     let mut rows = Vec::new();
-    let mut total = 0u64;
     let keys: Vec<InstallKey> = behind_keys.into_iter().collect();
-    if !keys.is_empty() {
-        // Everything the rules depend on: product, component, version, hardware, customer,
-        // site, the entitlements naming the serial, the security counter.
-        type Facts = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<u64>,
-        );
-        let mut cache: HashMap<Facts, Verdict> = HashMap::new();
-        let mut from = 0u64;
-        const CHUNK: u32 = 5000;
-        loop {
-            let batch = store
-                .installed(&InstalledQuery {
-                    keys: keys.clone(),
-                    limit: CHUNK,
-                    offset: from,
-                    ..Default::default()
-                })
-                .await?;
-            let n = batch.len() as u64;
-            for d in batch {
-                let customer = customer_of(&d.customer, &d.granted_customer);
-                if !keep(filter, &d.product, &customer, &d.site) {
-                    continue;
-                }
-                let key = (
-                    d.product.clone(),
-                    d.component.clone(),
-                    d.version.clone(),
-                    d.hardware.clone(),
-                    customer.clone(),
-                    d.site.clone(),
-                    d.grants.clone(),
-                    d.security_counter,
-                );
-                let v = cache
-                    .entry(key)
-                    .or_insert_with(|| {
-                        cx.verdict(&DeviceFacts::of(&d, &customer), &d.component, &d.version)
-                    })
-                    .clone();
-                let Some((release, to)) = v.newest else {
-                    continue;
-                };
-                total += 1;
-                if total > offset && rows.len() < limit as usize {
-                    rows.push(BehindRow {
-                        serial: d.serial.clone(),
-                        product: d.product.clone(),
-                        component: d.component.clone(),
-                        site: d.site.clone(),
-                        version: d.version.clone(),
-                        newest_installable: release,
-                        to,
-                        blocked: v.blocked,
-                        last_seen: time(d.time_us),
-                        customer,
-                    });
-                }
+    let mut skipped = 0u64;
+    let mut from = 0u64;
+    const CHUNK: u32 = 2000;
+    while !keys.is_empty() && rows.len() < limit as usize {
+        let batch = store
+            .installed(&InstalledQuery {
+                keys: keys.clone(),
+                limit: CHUNK,
+                offset: from,
+                ..Default::default()
+            })
+            .await?;
+        let n = batch.len() as u64;
+        for d in batch {
+            let customer = customer_of(&d.customer, &d.granted_customer);
+            if !keep(filter, &d.product, &customer, &d.site) {
+                continue;
             }
-            if n < u64::from(CHUNK) {
+            let v = cache.decide(
+                cx,
+                &DeviceFacts::of(&d, &customer),
+                &d.component,
+                &d.version,
+            );
+            let Some((release, to)) = v.newest else {
+                continue;
+            };
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
+            if rows.len() == limit as usize {
                 break;
             }
-            from += n;
+            rows.push(BehindRow {
+                serial: d.serial.clone(),
+                product: d.product.clone(),
+                component: d.component.clone(),
+                site: d.site.clone(),
+                version: d.version.clone(),
+                newest_installable: release,
+                to,
+                blocked: v.blocked,
+                last_seen: time(d.time_us),
+                customer,
+            });
         }
+        if n < u64::from(CHUNK) {
+            break;
+        }
+        from += n;
     }
     Ok(UpToDate {
         lines: lines.into_values().collect(),
@@ -1436,6 +1486,49 @@ pub async fn up_to_date(
     })
 }
 
+/// Verdicts cached by everything the rules read: product, component, version, hardware,
+/// customer, the site (only where an entitlement that may cover the device names sites), the
+/// entitlements naming the serial and the security counter. Devices alike in all of these get
+/// the same verdict, so a fleet of 100 000 is decided a few hundred times, not per device.
+#[derive(Default)]
+struct Verdicts(HashMap<VerdictKey, Verdict>);
+
+type VerdictKey = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<u64>,
+);
+
+impl Verdicts {
+    fn decide(
+        &mut self,
+        cx: &Context,
+        d: &DeviceFacts<'_>,
+        component: &str,
+        version: &str,
+    ) -> Verdict {
+        let key = (
+            d.product.to_owned(),
+            component.to_owned(),
+            version.to_owned(),
+            d.hardware.to_owned(),
+            d.customer.to_owned(),
+            cx.site_matters(d).then(|| d.site.to_owned()),
+            d.grants.to_owned(),
+            d.security_counter,
+        );
+        self.0
+            .entry(key)
+            .or_insert_with(|| cx.verdict(d, component, version))
+            .clone()
+    }
+}
+
 fn group_facts<'a>(g: &'a InstalledGroup, customer: &'a str) -> DeviceFacts<'a> {
     DeviceFacts {
         serial: &g.sample_serial,
@@ -1443,6 +1536,7 @@ fn group_facts<'a>(g: &'a InstalledGroup, customer: &'a str) -> DeviceFacts<'a> 
         hardware: &g.hardware,
         customer,
         site: &g.site,
+        grants: &g.grants,
         security_counter: g.security_counter,
     }
 }
@@ -1758,4 +1852,70 @@ pub async fn series(
             .collect(),
         by_vulnerability: per,
     })
+}
+
+// --- CSV ---------------------------------------------------------------------------------------
+
+/// The device rows of an exposure answer as CSV, every cell through `fieldkit_inert::csv_cell`
+/// (a serial or site typed as `=HYPERLINK(…)` on a laptop stays text in a spreadsheet).
+pub fn exposure_csv(vulnerability: &str, rows: &[DeviceRow]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "vulnerability",
+        "serial",
+        "product",
+        "model",
+        "customer",
+        "site",
+        "component",
+        "version",
+        "releases",
+        "build",
+        "exposed",
+        "vex_state",
+        "fixed_in",
+        "may_install",
+        "why_not",
+        "last_seen",
+    ];
+    let _ = w.write_record(header);
+    for d in rows {
+        let build = match d.build {
+            Build::Matches => "released build",
+            Build::Differs => "not the released build",
+            Build::NotCompared => "not compared",
+        };
+        let cells = [
+            vulnerability.to_owned(),
+            d.serial.clone(),
+            d.product.clone(),
+            d.model.clone(),
+            d.customer.clone(),
+            d.site.clone(),
+            d.component.clone(),
+            d.version.clone(),
+            d.releases.join(" "),
+            build.to_owned(),
+            d.exposed.to_string(),
+            d.vex_state.clone(),
+            d.fix.fixed_in.clone().unwrap_or_default(),
+            d.fix
+                .installable
+                .as_ref()
+                .map(|i| i.release.clone())
+                .unwrap_or_default(),
+            d.fix
+                .why_not
+                .as_ref()
+                .map(|i| i.because.clone())
+                .unwrap_or_default(),
+            d.last_seen.clone(),
+        ];
+        let _ = w.write_record(
+            cells
+                .iter()
+                .map(|c| fieldkit_inert::csv_cell(c).into_owned()),
+        );
+    }
+    w.into_inner().unwrap_or_default()
 }

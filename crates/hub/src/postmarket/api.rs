@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/postmarket/status", get(status))
         .route("/api/v1/postmarket/overview", get(overview))
         .route("/api/v1/postmarket/exposure", get(exposure))
+        .route("/api/v1/postmarket/exposure.csv", get(exposure_csv))
         .route("/api/v1/postmarket/uptodate", get(up_to_date))
         .route("/api/v1/postmarket/licences", get(licences))
         .route("/api/v1/postmarket/series", get(series))
@@ -171,6 +172,61 @@ async fn exposure(
         Some(a) => Ok(Json(a)),
         None => Err(ApiError::new(404, kind::NOT_FOUND, what)),
     }
+}
+
+/// Every device row of an exposure by vulnerability, as CSV (at most [`answers::MAX_PAGE`]
+/// times ten rows).
+async fn exposure_csv(
+    State(state): State<AppState>,
+    _m: Manager,
+    Q(p): Q<ExposureParams>,
+) -> Result<Response, ApiError> {
+    let id = match p.to_query()? {
+        Exposure::Id { id, .. } => id,
+        _ => {
+            return Err(ApiError::new(
+                400,
+                kind::BAD_REQUEST,
+                "query parameter id is required: the CSV export lists the devices of one vulnerability".into(),
+            ));
+        }
+    };
+    let cx = context(&state).await?;
+    let Some(v) = answers::by_vulnerability(
+        state.store.postmarket(),
+        &cx,
+        &id,
+        answers::MAX_PAGE * 10,
+        0,
+    )
+    .await?
+    else {
+        return Err(ApiError::new(
+            404,
+            kind::NOT_FOUND,
+            format!("no advisory with id or alias {id:?} is imported"),
+        ));
+    };
+    let name = v
+        .vulnerability
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect::<String>();
+    let disposition =
+        axum::http::HeaderValue::from_str(&format!("attachment; filename=\"exposure-{name}.csv\""))
+            .unwrap_or(axum::http::HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        answers::exposure_csv(&v.vulnerability.name, &v.rows.rows),
+    )
+        .into_response())
 }
 
 async fn up_to_date(

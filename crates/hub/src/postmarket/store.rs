@@ -367,7 +367,7 @@ pub struct InstalledGroup {
     /// One serial of the group (the smallest), to evaluate the group's rules with: every
     /// serial of a group is named by the same entitlements.
     pub sample_serial: String,
-    /// The smallest security counter reported in the group, if any.
+    /// The security counter the group's devices report, if any.
     pub security_counter: Option<u64>,
 }
 

@@ -45,6 +45,7 @@ macro_rules! conformance {
             the_licence_report_flags_and_denies_by_policy,
             advisories_keep_the_newest_version_and_archives_import_member_by_member,
             the_series_counts_exposed_devices_by_severity_over_time,
+            the_api_refuses_bad_questions_and_keeps_hostile_text_inert,
         );
     };
     (@tests $backend:expr; $($name:ident,)*) => {

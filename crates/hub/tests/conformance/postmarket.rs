@@ -959,3 +959,138 @@ pub async fn the_series_counts_exposed_devices_by_severity_over_time(b: Backend)
         .unwrap();
     assert_eq!(one.by_vulnerability[0].devices, [0, 2]);
 }
+
+pub async fn the_api_refuses_bad_questions_and_keeps_hostile_text_inert(b: Backend) {
+    let f = fleet(b).await;
+    let mut adv = f.kit.advisory("ACME-2026-0001", "netcore", "1.5.0", HIGH);
+    adv["summary"] = json!("<script>alert(1)</script> =cmd|' /C calc'!A0");
+    advisories(&f, &[("a1.json", adv)]).await;
+    // A site typed on a laptop as a spreadsheet formula.
+    seen(
+        &f.laptop.log,
+        "=HYPERLINK(\"http://evil.example\",\"ICU\")",
+        device("P7-007", "2.0.0", "1.4.0", "C"),
+    );
+    f.hub.client().sync(&f.laptop.log).await.unwrap();
+    f.hub
+        .store
+        .add_manager(
+            "maria",
+            &fieldkit_hub::auth::hash_password("s3cret-pass").unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut m = super::Browser::new(&f.hub.url);
+    for path in [
+        "/api/v1/postmarket/status",
+        "/api/v1/postmarket/overview",
+        "/api/v1/postmarket/exposure?id=ACME-2026-0001",
+        "/api/v1/postmarket/exposure.csv?id=ACME-2026-0001",
+        "/api/v1/postmarket/uptodate",
+        "/api/v1/postmarket/licences",
+        "/api/v1/postmarket/series",
+    ] {
+        assert_eq!(m.get(path).await.0, 401, "{path}");
+    }
+    assert_eq!(m.sign_in("maria", "s3cret-pass").await.0, 200);
+    for (path, says) in [
+        (
+            "/api/v1/postmarket/exposure?id=%3Cscript%3E",
+            "id=\"<script>\" is not accepted: required a vulnerability id",
+        ),
+        (
+            "/api/v1/postmarket/exposure?id=X&device=Y",
+            "exactly one of id, component or device",
+        ),
+        (
+            "/api/v1/postmarket/exposure?component=netcore",
+            "component=\"netcore\" is not accepted",
+        ),
+        (
+            "/api/v1/postmarket/exposure?id=ACME-2026-0001&limit=1000000",
+            "a whole number from 1 to 1000",
+        ),
+        ("/api/v1/postmarket/exposure?colour=red", "unknown field"),
+        ("/api/v1/postmarket/series?weeks=0", "from 1 to 104"),
+        (
+            "/api/v1/postmarket/uptodate?site=%1b%5b2J",
+            "control characters",
+        ),
+        (
+            "/api/v1/postmarket/exposure.csv?device=P7-001",
+            "id is required",
+        ),
+    ] {
+        let (status, v) = m.get(path).await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{path}: {v}");
+    }
+    assert_eq!(
+        m.get("/api/v1/postmarket/exposure?id=CVE-1999-0001")
+            .await
+            .0,
+        404
+    );
+    // JSON carries the hostile summary as a string; CSV neutralises the formula.
+    let v = m
+        .json("/api/v1/postmarket/exposure?id=ACME-2026-0001")
+        .await;
+    assert_eq!(v["by"], "vulnerability");
+    assert!(
+        v["vulnerability"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("<script>")
+    );
+    let (status, csv) = m
+        .get("/api/v1/postmarket/exposure.csv?id=ACME-2026-0001")
+        .await;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap().to_owned();
+    assert!(csv.lines().count() == 5, "{csv}");
+    assert!(
+        csv.contains("'=HYPERLINK") && !csv.contains(",=HYPERLINK"),
+        "a formula stays text: {csv}"
+    );
+    // A decision: JSON only, from the dashboard's own origin, recorded with the manager.
+    let post = |origin: &str, ct: &str, body: String| {
+        let mut r = m
+            .http
+            .post(format!("{}/api/v1/postmarket/vex", f.hub.url))
+            .header("origin", origin)
+            .header("content-type", ct)
+            .body(body);
+        if let Some(c) = &m.cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    let body = json!({
+        "vulnerability": "ACME-2026-0001",
+        "product": "pkg:generic/acme-medical/acme-infusion-p7-netcore@1.4.0",
+        "status": "not_affected",
+        "justification": "component_not_present"
+    })
+    .to_string();
+    let r = post("http://evil.example", "application/json", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(&f.hub.url, "text/plain", body.clone()).await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post(
+        &f.hub.url,
+        "application/json",
+        "{\"status\": \"fine\"}".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(&f.hub.url, "application/json", body).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v = m
+        .json("/api/v1/postmarket/exposure?id=ACME-2026-0001")
+        .await;
+    assert_eq!(v["exposed"], 0, "{v}");
+    assert_eq!(v["releases"][0]["vex"]["author"], "maria");
+}

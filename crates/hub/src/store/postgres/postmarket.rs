@@ -1013,10 +1013,11 @@ impl PostmarketStore for PostgresStore {
                 &format!(
                     "SELECT i.product, i.component, i.version, i.image_hash, i.hardware, i.site,
                        i.customer, COALESCE(g.customer, '') AS gc, COALESCE(g.grants, '') AS gg,
-                       COUNT(*), MIN(i.serial), MIN(i.security_counter)
+                       COUNT(*), MIN(i.serial), i.security_counter
                      FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
                      WHERE ($1::bool OR ({keys}))
-                     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+                     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 12
+                     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 12",
                     keys = keys_sql(2)
                 ),
                 &[&any, &k.product, &k.component, &k.version],

@@ -961,10 +961,11 @@ impl PostmarketStore for SqliteStore {
                 .prepare(&format!(
                     "SELECT i.product, i.component, i.version, i.image_hash, i.hardware, i.site,
                        i.customer, COALESCE(g.customer, ''), COALESCE(g.grants, ''), COUNT(*),
-                       MIN(i.serial), MIN(i.security_counter)
+                       MIN(i.serial), i.security_counter
                      FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
                      {wh}
-                     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
+                     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 12
+                     ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 12"
                 ))
                 .map_err(db)?;
             let rows = stmt
