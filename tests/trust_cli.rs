@@ -320,6 +320,61 @@ fn our_keys_are_read_by_openssl() {
     }
 }
 
+/// A private key that other users can read is refused wherever it is loaded (signing keys the
+/// release engineer passes, the laptop's own key), with the command that fixes it, as ssh does.
+#[cfg(unix)]
+#[test]
+fn a_private_key_others_can_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let g = fieldkit(&home, &["--json", "keys", "generate", "--name", "rel"]).json();
+    let key = g["private_key"].as_str().unwrap().to_owned();
+    let chmod = |path: &str, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let image = dir.path().join("app.bin");
+    std::fs::write(&image, vec![0x5a; 4096]).unwrap();
+    let signed = dir.path().join("app-signed.bin");
+    let sign = |home: &Path| {
+        fieldkit(
+            home,
+            &[
+                "image",
+                "sign",
+                "--key",
+                &key,
+                "--version",
+                "1.2.3",
+                image.to_str().unwrap(),
+                signed.to_str().unwrap(),
+            ],
+        )
+    };
+    for mode in [0o644, 0o640, 0o604] {
+        chmod(&key, mode);
+        let line = sign(&home).fails().to_owned();
+        assert!(line.contains(&format!("mode {mode:04o}")), "{line}");
+        assert!(line.contains(&format!("run `chmod 600 {key}`")), "{line}");
+        let shown = fieldkit(&home, &["keys", "show", &key]);
+        assert!(shown.fails().contains("chmod 600"));
+    }
+    chmod(&key, 0o600);
+    sign(&home).ok();
+
+    // The laptop's key in the home, the same way.
+    fieldkit(&home, &["audit", "id"]).ok();
+    let laptop = home.join("keys/laptop.pem");
+    chmod(laptop.to_str().unwrap(), 0o644);
+    let line = fieldkit(&home, &["audit", "id"]).fails().to_owned();
+    assert!(
+        line.contains(&format!("chmod 600 {}", laptop.display())),
+        "{line}"
+    );
+    chmod(laptop.to_str().unwrap(), 0o600);
+    fieldkit(&home, &["audit", "id"]).ok();
+}
+
 /// imgtool version, further imgtool arguments; then the version, security counter and
 /// dependencies `image inspect` must show.
 type ImgtoolCase<'a> = (&'a str, &'a [&'a str], &'a str, Option<u64>, Value);

@@ -56,7 +56,7 @@ impl Simulators {
         {
             return Ok(r.port.clone());
         }
-        std::fs::create_dir_all(dir).map_err(|e| {
+        fieldkit_private::create_dir_all(dir).map_err(|e| {
             AppError::new("simulator", format!("cannot create {}: {e}", dir.display()))
         })?;
         let config = fieldkit_sim::SimConfig {

@@ -125,7 +125,7 @@ fn prepare_demo(home: &Home) -> Result<bool, AppError> {
 fn move_packages(from: &Path, to: &Path) -> Result<(), AppError> {
     let io =
         |e: std::io::Error| AppError::new("demo", format!("preparing the DEMO USB stick: {e}"));
-    std::fs::create_dir_all(to).map_err(io)?;
+    fieldkit_private::create_dir_all(to).map_err(io)?;
     for entry in std::fs::read_dir(from).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.extension().is_some_and(|x| x == "fkpkg") {

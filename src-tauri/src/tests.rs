@@ -222,6 +222,18 @@ fn a_visit_through_the_commands() {
 
     h.ok("stop_simulator", json!({ "profile": "acme-infusion-p7" }));
     assert_eq!(h.err_kind("check", json!({ "package": null })), "no_device");
+
+    // Everything the app made in its home (the kit, keys, audit log, settings, the
+    // simulators' state) is its owner's only.
+    let mut settings = h.ok("get_settings", json!({}));
+    settings["technician"] = json!("Ana Ruiz");
+    settings["site"] = json!("Ward 4");
+    h.ok("set_settings", json!({ "settings": settings }));
+    assert_eq!(
+        fieldkit_private::find_not_private(&home).expect("walk the home"),
+        vec![],
+        "every directory 0700, every file 0600"
+    );
 }
 
 #[test]

@@ -104,7 +104,7 @@ fn generate_pair(name: &str, dir: &Path) -> anyhow::Result<Generated> {
             "key name {name:?}: required letters, digits, '.', '_' or '-', not starting with '.'"
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fieldkit_private::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let private = dir.join(format!("{name}.key.pem"));
     let public = dir.join(format!("{name}.pub.pem"));
     for p in [&private, &public] {
@@ -116,12 +116,8 @@ fn generate_pair(name: &str, dir: &Path) -> anyhow::Result<Generated> {
         }
     }
     let key = generate(&mut rand::rngs::OsRng);
-    write_new(&private, private_key_to_pem(&key).as_bytes(), true)?;
-    write_new(
-        &public,
-        public_key_to_pem(&key.verifying_key()).as_bytes(),
-        false,
-    )?;
+    write_new(&private, private_key_to_pem(&key).as_bytes())?;
+    write_new(&public, public_key_to_pem(&key.verifying_key()).as_bytes())?;
     Ok(Generated {
         name: name.to_owned(),
         key_id: KeyId::of(&key.verifying_key()),
@@ -130,19 +126,9 @@ fn generate_pair(name: &str, dir: &Path) -> anyhow::Result<Generated> {
     })
 }
 
-/// Creates `path`, failing if it exists; private keys are readable by the owner only.
-fn write_new(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts
-        .open(path)
+/// Creates `path` (`0600`, like every file fieldkit writes), failing if it exists.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = fieldkit_private::create_new(path)
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())

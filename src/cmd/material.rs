@@ -8,17 +8,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use fieldkit_trust::{Finding, VerifiedPackage, keys};
 
-/// Reads a PKCS#8 PEM private key.
+/// Reads a PKCS#8 PEM private key, refusing a key file others can read (as ssh does).
 pub(crate) fn private_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading private key {}", path.display()))?;
+    let text = fieldkit_private::read_private_key(path)?;
     keys::private_key_from_pem(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// Reads an SPKI PEM public key (or derives it from a private key file).
+/// Reads an SPKI PEM public key (or derives it from a private key file, which must then be
+/// private like any private key).
 pub(crate) fn public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading public key {}", path.display()))?;
+    if text.contains("PRIVATE KEY") {
+        return private_key(path).map(|k| k.verifying_key());
+    }
     keys::public_key_from_pem(&text).with_context(|| format!("{}", path.display()))
 }
 

@@ -7,14 +7,15 @@ use anyhow::bail;
 use crate::run_cmd;
 
 /// Debian packages the build and tests need: libudev for USB port discovery, lrzsz for the
-/// YMODEM interop tests, Chromium for the dashboard's browser test; WebKitGTK and friends for
-/// the desktop app (Tauri 2), and Xvfb with WebKitWebDriver for its end-to-end test; the
-/// PostgreSQL server the hub's conformance suite starts (no Docker: initdb and postgres, run by
+/// YMODEM interop tests, jq for the README tour (tests/readme_tour.rs), Chromium for the
+/// dashboard's browser test; WebKitGTK and friends for the desktop app (Tauri 2), and Xvfb
+/// with WebKitWebDriver for its end-to-end test; the PostgreSQL server the hub's conformance suite starts (no Docker: initdb and postgres, run by
 /// the tests themselves).
 const APT: &[&str] = &[
     "pkg-config",
     "libudev-dev",
     "lrzsz",
+    "jq",
     "chromium",
     "postgresql",
     "libwebkit2gtk-4.1-dev",

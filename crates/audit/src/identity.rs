@@ -8,7 +8,6 @@
 //! and is stable for the life of the key.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -46,6 +45,9 @@ pub enum IdentityError {
         /// What the decoder said.
         reason: String,
     },
+    /// The key file is open to other users, or is not key-sized.
+    #[error(transparent)]
+    KeyFile(#[from] fieldkit_private::KeyFileError),
     /// The text is not an SPKI PEM Ed25519 public key.
     #[error("not an Ed25519 public key in SPKI PEM (\"-----BEGIN PUBLIC KEY-----\"): {reason}")]
     BadPublicKey {
@@ -79,12 +81,14 @@ impl Identity {
         Self::load_or_generate(path, LAPTOP_PREFIX)
     }
 
-    /// Loads the key at `path`, or generates one there if the file does not exist.
+    /// Loads the key at `path`, or generates one there (`0600`, in a `0700` directory) if the
+    /// file does not exist. A key file others can read is refused, as ssh refuses one.
     pub fn load_or_generate(path: &Path, prefix: &str) -> Result<Self, IdentityError> {
-        match fs::read_to_string(path) {
+        match fieldkit_private::read_private_key(path) {
             Ok(pem) => return Self::from_pem(path, &pem, prefix),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(io(path, source)),
+            Err(fieldkit_private::KeyFileError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
         // PKCS#8 v1 (no embedded public key): the form `openssl genpkey -algorithm ed25519`
@@ -100,7 +104,7 @@ impl Identity {
                 reason: e.to_string(),
             })?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            fieldkit_private::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         write_private(&tmp, pem.as_bytes())?;
@@ -110,7 +114,7 @@ impl Identity {
         match linked {
             Ok(()) => Ok(Self::from_key(prefix, key)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let pem = fs::read_to_string(path).map_err(|e| io(path, e))?;
+                let pem = fieldkit_private::read_private_key(path)?;
                 Self::from_pem(path, &pem, prefix)
             }
             Err(e) => Err(io(path, e)),
@@ -127,12 +131,14 @@ impl Identity {
         private_key_pem(&self.key)
     }
 
-    /// Parses a PKCS#8 PEM private key (`path` is only used in error messages).
+    /// Parses a PKCS#8 PEM private key (`path` is only used in error messages). Whitespace
+    /// around the PEM block (a blank line a shell or editor added) is ignored.
     pub fn from_pem(path: &Path, pem: &str, prefix: &str) -> Result<Self, IdentityError> {
-        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| IdentityError::BadPrivateKey {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let key =
+            SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| IdentityError::BadPrivateKey {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
         Ok(Self::from_key(prefix, key))
     }
 
@@ -198,9 +204,11 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
     key.to_public_key_pem(LineEnding::LF).unwrap_or_default()
 }
 
-/// Parses an SPKI PEM Ed25519 public key (as written by `openssl pkey -pubout`).
+/// Parses an SPKI PEM Ed25519 public key (as written by `openssl pkey -pubout`). Whitespace
+/// around the PEM block is ignored: `fieldkit --json audit id | jq -r .public_key` ends in two
+/// newlines, and a key pasted from an email or a terminal may carry spaces or CRLF.
 pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, IdentityError> {
-    VerifyingKey::from_public_key_pem(pem).map_err(|e| IdentityError::BadPublicKey {
+    VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| IdentityError::BadPublicKey {
         reason: e.to_string(),
     })
 }
@@ -225,17 +233,8 @@ fn io(path: &Path, source: std::io::Error) -> IdentityError {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Only the owner may read the laptop's private key.
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| io(path, e))?;
-    f.write_all(bytes).map_err(|e| io(path, e))?;
-    f.sync_all().map_err(|e| io(path, e))
+    // Only the owner may read a private key.
+    fieldkit_private::write(path, bytes).map_err(|e| io(path, e))
 }
 
 /// Signs notes as `name` with an Ed25519 key.
@@ -292,4 +291,64 @@ pub(crate) fn note_key_hash(name: &str, key: &VerifyingKey) -> u32 {
     encoded.push(ALG_ED25519);
     encoded.extend_from_slice(key.as_bytes());
     signed_note::key_id(name, &encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_keys_tolerate_whitespace_around_them() {
+        let id = Identity::generate(LAPTOP_PREFIX);
+        let public = id.public_key_pem();
+        let private = id.private_key_pem();
+        let variants = |pem: &str| {
+            vec![
+                pem.to_owned(),
+                format!("{pem}\n"),
+                format!("\n\n{pem}\n\n"),
+                format!("  {}  ", pem.trim()),
+                format!("\t{pem}\r\n"),
+                pem.replace('\n', "\r\n"),
+            ]
+        };
+        for text in variants(&public) {
+            let key = parse_public_key_pem(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(key, id.public_key(), "{text:?}");
+        }
+        for text in variants(&private) {
+            let got = Identity::from_pem(Path::new("k.pem"), &text, LAPTOP_PREFIX)
+                .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(got.public_key(), id.public_key(), "{text:?}");
+        }
+        for bad in [
+            "",
+            "\n",
+            &public[..public.len() / 2],
+            &public.replace("PUBLIC KEY", "PRIVATE KEY"),
+            &format!("{public}{public}"),
+        ] {
+            assert!(parse_public_key_pem(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_others_can_read_is_refused_and_a_new_one_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/laptop.pem");
+        let made = Identity::laptop(&path).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("keys")), 0o700);
+        assert_eq!(Identity::laptop(&path).unwrap().name(), made.name());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Identity::laptop(&path).unwrap_err().to_string();
+        assert!(err.contains("mode 0644"), "{err}");
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+    }
 }

@@ -142,7 +142,7 @@ impl AuditLog {
     /// `<action>_interrupted` entry before this returns.
     pub fn open(path: &Path, identity: Identity) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+            fieldkit_private::create_dir_all(dir).map_err(|source| OpenError::Io {
                 path: dir.into(),
                 source,
             })?;
@@ -161,6 +161,11 @@ impl AuditLog {
                 OpenError::Db(e)
             }
         };
+        // The database is private (0600); SQLite gives its -wal and -shm files the same mode.
+        fieldkit_private::touch(path).map_err(|source| OpenError::Io {
+            path: path.into(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;

@@ -95,9 +95,10 @@ impl Home {
         self.join("demo")
     }
 
-    /// Creates the directory if needed.
+    /// Creates the directory if needed, readable by its owner only (`0700`); a home that others
+    /// could enter (made by hand or by an older version) is closed to them.
     pub fn ensure(&self) -> Result<(), HomeError> {
-        std::fs::create_dir_all(&self.root).map_err(|source| HomeError::Io {
+        fieldkit_private::make_private_dir(&self.root).map_err(|source| HomeError::Io {
             path: self.root.clone(),
             source,
         })

@@ -21,7 +21,7 @@
 //! then fails closed, naming the recall list version it needs.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -194,16 +194,15 @@ pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Writes `bytes` to `path` atomically (beside, flushed, then renamed), creating the parent
-/// directory.
+/// directory. The file is private (`0600`), new directories too (`0700`): see
+/// `fieldkit-private`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fieldkit_private::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let tmp = tmp_beside(path);
     let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        fieldkit_private::write(&tmp, bytes)?;
         fs::rename(&tmp, path)
     };
     write().map_err(|e| {
@@ -574,11 +573,11 @@ pub fn import_package(
             source: source_err,
         })?;
     let dir = home.packages_dir();
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    fieldkit_private::create_dir_all(&dir).map_err(io_err(&dir))?;
     let tmp = dir.join(format!(".import-{}.tmp", std::process::id()));
     let result = (|| {
         let mut from = File::open(source).map_err(io_err(source))?;
-        let mut to = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut to = fieldkit_private::create(&tmp).map_err(io_err(&tmp))?;
         io::copy(&mut from, &mut to).map_err(io_err(source))?;
         to.sync_all().map_err(io_err(&tmp))?;
         drop(to);

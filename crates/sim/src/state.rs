@@ -202,7 +202,7 @@ impl DeviceState {
         };
         let tmp = path.with_extension("tmp");
         let text = serde_json::to_vec_pretty(self).expect("state serializes");
-        std::fs::write(&tmp, text).map_err(io)?;
+        fieldkit_private::write(&tmp, &text).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }
 
