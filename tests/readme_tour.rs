@@ -10,7 +10,8 @@
 //! line (its port, or the hub's address). Each foreground line runs on a pseudo-terminal
 //! (`script`), as typed at a terminal, with `yes` typed for `fieldkit update`'s confirmation.
 //!
-//! After the tour the home it filled is checked: every directory `0700`, every file `0600`.
+//! After the tour the home it filled is checked: every directory `0700`, every file `0600`;
+//! and so are the hub's database (with its `-wal` and `-shm`) and its key file.
 
 mod support;
 
@@ -202,4 +203,26 @@ fn the_readme_tour_works_as_written_and_leaves_a_private_home() {
         vec![],
         "the simulator's state file is private too"
     );
+    // What the hub made beside its database (the files the tour's shell redirections made are
+    // the shell's).
+    let mut hub_files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("hub.db") || name == "hub-key.pem"
+        })
+        .collect();
+    hub_files.sort();
+    assert!(
+        hub_files.contains(&dir.join("hub.db")) && hub_files.contains(&dir.join("hub-key.pem")),
+        "{hub_files:?}"
+    );
+    for f in hub_files {
+        assert_eq!(
+            fieldkit_private::find_not_private(&f).unwrap(),
+            vec![],
+            "the hub's files are 0600"
+        );
+    }
 }

@@ -8,9 +8,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use fieldkit_trust::{Finding, VerifiedPackage, keys};
 
-/// Reads a PKCS#8 PEM private key, refusing a key file others can read (as ssh does).
+/// Reads a PKCS#8 PEM private key, refusing a key file others can read (as ssh does). A file
+/// that holds no private key at all (a public key given by mistake) is refused for that.
 pub(crate) fn private_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = fieldkit_private::read_private_key(path)?;
+    let mut head = String::new();
+    let peeked = std::fs::File::open(path).and_then(|f| {
+        use std::io::Read;
+        f.take(fieldkit_private::MAX_KEY_FILE)
+            .read_to_string(&mut head)
+    });
+    let text = match peeked {
+        Ok(_) if !head.contains("PRIVATE KEY") => head,
+        _ => fieldkit_private::read_private_key(path)?,
+    };
     keys::private_key_from_pem(&text).with_context(|| format!("{}", path.display()))
 }
 

@@ -13,27 +13,9 @@ use fieldkit_audit::identity::HUB_PREFIX;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyFileError {
-    /// Others may read the key.
-    #[error(
-        "hub key {path} has mode {mode:04o}, readable by others: required 0600 (chmod 600 {path})"
-    )]
-    Readable {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
     /// Reading, generating or parsing failed.
     #[error("hub key: {0}")]
     Identity(#[from] fieldkit_audit::IdentityError),
-    /// The file's metadata could not be read.
-    #[error("hub key {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
     /// No place for the key follows from the database URL.
     #[error(
         "a PostgreSQL hub keeps its signing key in a file: give --hub-key FILE (created 0600 on first use)"
@@ -51,28 +33,9 @@ pub fn default_path(db_url: &str) -> Result<PathBuf, KeyFileError> {
     Ok(db.with_file_name(format!("{stem}-key.pem")))
 }
 
-/// Loads the hub's key from `path`, creating it (0600) on first use.
+/// Loads the hub's key from `path`, creating it (0600) on first use. A key file others may
+/// read is refused (`fieldkit-private`'s rule, the same as for the laptop's key).
 pub fn load_or_create(path: &Path) -> Result<Identity, KeyFileError> {
-    #[cfg(unix)]
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::Readable {
-                    path: path.into(),
-                    mode,
-                });
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(KeyFileError::Io {
-                path: path.into(),
-                source,
-            });
-        }
-    }
     Ok(Identity::load_or_generate(path, HUB_PREFIX)?)
 }
 
@@ -110,8 +73,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load_or_create(&path).unwrap_err();
         assert!(
-            e.to_string()
-                .contains("mode 0644, readable by others: required 0600"),
+            e.to_string().contains("mode 0644); required mode 0600"),
             "{e}"
         );
     }

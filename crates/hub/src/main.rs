@@ -228,7 +228,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key { db } => {
-            print_key(&db.identity()?);
+            // The PEM alone on stdout, so `fieldkit-hub key > hub.pub.pem` makes the file
+            // `fieldkit audit pin-hub --key` takes; its name, to read out to the technician,
+            // on stderr.
+            let hub = db.identity()?;
+            eprintln!("hub key {} (key id {})", hub.name(), hub.key_id());
+            print!("{}", hub.public_key_pem());
             Ok(())
         }
         Command::Trust(c) => postmarket_cli::trust_cmd(c).await,

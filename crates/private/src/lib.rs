@@ -95,11 +95,13 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     opts.open(path)
 }
 
-/// Creates `path` empty and `0600` if it does not exist; an existing file is not changed. For
-/// files another library opens after us (SQLite creates its `-wal` and `-shm` files with the
-/// database file's mode, so a database made here stays private with them).
+/// Creates `path` empty and `0600` if it does not exist; an existing file keeps its content and
+/// loses any access others had. For files another library opens after us (SQLite creates its
+/// `-wal` and `-shm` files with the database file's mode, so a database made here stays
+/// private with them).
 pub fn touch(path: &Path) -> io::Result<()> {
-    options().open(path).map(drop)
+    let file = options().open(path)?;
+    restrict(&file.metadata()?, path)
 }
 
 /// Writes `bytes` to `path` (created `0600`, or truncated) and flushes them to disk.
@@ -261,12 +263,14 @@ mod tests {
         touch(&touched).unwrap();
         assert_eq!(mode_of(&touched), 0o600);
         fs::write(&touched, b"kept").unwrap();
+        set_mode(&touched, 0o644);
         touch(&touched).unwrap();
         assert_eq!(
             fs::read(&touched).unwrap(),
             b"kept",
             "touch leaves content alone"
         );
+        assert_eq!(mode_of(&touched), 0o600, "and closes it to others");
     }
 
     #[test]

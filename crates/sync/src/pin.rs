@@ -5,7 +5,6 @@
 //! presents. From then on every sync requires that key. The file is replaced atomically and
 //! kept 0600, like the rest of the home's keys.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
@@ -68,18 +67,9 @@ pub fn save_pin(home: &Path, key: &VerifyingKey) -> Result<String, PinError> {
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(home).map_err(io)?;
+    fieldkit_private::create_dir_all(home).map_err(io)?;
     let tmp = home.join(format!(".{HUB_KEY_FILE}.{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(public_key_pem(key).as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    fieldkit_private::write(&tmp, public_key_pem(key).as_bytes()).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(key_name(HUB_PREFIX, key))
 }

@@ -154,23 +154,7 @@ fn joined(e: tokio::task::JoinError) -> StoreError {
 
 /// Creates the file 0600 if it does not exist, and narrows it to 0600 if it does.
 fn private_file(path: &Path) -> Result<(), StoreError> {
-    let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", path.display()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        opts.mode(0o600);
-        let f = opts.open(path).map_err(io)?;
-        let mode = f.metadata().map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(io)?;
-        }
-    }
-    #[cfg(not(unix))]
-    opts.open(path).map_err(io)?;
-    Ok(())
+    fieldkit_private::touch(path).map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
