@@ -10,7 +10,9 @@ fn copy_fixture(to: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/schema1");
     std::fs::create_dir_all(to.join("keys")).unwrap();
     std::fs::copy(from.join("audit.db"), to.join("audit.db")).unwrap();
-    std::fs::copy(from.join("keys/laptop.pem"), to.join("keys/laptop.pem")).unwrap();
+    // Git checks the key out readable by all; a home holds it 0600 (a readable key is refused).
+    let key = std::fs::read(from.join("keys/laptop.pem")).unwrap();
+    fieldkit_private::write(&to.join("keys/laptop.pem"), &key).unwrap();
 }
 
 #[test]

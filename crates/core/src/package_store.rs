@@ -109,25 +109,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StoreError> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(path).map_err(io_err(path))
+    fieldkit_private::create_dir_all(path).map_err(io_err(path))
 }
 
 fn create_private_file(path: &Path) -> io::Result<File> {
-    let mut o = fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
+    fieldkit_private::create_new(path)
 }
 
 /// Reads `source` once into the store and returns its digest. Refuses, without reading
