@@ -9,7 +9,8 @@
 //! indicatif or axum. The sources are read as text: no profile id or model name in code (a
 //! device model is data); nothing outside the simulator and the demo kit reads a profile's
 //! `[simulator]` section; every file opens with a `//!` paragraph; every public error enum is
-//! `#[non_exhaustive]`. Test code (files under `tests/`, `tests.rs`, and what follows
+//! `#[non_exhaustive]`; the CLI, the app and the crates under them create files and
+//! directories only through `fieldkit-private` (0600/0700). Test code (files under `tests/`, `tests.rs`, and what follows
 //! `#[cfg(test)]`) and the benchmark harness may name the shipped models.
 //!
 //! Each rule is a small function over plain data, tested below with tiny fixtures.
@@ -291,6 +292,48 @@ pub(crate) fn file_problems(rel: &str, text: &str, names: &[String]) -> Vec<Stri
             "{rel}: reads a profile's [simulator] section; only the simulator and the demo kit may (a real device's facts are in [device])"
         ));
     }
+    out.extend(public_creations(rel, &code));
+    out
+}
+
+/// Where files are made in a home (or a key anywhere): the CLI, the app and the crates below
+/// them. Every file or directory they create goes through `fieldkit-private` (0600/0700).
+const PRIVATE_FILES: [&str; 8] = [
+    "src/",
+    "src-tauri/src/",
+    "crates/core/",
+    "crates/audit/",
+    "crates/hub/",
+    "crates/sync/",
+    "crates/sim/",
+    "crates/demo/",
+];
+/// The std calls that create files or directories with the umask's modes.
+const CREATES: [&str; 5] = [
+    "create_dir_all(",
+    "File::create(",
+    "fs::write(",
+    "OpenOptions::new(",
+    "DirBuilder::new(",
+];
+
+/// Files and directories created in `code` other than through `fieldkit_private`.
+fn public_creations(rel: &str, code: &str) -> Vec<String> {
+    if !PRIVATE_FILES.iter().any(|p| rel.starts_with(p)) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        for call in CREATES {
+            let made_private = |i: usize| line[..i].ends_with("fieldkit_private::");
+            if line.match_indices(call).any(|(i, _)| !made_private(i)) {
+                out.push(format!(
+                    "{rel}:{}: creates a file or directory with `{call}`; required fieldkit_private (directories 0700, files 0600)",
+                    n + 1
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -459,6 +502,21 @@ mod tests {
                 "//! X.\nfn f(p: &Profile) -> u32 { p.simulator.slot_size }\n",
                 "reads a profile's [simulator] section",
             ),
+            (
+                "crates/core/src/x.rs",
+                "//! X.\nfn f(p: &Path) { std::fs::create_dir_all(p).unwrap() }\n",
+                "creates a file or directory with `create_dir_all(`",
+            ),
+            (
+                "src-tauri/src/state.rs",
+                "//! X.\nfn f(p: &Path) { std::fs::write(p, b\"k\").unwrap() }\n",
+                "creates a file or directory with `fs::write(`",
+            ),
+            (
+                "crates/hub/src/keyfile.rs",
+                "//! X.\nfn f() { let mut o = std::fs::OpenOptions::new(); }\n",
+                "`OpenOptions::new(`",
+            ),
         ];
         for (rel, text, want) in cases {
             let p = check(rel, text);
@@ -482,6 +540,14 @@ mod tests {
             (
                 "crates/core/src/y.rs",
                 "//! X.\nfn f(p: &P) -> u32 { p.simulators_seen }\n",
+            ),
+            (
+                "crates/core/src/z.rs",
+                "//! X.\nfn f(p: &Path) { fieldkit_private::create_dir_all(p).unwrap() }\n",
+            ),
+            (
+                "crates/bench/src/audit.rs",
+                "//! X.\nfn f(p: &Path) { std::fs::write(p, b\"\").unwrap() }\n",
             ),
         ];
         for (rel, text) in fine {
