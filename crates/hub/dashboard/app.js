@@ -178,7 +178,8 @@ async function loadTimeline() {
       ? `${page.total} entries`
       : `Showing the latest ${page.entries.length} of ${page.total} entries`;
   if (page.entries.length === 0) {
-    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No entries match these filters.")));
+    const why = [...q.keys()].length ? "No entries match these filters." : "No laptop has synced any entries yet.";
+    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, why)));
     return;
   }
   for (const e of page.entries) {

@@ -10,12 +10,15 @@
 //!   [`MAX_BACKOFF_SECS`]). An attempt that comes too early is answered 429 with `Retry-After`
 //!   and the reason, without touching argon2. Attempts in flight count as failures until they
 //!   are settled, so fifty parallel guesses buy no more tries than fifty serial ones.
-//! - **Bounded argon2.** At most [`ARGON2_PARALLEL`] hashes run at once (each takes ~19 MiB) and
-//!   at most [`ARGON2_QUEUE`] wait for one; beyond that the hub answers 503 at once. Memory stays
-//!   bounded however many attempts arrive.
-//! - **Equal work for unknown names.** An unknown name is checked against a dummy hash made with
-//!   the same parameters at start-up, so it costs the same argon2 run as a known name and gets
-//!   the same answer: names cannot be told apart by time or by message.
+//! - **Bounded argon2.** Checks run on [`ARGON2_PARALLEL`] long-lived threads, each of which
+//!   owns one argon2 working area (19 MiB for the default parameters), allocated at its first
+//!   check and reused by every later one; at most [`ARGON2_QUEUE`] checks wait, beyond that the
+//!   hub answers 503 at once. The memory password checks can take is those areas, however many
+//!   attempts arrive, and nothing is allocated or freed per attempt.
+//! - **Equal work for unknown names.** An unknown name is checked against a dummy hash with the
+//!   same parameters (a random salt and a random output, which no password produces), so it
+//!   costs the same argon2 run as a known name and gets the same answer: names cannot be told
+//!   apart by time or by message.
 //!
 //! Time is a parameter ([`Clock`]), so the back-off is tested by moving a clock, not by waiting.
 
@@ -24,9 +27,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -104,11 +107,65 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
 
 /// Checks a password against a stored hash.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    verify_with_memory(password, stored, &mut Vec::new())
+}
+
+/// Checks a password against a stored argon2 PHC string, computing in `memory` (grown to the
+/// hash's memory cost if smaller, never shrunk): the same memory serves every check.
+fn verify_with_memory(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(expected), Some(salt)) = (
+        Algorithm::try_from(hash.algorithm),
+        Params::try_from(&hash),
+        hash.hash,
+        hash.salt,
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..])
+        .is_ok()
+        // Output's equality is constant-time.
+        && Output::new(out).is_ok_and(|o| o == expected)
+}
+
+/// A hash with the default parameters that no password produces: a random salt and a random
+/// output. Checking a password against it costs what checking a real one does.
+fn dummy_hash() -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let params = Params::default();
+    let Ok(output) = Output::new(&raw) else {
+        return String::new();
+    };
+    let Ok(params) = argon2::password_hash::ParamsString::try_from(&params) else {
+        return String::new();
+    };
+    PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::default().into()),
+        params,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
 }
 
 /// A new session token (hex) and the hash the hub stores.
@@ -243,9 +300,7 @@ impl std::fmt::Debug for SignInGuard {
 impl SignInGuard {
     /// A guard reading `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let dummy_hash = hash_password(&hex::encode(raw)).unwrap_or_default();
+        let dummy_hash = dummy_hash();
         Self {
             tracker: Mutex::default(),
             workers: start_workers(),
@@ -332,9 +387,8 @@ impl SignInGuard {
     }
 
     /// Checks `password` against `stored` (the dummy hash when the name is unknown) on one of
-    /// [`ARGON2_PARALLEL`] long-lived threads, with at most [`ARGON2_QUEUE`] checks waiting.
-    /// Dedicated threads keep memory flat: the allocator keeps each thread's 19 MiB working
-    /// area for reuse, so two threads hold two areas, however many attempts arrive.
+    /// [`ARGON2_PARALLEL`] long-lived threads, each computing in its own reused working area,
+    /// with at most [`ARGON2_QUEUE`] checks waiting.
     pub async fn check(&self, password: &str, stored: Option<&str>) -> Result<bool, Refusal> {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
@@ -373,13 +427,16 @@ fn start_workers() -> std::sync::mpsc::SyncSender<Job> {
         let _ = std::thread::Builder::new()
             .name(format!("argon2-{i}"))
             .spawn(move || {
+                // This thread's argon2 working area, allocated by its first check.
+                let mut memory = Vec::new();
                 loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let _ = job.reply.send(verify_password(&job.password, &job.hash));
+                    let ok = verify_with_memory(&job.password, &job.hash, &mut memory);
+                    let _ = job.reply.send(ok);
                 }
             });
     }
@@ -397,6 +454,31 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("correct horse", "not a hash"));
+        // A hash made elsewhere with other parameters verifies too (the memory grows to fit).
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        let mut memory = Vec::new();
+        assert!(verify_with_memory("correct horse", &other, &mut memory));
+        assert_eq!(memory.len(), 8 * 1024);
+        assert!(verify_with_memory("correct horse", &h, &mut memory));
+        assert_eq!(memory.len(), Params::default().block_count());
+        assert!(!verify_with_memory(
+            "correct horse",
+            &dummy_hash(),
+            &mut memory
+        ));
+        let dummy = dummy_hash();
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{dummy}"
+        );
+        assert!(PasswordHash::new(&dummy).unwrap().hash.unwrap().len() == 32);
         assert!(matches!(
             hash_password("short"),
             Err(PasswordError::TooShort { found: 5, min: 8 })

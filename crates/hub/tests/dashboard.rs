@@ -1,6 +1,7 @@
 //! The dashboard in headless Chromium (Playwright), over a hub holding a realistic fleet:
 //! two laptops, several technicians and sites, updates that succeeded, failed, reverted, and
-//! one still pending. Screenshots go to the target directory (see below).
+//! one still pending; and the warning of a hub served with `--insecure-http`. Screenshots go to
+//! the target directory (see [`screenshots`]).
 //!
 //! Needs `chromium` (Debian package) and `npm ci` in `crates/hub/dashboard`; `cargo xtask
 //! setup` installs both. Where either is missing the test fails and says what to install: a
@@ -109,7 +110,8 @@ async fn the_dashboard_shows_the_synced_entries_in_chromium_over_postgres() {
     run_dashboard(support::Backend::Postgres).await;
 }
 
-async fn run_dashboard(backend: support::Backend) {
+/// The browser, after checking that it and Playwright are installed.
+fn chromium() -> String {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let pw = dashboard_dir().join("node_modules/playwright-core");
     assert!(
@@ -118,6 +120,87 @@ async fn run_dashboard(backend: support::Backend) {
          (npm ci --prefix crates/hub/dashboard); `cargo xtask setup` installs both",
         pw.display()
     );
+    chromium
+}
+
+/// Where screenshots go: beside the build by default, so a test run leaves the tree clean;
+/// `DASHBOARD_SCREENSHOTS=docs/screenshots` refreshes the ones the README shows.
+fn screenshots(name: &str) -> PathBuf {
+    match std::env::var_os("DASHBOARD_SCREENSHOTS") {
+        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir),
+        None => {
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-screenshots-{name}"))
+        }
+    }
+}
+
+/// The real `fieldkit-hub` binary told `--insecure-http` on every address: the dashboard warns
+/// on the sign-in page and on every page after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_an_insecure_http_hub_warns_on_every_page() {
+    use std::io::{BufRead, Write};
+    let chromium = chromium();
+    const HUB: &str = env!("CARGO_BIN_EXE_fieldkit-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let mut add = std::process::Command::new(HUB)
+        .args(["add-manager", "--db", &db, "--name", "maria"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-pass\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let mut hub = std::process::Command::new(HUB)
+        .args([
+            "serve",
+            "--db",
+            &db,
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-http",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(hub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on http://0.0.0.0:")
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let out = tokio::process::Command::new("node")
+        .arg("tests/insecure.mjs")
+        .current_dir(dashboard_dir())
+        .env("HUB_URL", &url)
+        .env("HUB_USER", "maria")
+        .env("HUB_PASSWORD", "s3cret-pass")
+        .env("SCREENSHOTS", screenshots("insecure"))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .unwrap();
+    let _ = hub.kill();
+    let _ = hub.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dashboard test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok - and on the fleet page"), "{stdout}");
+}
+
+async fn run_dashboard(backend: support::Backend) {
+    let chromium = chromium();
     let t = support::TestHub::start(backend).await;
     let (store, url, dir) = (t.store.clone(), t.url.clone(), t.dir.path().to_owned());
     store
@@ -231,15 +314,7 @@ async fn run_dashboard(backend: support::Backend) {
         ana += entries.iter().filter(|e| e.technician == "ana").count();
     }
 
-    // Screenshots go beside the build by default, so a test run leaves the tree clean;
-    // `DASHBOARD_SCREENSHOTS=docs/screenshots` refreshes the ones the README shows.
-    let shots = match std::env::var_os("DASHBOARD_SCREENSHOTS") {
-        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("dashboard-screenshots-{backend:?}").to_lowercase()),
-    };
+    let shots = screenshots(&format!("{backend:?}").to_lowercase());
     let out = tokio::process::Command::new("node")
         .arg("tests/dashboard.mjs")
         .current_dir(dashboard_dir())
