@@ -198,6 +198,11 @@ impl Pg {
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "max_connections=300"])
             .args(["-c", "shared_buffers=64MB"])
+            // After a crash, PostgreSQL makes everything in the data directory durable before
+            // replaying WAL. The default fsyncs each of its ~1000 files (3.7 s per restart
+            // here); syncfs makes the same guarantee with one call per file system (0.1 s).
+            // Commits stay as durable as in production: fsync and synchronous_commit are on.
+            .args(["-c", "recovery_init_sync_method=syncfs"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
