@@ -101,8 +101,8 @@ fn hostile_device_strings_stay_inert_from_the_terminal_to_the_dashboard() {
         tempfile::tempdir().unwrap(),
     ));
     let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    s["serial"] = SERIAL.into();
-    s["hardware_revision"] = REVISION.into();
+    s["fields"]["serial"] = SERIAL.into();
+    s["fields"]["hardware_revision"] = REVISION.into();
     std::fs::write(&state, serde_json::to_vec(&s).unwrap()).unwrap();
     let sim = Sim::start_with_state("acme-infusion-p7", &[], state, dir);
 

@@ -15,16 +15,27 @@ fn identify_reports_every_field_of_the_device() {
         let id = run.json();
         let state = sim.state();
         assert_eq!(id["profile"], profile);
-        for (id_field, state_field) in [
-            ("model", "model"),
-            ("serial", "serial"),
-            ("hardware_revision", "hardware_revision"),
-            ("bootloader", "bootloader"),
-            ("bootloader_version", "bootloader_version"),
-            ("battery_percent", "battery_percent"),
-            ("therapy_running", "therapy_running"),
+        assert_eq!(id["model"], state["model"], "{profile}");
+        assert_eq!(id["bootloader"], state["bootloader"], "{profile}");
+        for field in ["serial", "hardware_revision", "bootloader_version"] {
+            assert_eq!(id[field], state["fields"][field], "{profile}: {field}");
+        }
+        // Every field the device reports, with where it came from.
+        for field in [
+            "serial",
+            "hardware_revision",
+            "bootloader_version",
+            "battery_percent",
+            "therapy_running",
         ] {
-            assert_eq!(id[id_field], state[state_field], "{profile}: {id_field}");
+            assert_eq!(
+                id["fields"][field]["value"], state["fields"][field],
+                "{profile}: {field}"
+            );
+            assert_eq!(
+                id["fields"][field]["source"], "vendor",
+                "{profile}: {field}"
+            );
         }
         let slots = id["slots"].as_array().unwrap();
         let images = state["images"].as_array().unwrap();
@@ -68,8 +79,8 @@ fn identify_prints_a_readable_summary() {
         "P7-004217",
         "revision C",
         "MCUboot 2.1.0",
-        "87 %",
-        "not running",
+        "Battery (%)              87",
+        "Infusion running         false",
         "app",
         "2.3.1",
         "netcore",
@@ -105,20 +116,22 @@ fn the_wrong_profile_is_named() {
 /// A device that misbehaves on the line gives a clear, typed, one-line error in time.
 #[test]
 fn misbehaving_devices_give_clear_errors() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 4] = [
+        // Nothing ever comes back: fieldkit waits out the profile's reset time (the device
+        // may be restarting), then says what it saw.
         (
             &["--fault", "never-answer"],
-            "no reply within 3000 ms: is the device powered",
+            "the device did not answer within 30 s (its profile's reset time, in case it was restarting): are you there (echo): no reply within 500 ms: is the device powered",
         ),
-        (&["--fault", "answer-late=4000"], "no reply within 3000 ms"),
+        // It answers, too late: it is there, so the words are not about power.
         (
-            &["--fault", "wrong-seq"],
-            "a reply with sequence number 2 (group 64, command 0), required 1",
+            &["--fault", "answer-late=4000"],
+            "read identity: no reply within 3000 ms (last problem on the line: a reply with sequence number",
         ),
-        (&["--fault", "corrupt=1"], "no reply within 3000 ms"),
+        (&["--fault", "wrong-seq"], "(group 64, command 0), required"),
         (
-            &["--fault", "disconnect-mid-reply"],
-            "the device disconnected in the middle of its reply",
+            &["--fault", "corrupt=1"],
+            "the device did not answer within 30 s",
         ),
     ];
     for (faults, want) in cases {
@@ -137,6 +150,27 @@ fn misbehaving_devices_give_clear_errors() {
         let reason = run.fails();
         assert!(reason.contains(want), "{faults:?}: {reason}");
     }
+}
+
+/// A device that drops the line in the middle of a reply is read again once it is back.
+#[test]
+fn a_reply_cut_by_a_cable_pull_is_asked_again() {
+    let sim = Sim::start("acme-infusion-p7", &["--fault", "disconnect-mid-reply"]);
+    let home = home();
+    let run = fieldkit(
+        home.path(),
+        &[
+            "--json",
+            "identify",
+            "--port",
+            sim.port(),
+            "--profile",
+            "acme-infusion-p7",
+        ],
+    );
+    run.ok();
+    assert_eq!(run.json()["serial"], "P7-004217");
+    sim.wait_for("cable plugged back in", std::time::Duration::from_secs(10));
 }
 
 #[test]

@@ -115,14 +115,13 @@ fn send_with_our_sender(
         char_time: Duration::ZERO,
     };
     let sender = Sender::new(name, data.to_vec(), Protocol::Ymodem).unwrap();
-    let never = AtomicBool::new(false);
     let result = rt.block_on(ymodem_send(
         &mut ours,
         sender,
         &[],
         timing,
-        |_, _| {},
-        &never,
+        &mut |_, _| {},
+        &fieldkit_core::apply::Cancel::new(),
     ));
     drop(ours);
     stop.store(true, Ordering::Relaxed);

@@ -4,9 +4,9 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use fieldkit_core::apply::{Cancel, Progress, Stage};
 use fieldkit_core::{LineClient, LineError, Uploaded, ymodem_upload};
 use fieldkit_profile::{Profile, ProfileSet};
 use fieldkit_sim::DeviceState;
@@ -30,6 +30,27 @@ fn firmware(version: &str) -> Vec<u8> {
         .bytes
 }
 
+/// Checks that progress only grows, and cancels once `cancel_at` bytes are acknowledged.
+struct Watch {
+    last: u64,
+    cancel_at: Option<u64>,
+    cancel: Cancel,
+}
+
+impl Progress for Watch {
+    fn stage(&mut self, _: Stage, _: &str) {}
+    fn bytes(&mut self, _: &str, acked: u64, total: u64) {
+        assert!(
+            acked >= self.last && acked <= total,
+            "progress {acked}/{total}"
+        );
+        self.last = acked;
+        if self.cancel_at.is_some_and(|c| acked >= c) {
+            self.cancel.cancel();
+        }
+    }
+}
+
 /// Uploads `image` to the simulator; cancels once `cancel_at` bytes are acknowledged.
 fn upload(sim: &Sim, image: &[u8], cancel_at: Option<u64>) -> Result<Uploaded, LineError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -40,19 +61,18 @@ fn upload(sim: &Sim, image: &[u8], cancel_at: Option<u64>) -> Result<Uploaded, L
         let p = profile();
         let link = fieldkit_link::open(&sim.port, &p.line).unwrap();
         let mut client = LineClient::new(link, &p).unwrap();
-        let cancel = AtomicBool::new(false);
-        let mut last = 0;
+        let cancel = Cancel::new();
+        let mut watch = Watch {
+            last: 0,
+            cancel_at,
+            cancel: cancel.clone(),
+        };
         ymodem_upload(
             &mut client,
             "analyzer.img",
             image.to_vec(),
-            |acked, total| {
-                assert!(acked >= last && acked <= total, "progress {acked}/{total}");
-                last = acked;
-                if cancel_at.is_some_and(|c| acked >= c) {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-            },
+            "firmware",
+            &mut watch,
             &cancel,
         )
         .await
@@ -109,10 +129,12 @@ fn identify_reads_the_line_device() {
         let id = run.json();
         let state = sim.state();
         assert_eq!(id["profile"], PROFILE);
-        for field in ["model", "serial", "hardware_revision", "bootloader_version"] {
-            assert_eq!(id[field], state[field], "{field}");
+        assert_eq!(id["model"], state["model"]);
+        for field in ["serial", "hardware_revision", "bootloader_version"] {
+            assert_eq!(id[field], state["fields"][field], "{field}");
+            assert_eq!(id["fields"][field]["source"], "line", "{field}");
         }
-        assert_eq!(id["therapy_running"], false);
+        assert_eq!(id["fields"]["therapy_running"]["value"], false);
         assert_eq!(id["slots"][0]["version"], "3.4.0");
         assert_eq!(id["slots"][0]["confirmed"], true);
     }

@@ -5,17 +5,19 @@
 //! it, so the window never freezes; device sessions take [`AppState::device`] so there is one
 //! conversation with a device at a time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
 use fieldkit_audit::{Entry, Outcome};
+use fieldkit_core::Typed;
 use fieldkit_core::apply::Cancel;
 use fieldkit_core::outcome::UpdateResult;
 use fieldkit_core::session::{self, CheckRequest, Checked, Settings, Visit};
 use fieldkit_core::trust_store::{self, TrustMaterial};
 use fieldkit_link::PortInfo;
-use fieldkit_profile::{Identity, Profile};
+use fieldkit_profile::{FieldSource, Identity, Profile};
 use fieldkit_trust::{Decision, Finding, SbomComponent};
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -107,12 +109,40 @@ pub(crate) struct SimulatorView {
     port: Option<PathBuf>,
 }
 
+/// An identity field the technician may have to type, because the device cannot report it.
+#[derive(Debug, Serialize)]
+pub(crate) struct FieldPrompt {
+    name: String,
+    label: String,
+    /// `text`, `integer` or `boolean`.
+    kind: &'static str,
+    /// Typed always (`from = "typed"`), or only when the device does not report it.
+    always: bool,
+}
+
 /// Ports and simulated devices.
 #[derive(Debug, Serialize)]
 pub(crate) struct Devices {
     ports: Vec<PortInfo>,
     ports_error: Option<String>,
     simulators: Vec<SimulatorView>,
+    /// For each profile, the fields the technician may have to type.
+    typed_fields: BTreeMap<String, Vec<FieldPrompt>>,
+}
+
+/// The fields of `profile` the technician may type.
+fn prompts(profile: &fieldkit_profile::Profile) -> Vec<FieldPrompt> {
+    profile
+        .identity
+        .iter()
+        .filter(|(_, f)| *f.from.get_ref() == FieldSource::Typed || f.or_typed)
+        .map(|(name, f)| FieldPrompt {
+            name: name.clone(),
+            label: f.label_or(name).to_owned(),
+            kind: f.kind.get_ref().name(),
+            always: *f.from.get_ref() == FieldSource::Typed,
+        })
+        .collect()
 }
 
 #[tauri::command]
@@ -137,10 +167,16 @@ pub(crate) async fn list_devices<R: Runtime>(app: AppHandle<R>) -> Result<Device
                 port: sims.port(p.id()).map(Path::to_owned),
             })
             .collect();
+        let typed_fields = profiles
+            .iter()
+            .map(|p| (p.id().to_owned(), prompts(p)))
+            .filter(|(_, f)| !f.is_empty())
+            .collect();
         Ok(Devices {
             ports,
             ports_error,
             simulators,
+            typed_fields,
         })
     })
     .await
@@ -154,8 +190,15 @@ pub(crate) async fn start_simulator<R: Runtime>(
     work(&app, move |s| {
         let profiles = s.home.profiles()?;
         let p = profile_of(&profiles, &profile)?;
+        // A device in its bootloader boots its application on reset.
+        let application = p
+            .device
+            .application
+            .as_ref()
+            .and_then(|a| profiles.get(a.get_ref()))
+            .cloned();
         let dir = s.sim_dir();
-        lock(&s.sims).start(p, &dir)
+        lock(&s.sims).start(p, application, &dir)
     })
     .await
 }
@@ -280,6 +323,7 @@ pub(crate) async fn identify<R: Runtime>(
     app: AppHandle<R>,
     port: PathBuf,
     profile: Option<String>,
+    typed: Option<Typed>,
 ) -> Result<DeviceView, AppError> {
     work(&app, move |s| {
         let _device = lock(&s.device);
@@ -289,15 +333,18 @@ pub(crate) async fn identify<R: Runtime>(
             audit: &audit,
         };
         let simulated = lock(&s.sims).profile_of(&port).is_some();
+        let typed = typed.unwrap_or_default();
         let identity = block_on(session::identify_and_record(
             visit,
             &port,
             profile.as_deref(),
+            &typed,
         ))??;
         let connected = Connected {
             port,
             identity,
             simulated,
+            typed,
         };
         *lock(&s.connected) = Some(connected.clone());
         *lock(&s.last_check) = None;
@@ -600,6 +647,7 @@ pub(crate) async fn check<R: Runtime>(
             entitlements: Vec::new(),
             customer: None,
             site: None,
+            typed: c.typed.clone(),
         };
         let visit = Visit {
             home: &s.home,

@@ -33,7 +33,7 @@ pub(crate) struct Simulators {
 impl Simulators {
     /// The serial number the simulated device of `profile` reports (its simulator default).
     pub(crate) fn serial_of(profile: &Profile) -> String {
-        profile.simulator.serial.clone()
+        profile.simulator.text("serial")
     }
 
     /// The port of a running simulated device of `profile`.
@@ -50,7 +50,12 @@ impl Simulators {
     }
 
     /// Starts a simulated `profile` (or returns the running one's port).
-    pub(crate) fn start(&mut self, profile: &Profile, dir: &Path) -> Result<PathBuf, AppError> {
+    pub(crate) fn start(
+        &mut self,
+        profile: &Profile,
+        application: Option<Profile>,
+        dir: &Path,
+    ) -> Result<PathBuf, AppError> {
         if let Some(r) = self.running.get(profile.id())
             && r.thread.as_ref().is_some_and(|t| !t.is_finished())
         {
@@ -62,6 +67,7 @@ impl Simulators {
         let config = fieldkit_sim::SimConfig {
             baud: *profile.line.baud.get_ref(),
             profile: profile.clone(),
+            application,
             state_path: Some(dir.join(format!("{}.json", profile.id()))),
             port_path: dir.join(format!("{}.tty", profile.id())),
             latency: Duration::ZERO,

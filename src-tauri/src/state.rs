@@ -18,6 +18,8 @@ pub(crate) struct Connected {
     pub(crate) port: PathBuf,
     pub(crate) identity: Identity,
     pub(crate) simulated: bool,
+    /// The fields the technician typed, used again for every re-read of the device.
+    pub(crate) typed: fieldkit_core::Typed,
 }
 
 /// The last check, kept so that an update applies exactly what was checked and shown.

@@ -86,7 +86,7 @@ fn a_visit_through_the_commands() {
 
     let devices = h.ok("list_devices", json!({}));
     let sims = devices["simulators"].as_array().expect("simulators");
-    assert_eq!(sims.len(), 3, "one per shipped profile: {sims:?}");
+    assert_eq!(sims.len(), 4, "one per shipped profile: {sims:?}");
     assert!(sims.iter().all(|s| s["running"] == false));
 
     // Nothing is imported until the technician imports the stick.
@@ -233,6 +233,97 @@ fn a_visit_through_the_commands() {
         fieldkit_private::find_not_private(&home).expect("walk the home"),
         vec![],
         "every directory 0700, every file 0600"
+    );
+}
+
+/// A monitor in MCUboot's serial recovery, through the commands: the fields it cannot report
+/// are offered for typing, the update needs its risk accepted, and the outcome is "applied
+/// in place", read back by hash, with the device restarted into its application.
+#[test]
+fn a_device_in_serial_recovery_is_updated_in_place() {
+    let h = Harness::new();
+    let info = h.ok("app_info", json!({}));
+    let stick = info["usb_stick"]
+        .as_str()
+        .expect("a DEMO USB stick")
+        .to_owned();
+    h.ok("import_packages", json!({ "path": stick }));
+
+    let devices = h.ok("list_devices", json!({}));
+    let prompts: Vec<&str> = devices["typed_fields"]["vitalis-monitor-m3-recovery"]
+        .as_array()
+        .expect("fields to type")
+        .iter()
+        .map(|f| f["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "bootloader_version",
+            "hardware_revision",
+            "on_mains",
+            "serial",
+            "therapy_running"
+        ]
+    );
+    let port = h.ok(
+        "start_simulator",
+        json!({ "profile": "vitalis-monitor-m3-recovery" }),
+    );
+    // Without them the device cannot be identified, and the error says which.
+    let e = h
+        .invoke("identify", json!({ "port": port, "profile": null }))
+        .expect_err("fields are missing");
+    assert_eq!(e["kind"], "missing_field", "{e}");
+    let typed = json!({
+        "serial": "VM3-1180-2291",
+        "hardware_revision": "B2",
+        "bootloader_version": "1.10.0",
+        "therapy_running": "false",
+        "on_mains": "true",
+    });
+    let device = h.ok(
+        "identify",
+        json!({ "port": port, "profile": null, "typed": typed }),
+    );
+    assert_eq!(device["identity"]["profile"], "vitalis-monitor-m3-recovery");
+    assert_eq!(device["identity"]["fields"]["serial"]["source"], "typed");
+
+    // The newest release the recovery device can take in one step.
+    let home = PathBuf::from(info["home"].as_str().expect("home"));
+    let package = home.join("packages/vitalis-monitor-m3-4.1.0.fkpkg");
+    let check = h.ok("check", json!({ "package": package }));
+    assert_eq!(check["checked"]["plan"]["verdict"], "go", "{check}");
+    assert_eq!(
+        check["checked"]["plan"]["risks"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let id = check["id"].as_u64().expect("id");
+    assert_eq!(
+        h.err_kind(
+            "update",
+            json!({ "checkId": id, "acceptRisks": false, "onProgress": "__CHANNEL__:4" })
+        ),
+        "risk_not_accepted"
+    );
+    let check = h.ok("check", json!({ "package": package }));
+    let id = check["id"].as_u64().expect("id");
+    let updated = h.ok(
+        "update",
+        json!({ "checkId": id, "acceptRisks": true, "onProgress": "__CHANNEL__:5" }),
+    );
+    let steps = updated["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "{updated}");
+    assert_eq!(
+        steps[0]["verdict"]["verdict"], "applied_in_place",
+        "{updated}"
+    );
+    assert_eq!(updated["completed"], true, "{updated}");
+    let entries = h.ok("audit_entries", json!({ "limit": 1 }));
+    assert_eq!(entries[0]["event"], "update_succeeded");
+    h.ok(
+        "stop_simulator",
+        json!({ "profile": "vitalis-monitor-m3-recovery" }),
     );
 }
 

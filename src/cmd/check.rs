@@ -32,6 +32,10 @@ pub(crate) struct Args {
     /// The site of this visit (default: the settings'); entitlements may name sites.
     #[arg(long, value_name = "NAME")]
     pub(crate) site: Option<String>,
+    /// An identity field the device cannot report, as read off its rating plate
+    /// (`serial=VM3-1180-2291`); recorded as typed. The profile says which fields may be typed.
+    #[arg(long = "typed", value_name = "FIELD=VALUE", value_parser = crate::cmd::identify::typed_value)]
+    pub(crate) typed: Vec<(String, String)>,
 }
 
 impl Args {
@@ -43,6 +47,7 @@ impl Args {
             entitlements: self.entitlements.clone(),
             customer: self.customer.clone(),
             site: self.site.clone(),
+            typed: self.typed.iter().cloned().collect(),
         }
     }
 }

@@ -18,6 +18,20 @@ pub(crate) struct Args {
     /// matching the model the device reports.
     #[arg(long, value_name = "ID")]
     profile: Option<String>,
+    /// An identity field the device cannot report, as read off its rating plate
+    /// (`serial=VM3-1180-2291`); recorded as typed. The profile says which fields may be typed.
+    #[arg(long = "typed", value_name = "FIELD=VALUE", value_parser = typed_value)]
+    typed: Vec<(String, String)>,
+}
+
+/// Parses `FIELD=VALUE`.
+pub(crate) fn typed_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((field, value)) if !field.trim().is_empty() => {
+            Ok((field.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("found {s:?}, required FIELD=VALUE")),
+    }
 }
 
 pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
@@ -29,10 +43,12 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
         home,
         audit: &audit,
     };
+    let typed = args.typed.into_iter().collect();
     let identity = runtime.block_on(identify_and_record(
         visit,
         &args.port,
         args.profile.as_deref(),
+        &typed,
     ))?;
     out.print(&identity, || render(&identity));
     Ok(())
@@ -55,13 +71,23 @@ pub(crate) fn render(id: &Identity) -> String {
         id.bootloader.as_deref().unwrap_or("?"),
         id.bootloader_version.as_deref().unwrap_or("")
     );
-    if let Some(b) = id.battery_percent {
-        s += &format!("Battery      {b} %\n");
-    }
-    if let Some(t) = id.therapy_running {
+    // Every other field the profile declares, by its label; a typed value says so.
+    for (name, r) in &id.fields {
+        if matches!(
+            name.as_str(),
+            "model" | "serial" | "hardware_revision" | "bootloader_version"
+        ) {
+            continue;
+        }
         s += &format!(
-            "Therapy      {}\n",
-            if t { "RUNNING" } else { "not running" }
+            "{:<24} {}{}\n",
+            r.label,
+            r.value,
+            if r.typed() {
+                "  (typed by the technician)"
+            } else {
+                ""
+            }
         );
     }
     if let Some((size, count)) = id.buffers {

@@ -69,7 +69,15 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             std::process::id()
         )),
     };
+    // A device in its bootloader boots its application on reset.
+    let application = profile
+        .device
+        .application
+        .as_ref()
+        .and_then(|a| profiles.get(a.get_ref()))
+        .cloned();
     let config = SimConfig {
+        application,
         baud: args.baud.unwrap_or(*profile.line.baud.get_ref()),
         profile: profile.clone(),
         state_path: args.state.clone(),

@@ -94,6 +94,14 @@ impl Sim {
         Sim::start_with_state(profile, extra, state, dir)
     }
 
+    /// Starts a strict simulator of a profile from `home`'s extra profiles
+    /// (`<home>/profiles/*.toml`).
+    pub fn start_in_home(home: &Path, profile: &str, extra: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("device.json");
+        Sim::spawn_with_env(profile, extra, state, dir, true, Some(home))
+    }
+
     /// Starts a simulator that is not in strict mode, as a technician runs it: it ignores what
     /// a device ignores.
     pub fn start_lenient(profile: &str, extra: &[&str]) -> Sim {
@@ -119,8 +127,23 @@ impl Sim {
         dir: tempfile::TempDir,
         strict: bool,
     ) -> Sim {
+        Sim::spawn_with_env(profile, extra, state, dir, strict, None)
+    }
+
+    fn spawn_with_env(
+        profile: &str,
+        extra: &[&str],
+        state: PathBuf,
+        dir: tempfile::TempDir,
+        strict: bool,
+        home: Option<&Path>,
+    ) -> Sim {
         let mode: &[&str] = if strict { &["--strict"] } else { &[] };
-        let mut child = Command::new(bin())
+        let mut command = Command::new(bin());
+        if let Some(h) = home {
+            command.arg("--home").arg(h);
+        }
+        let mut child = command
             .args(["--json", "sim"])
             .args(mode)
             .args(["--profile", profile, "--state"])

@@ -51,6 +51,8 @@ export interface Devices {
   ports: PortInfo[];
   ports_error: string | null;
   simulators: SimulatorView[];
+  /** For each profile, the fields the technician may have to type. */
+  typed_fields: Record<string, FieldPrompt[]>;
 }
 
 export interface SlotState {
@@ -66,6 +68,13 @@ export interface SlotState {
   permanent: boolean;
 }
 
+/** One identity field: its value, its label, and where it came from ("typed" when the technician typed it). */
+export interface Reading {
+  value: string | number | boolean;
+  label: string;
+  source: "vendor" | "os-info" | "bootloader-info" | "usb-serial" | "line" | "typed";
+}
+
 export interface Identity {
   profile: string;
   model: string;
@@ -74,9 +83,17 @@ export interface Identity {
   bootloader: string | null;
   bootloader_version: string | null;
   slots: SlotState[];
-  battery_percent: number | null;
-  therapy_running: boolean | null;
+  fields: Record<string, Reading>;
   buffers: [number, number] | null;
+}
+
+/** A field the technician may have to type, because the device cannot report it. */
+export interface FieldPrompt {
+  name: string;
+  label: string;
+  kind: "text" | "integer" | "boolean";
+  /** Typed always, or only when the device does not report it. */
+  always: boolean;
 }
 
 export interface SbomComponent {
@@ -187,6 +204,7 @@ export interface CheckView {
 /** How one step ended, as core decided it. */
 export type StepVerdict =
   | { verdict: "applied" }
+  | { verdict: "applied_in_place" }
   | { verdict: "already_installed" }
   | { verdict: "refused"; rules: Finding[] }
   | { verdict: "failed"; stage: string; kind: string; message: string }
@@ -211,6 +229,8 @@ export interface UpdateResult {
   summary: string;
   steps: StepResult[];
   identity: Identity;
+  /** Set when the device restarted from its bootloader into its application before the last step: the profile to connect with again. */
+  continue_as: string | null;
 }
 
 export type ProgressEvent =
@@ -296,8 +316,8 @@ export const api = {
   listDevices: () => invoke<Devices>("list_devices"),
   startSimulator: (profile: string) => invoke<string>("start_simulator", { profile }),
   stopSimulator: (profile: string) => invoke<void>("stop_simulator", { profile }),
-  identify: (port: string, profile: string | null) =>
-    invoke<DeviceView>("identify", { port, profile }),
+  identify: (port: string, profile: string | null, typed: Record<string, string> = {}) =>
+    invoke<DeviceView>("identify", { port, profile, typed }),
   connectedDevice: () => invoke<DeviceView | null>("connected_device"),
   listPackages: () => invoke<Packages>("list_packages"),
   suggestImportFolders: () => invoke<Folder[]>("suggest_import_folders"),

@@ -18,8 +18,11 @@ const identity = {
   slots: [
     { image: 0, slot: 0, component: "app", version: "2.3.1", hash: "74526c9b1bdcbf9b00", bootable: true, pending: false, confirmed: true, active: true, permanent: false },
   ],
-  battery_percent: 87,
-  therapy_running: false,
+  fields: {
+    serial: { value: "P7-004217", label: "Serial number", source: "vendor" as const },
+    battery_percent: { value: 87, label: "Battery (%)", source: "vendor" as const },
+    therapy_running: { value: false, label: "Infusion running", source: "vendor" as const },
+  },
   buffers: [4, 2048] as [number, number],
 };
 
@@ -39,6 +42,7 @@ const devices: Devices = {
   ports: [],
   ports_error: null,
   simulators: [{ profile: "acme-infusion-p7", vendor: "ACME Medical", model: "InfuSafe P7", kind: "infusion pump", family: "smp", serial: "P7-004217", running: false, port: null }],
+  typed_fields: {},
 };
 
 const finding = (rule: string, passed: boolean, found: string, required: string): Finding => ({
@@ -132,6 +136,37 @@ describe("connect", () => {
     expect(text("#connected-device")).toMatch(/P7-004217/);
   });
 
+  it("asks for the fields a device in its bootloader cannot report, and sends what was typed", async () => {
+    devices.simulators.push({ profile: "vm3-recovery", vendor: "Vitalis", model: "VM-3", kind: "monitor (bootloader)", family: "smp", serial: "VM3-1", running: false, port: null });
+    devices.typed_fields = {
+      "vm3-recovery": [
+        { name: "serial", label: "Serial number (rating plate)", kind: "text", always: false },
+        { name: "on_mains", label: "Connected to mains power", kind: "boolean", always: true },
+      ],
+    };
+    let sent: unknown = null;
+    const typedDevice = { ...device, identity: { ...identity, fields: { ...identity.fields, on_mains: { value: true, label: "Connected to mains power", source: "typed" as const } } } };
+    handlers.identify = (args) => {
+      sent = args.typed;
+      return typedDevice;
+    };
+    handlers.connected_device = () => typedDevice;
+    const app = await started();
+    expect(text("#typed-vm3-recovery")).toMatch(/Serial number \(rating plate\) \(if the device does not report it\)/);
+    const serial = $("#typed-vm3-recovery-serial") as HTMLInputElement;
+    serial.value = "VM3-1180-2291";
+    serial.dispatchEvent(new Event("input"));
+    const mains = $("#typed-vm3-recovery-on_mains") as HTMLSelectElement;
+    mains.value = "true";
+    mains.dispatchEvent(new Event("change"));
+    await app.connectSimulator("vm3-recovery");
+    expect(sent).toEqual({ serial: "VM3-1180-2291", on_mains: "true" });
+    // The device screen marks a typed value as typed.
+    expect(text('[data-field="on_mains"]')).toMatch(/yes\s*typed/);
+    devices.simulators.pop();
+    devices.typed_fields = {};
+  });
+
   it("says what happened and what to do when the device does not answer", async () => {
     handlers.identify = () => {
       throw { kind: "timeout", message: "the device did not answer image state within 2000 ms" };
@@ -204,6 +239,7 @@ describe("update", () => {
       expect(text("#progress")).toMatch(/Too late to cancel/);
       return {
         completed: true,
+        continue_as: null,
         summary: "Update complete: 1 step applied; P7-004217 runs acme-infusion-p7@2.4.0.",
         steps: [
           {
@@ -247,6 +283,7 @@ describe("update", () => {
       finishedBytes: 0, stepBytes: 0, overallTotal: 0, meter: new (await import("./format")).RateMeter(), history: [], cancelRequested: false, error: null,
       result: {
         completed: false,
+        continue_as: null,
         summary: "acme-infusion-p7@2.4.0: WRONG IMAGE: app runs 9.9.9, the plan installs 2.4.0; check the device",
         steps: [
           { package: "acme-infusion-p7@2.4.0", verdict: { verdict: "wrong_image", component: "app", found: "9.9.9", required: "2.4.0" }, description: "WRONG IMAGE: app runs 9.9.9, the plan installs 2.4.0; check the device", before: {}, after: {}, audit_seq: 9 },

@@ -88,6 +88,8 @@ export interface Model {
   settings: Settings | null;
   settingsSaved: boolean;
   trust: TrustDetails | null;
+  /** What the technician typed for each profile's fields the device cannot report. */
+  typed: Record<string, Record<string, string>>;
 }
 
 export function emptyModel(): Model {
@@ -113,6 +115,7 @@ export function emptyModel(): Model {
     settings: null,
     settingsSaved: false,
     trust: null,
+    typed: {},
   };
 }
 
@@ -226,7 +229,7 @@ export class App {
   async connectSimulator(profile: string): Promise<void> {
     const ok = await this.run("connect", "Starting the simulated device and reading it…", async () => {
       const port = await api.startSimulator(profile);
-      this.setDevice(await api.identify(port, profile));
+      this.setDevice(await api.identify(port, profile, this.typedFor(profile)));
       this.m.devices = await api.listDevices();
     });
     if (ok) await this.go("device");
@@ -234,9 +237,20 @@ export class App {
 
   async connectPort(port: string, profile: string | null): Promise<void> {
     const ok = await this.run("connect", `Reading the device on ${port}…`, async () => {
-      this.setDevice(await api.identify(port, profile));
+      this.setDevice(await api.identify(port, profile, profile ? this.typedFor(profile) : {}));
     });
     if (ok) await this.go("device");
+  }
+
+  /** What the technician typed for `profile`'s fields, without the empty ones. */
+  typedFor(profile: string): Record<string, string> {
+    const typed = this.m.typed[profile] ?? {};
+    return Object.fromEntries(Object.entries(typed).filter(([, v]) => v.trim() !== ""));
+  }
+
+  /** Keeps what the technician types into a field the device cannot report. */
+  setTyped(profile: string, field: string, value: string): void {
+    this.m.typed[profile] = { ...(this.m.typed[profile] ?? {}), [field]: value };
   }
 
   private setDevice(d: DeviceView) {

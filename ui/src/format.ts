@@ -15,7 +15,10 @@ const ADVICE: Record<string, string> = {
   no_profile:
     "The device did not answer like any model fieldkit knows. Check it is switched on and in service mode, or choose its model explicitly.",
   wrong_model: "The device says it is another model than the one chosen. Check the label on the device and connect again.",
-  missing_field: "The device did not report all of its identity. Restart the device, then connect again.",
+  missing_field:
+    "The device cannot report part of its identity (a device in its bootloader cannot). Read the values off its rating plate, type them on the Connect screen, and connect again.",
+  bad_value: "A value (read from the device or typed) is not what its model declares. Check what was typed, then connect again.",
+  not_typed: "That value is read from the device and cannot be typed. Clear it on the Connect screen and connect again.",
   unsupported: "The device does not support what was asked. Ask your service manager whether this model can be serviced with fieldkit.",
   upload: "The firmware transfer failed; the device keeps its previous firmware. Check the cable and run the check and update again.",
   hash_mismatch: "The device received a damaged copy; nothing was activated. Check the cable and update again.",

@@ -56,12 +56,8 @@ const SIMULATOR_READERS: [&str; 6] = [
     "src/cmd/sim.rs",
     "src-tauri/src/sims.rs",
 ];
-/// Files allowed to read `[simulator]` until the profile's `[device]` section replaces those
-/// reads (issue 11, in progress): remove each line as its file stops.
-const SIMULATOR_READERS_FOR_NOW: [&str; 1] = ["crates/core/src/apply.rs"];
-/// Code that may name the shipped models: the benchmark harness starts their simulators; the
-/// built-in profile list embeds their files until it is collected at build time (issue 11).
-const MAY_NAME_MODELS: [&str; 2] = ["crates/bench/", "crates/profile/src/validate.rs"];
+/// Code that may name the shipped models: the benchmark harness starts their simulators.
+const MAY_NAME_MODELS: [&str; 1] = ["crates/bench/"];
 
 /// A workspace crate's direct and transitive normal dependencies, by package name.
 #[derive(Debug, Default)]
@@ -283,10 +279,7 @@ pub(crate) fn file_problems(rel: &str, text: &str, names: &[String]) -> Vec<Stri
                 .is_some_and(|c| c.is_alphanumeric() || c == '_')
         })
     });
-    let allowed = SIMULATOR_READERS
-        .iter()
-        .chain(&SIMULATOR_READERS_FOR_NOW)
-        .any(|p| rel.starts_with(p));
+    let allowed = SIMULATOR_READERS.iter().any(|p| rel.starts_with(p));
     if reads_simulator && !allowed {
         out.push(format!(
             "{rel}: reads a profile's [simulator] section; only the simulator and the demo kit may (a real device's facts are in [device])"

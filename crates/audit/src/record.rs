@@ -118,6 +118,10 @@ pub struct DeviceRecord {
     /// Further identity fields (battery, therapy state, ...), as text.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// The identity fields the technician typed (off the rating plate, say) rather than the
+    /// device reporting them; their values are in the fields above.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub typed: std::collections::BTreeSet<String>,
 }
 
 /// One image slot as the device reported it.
@@ -365,6 +369,9 @@ pub enum Stage {
 pub enum StepVerdict {
     /// The new images run and are confirmed.
     Applied,
+    /// The new images were written over the running ones (no test slot: MCUboot serial
+    /// recovery, a YMODEM bootloader), read back by hash or version, and started.
+    AppliedInPlace,
     /// The device already ran these images.
     AlreadyInstalled,
     /// A rule refused the step right before its first byte; nothing was sent.
@@ -408,7 +415,9 @@ impl StepVerdict {
     /// The event name an outcome with this verdict is written under.
     pub fn event(&self) -> &'static str {
         match self {
-            StepVerdict::Applied | StepVerdict::AlreadyInstalled => events::UPDATE_SUCCEEDED,
+            StepVerdict::Applied | StepVerdict::AppliedInPlace | StepVerdict::AlreadyInstalled => {
+                events::UPDATE_SUCCEEDED
+            }
             StepVerdict::Refused { .. } => events::UPDATE_REFUSED,
             StepVerdict::Failed { .. } => events::UPDATE_FAILED,
             StepVerdict::Reverted { .. } => events::UPDATE_REVERTED,
@@ -743,6 +752,7 @@ impl Event {
             Event::Update(r) => {
                 let how = match &r.result {
                     StepVerdict::Applied => "applied".to_owned(),
+                    StepVerdict::AppliedInPlace => "applied in place".to_owned(),
                     StepVerdict::AlreadyInstalled => "already installed".to_owned(),
                     StepVerdict::Refused { rules } => format!(
                         "refused before the first byte by {}",
@@ -894,6 +904,7 @@ mod tests {
         }));
         for result in [
             StepVerdict::Applied,
+            StepVerdict::AppliedInPlace,
             StepVerdict::AlreadyInstalled,
             StepVerdict::Refused { rules: vec![] },
             StepVerdict::Failed {

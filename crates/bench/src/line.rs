@@ -12,11 +12,27 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
+use fieldkit_core::apply::{Cancel, Progress, Stage};
 use fieldkit_core::{LineClient, ymodem_upload};
+
+/// When the first block and the last were acknowledged.
+struct Times {
+    first: Option<(Instant, u64)>,
+    last: Instant,
+}
+
+impl Progress for Times {
+    fn stage(&mut self, _: Stage, _: &str) {}
+    fn bytes(&mut self, _: &str, acked: u64, _: u64) {
+        if acked > 0 && self.first.is_none() {
+            self.first = Some((Instant::now(), acked));
+        }
+        self.last = Instant::now();
+    }
+}
 use fieldkit_profile::ProfileSet;
 
 use crate::Rows;
@@ -63,23 +79,21 @@ fn measure(bin: &Path, dir: &Path, latency_ms: u64) -> anyhow::Result<(f64, f64)
     runtime.block_on(async {
         let link = fieldkit_link::open(&port, &profile.line)?;
         let mut client = LineClient::new(link, &profile)?;
-        let never = AtomicBool::new(false);
-        let mut first: Option<(Instant, u64)> = None;
-        let mut last = Instant::now();
+        let mut times = Times {
+            first: None,
+            last: Instant::now(),
+        };
         let start = Instant::now();
         ymodem_upload(
             &mut client,
             "bench.bin",
             data,
-            |acked, _| {
-                if acked > 0 && first.is_none() {
-                    first = Some((Instant::now(), acked));
-                }
-                last = Instant::now();
-            },
-            &never,
+            "firmware",
+            &mut times,
+            &Cancel::new(),
         )
         .await?;
+        let Times { first, last } = times;
         let whole = FILE_LEN as f64 / last.duration_since(start).as_secs_f64();
         let (t1, acked1) = first.context("no block was acknowledged")?;
         let data_phase = (FILE_LEN as u64 - acked1) as f64 / last.duration_since(t1).as_secs_f64();

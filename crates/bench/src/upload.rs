@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use fieldkit_core::apply::{Cancel, Device, ImageToInstall, NoProgress, PortConnector};
+use fieldkit_core::SmpDriver;
+use fieldkit_core::apply::{Cancel, ImageToInstall, NoProgress, PortConnector};
 use fieldkit_mcuboot::{Image, ImageVersion, SignOptions};
 use fieldkit_profile::ProfileSet;
 use fieldkit_wire::framing::{self, Framing};
@@ -79,7 +80,7 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
                         path: port.clone().into(),
                         line: profile.line.clone(),
                     };
-                    let mut device = Device::new(connector, &profile);
+                    let mut device = SmpDriver::new(connector, &profile, Default::default());
                     device.read_buffers().await?;
                     let start = Instant::now();
                     device.upload(&img, &mut NoProgress, &Cancel::new()).await?;

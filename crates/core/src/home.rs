@@ -123,6 +123,7 @@ impl Home {
             })?;
             set.add(&text, &path.display().to_string())?;
         }
+        set.check_links()?;
         Ok(set)
     }
 }

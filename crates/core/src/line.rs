@@ -7,6 +7,8 @@
 //! says it is ready. [`LineClient`] owns the link and those settings; [`identify`] reads an
 //! [`Identity`]; [`ymodem_upload`] enters the bootloader and sends one file with the
 //! `fieldkit-wire` YMODEM sender, falling back to XMODEM-1K when the receiver asks for it.
+//! [`LineDriver`] is the family's [`crate::driver::Driver`]: identify, then apply a step by
+//! YMODEM in place and read the device back after it restarts by itself.
 //!
 //! Before each command the client drops whatever the device sent unasked (boot banners, the
 //! answers to an earlier client's probing), then takes the first line that is not the echo of
@@ -14,17 +16,20 @@
 //! said and what was required, at once, rather than after a timeout.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fieldkit_link::Link;
-use fieldkit_profile::{Family, Identity, LineProtocol, Profile, ProfileSet, SlotState};
+use fieldkit_profile::{
+    Family, FieldSource, Identity, LineProtocol, Profile, ProfileSet, SlotState,
+};
 use fieldkit_wire::line::{self as wire_line, Fields, LineSplitter, Pattern};
 use fieldkit_wire::ymodem::{self, Check, Protocol, Sender, Status, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::identify::IdentifyError;
+use crate::apply::{ApplyError, Connector, ImageToInstall, StepOutcome};
+use crate::identify::{IdentifyError, Reported, Typed, assemble, identity};
+use crate::progress::{Cancel, Progress, Stage};
 
 /// Longest wait between two checks of the cancel flag during an upload.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -311,64 +316,34 @@ fn io_error(what: &str, e: std::io::Error) -> LineError {
     }
 }
 
-/// Reads the identity of a line-family device: every query of the profile, in order.
+/// Reads the identity of a line-family device: every query of the profile, in order. The
+/// profile's `from = "line"` fields are named capture groups of the replies;
+/// `version_<component>` groups are the components' versions.
 pub async fn identify<L: Link>(
     client: &mut LineClient<L>,
     profile: &Profile,
+    usb_serial: Option<String>,
+    typed: &Typed,
 ) -> Result<Identity, IdentifyError> {
     if profile.family() != Family::Line {
         return Err(LineError::NotLine(profile.id().to_owned()).into());
     }
-    let mut fields: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut captures: BTreeMap<String, String> = BTreeMap::new();
     for q in client.settings.queries.clone() {
         let got = client
             .query(&q.command, q.reply.get_ref(), client.response)
             .await?;
-        for (k, v) in got {
-            fields.insert(k, (q.command.clone(), v));
-        }
+        captures.extend(got);
     }
-    let text = |name: &str| fields.get(name).map(|(_, v)| v.clone());
-    let required = |name: &str| {
-        text(name).ok_or_else(|| IdentifyError::MissingReplyField {
-            profile: profile.id().to_owned(),
-            field: name.to_owned(),
-        })
-    };
-    let model = text("model").unwrap_or_else(|| profile.model.clone());
-    if model != profile.model {
-        return Err(IdentifyError::WrongModel {
-            profile: profile.id().to_owned(),
-            found: model,
-            required: profile.model.clone(),
-        });
-    }
-    let bad = |field: &str, required: &'static str| {
-        let (what, found) = fields[field].clone();
-        IdentifyError::from(LineError::BadField {
-            what,
-            field: field.to_owned(),
-            found,
-            required,
-        })
-    };
-    let therapy_running = match text("therapy_running") {
-        None => None,
-        Some(v) => Some(
-            parse_flag(&v)
-                .ok_or_else(|| bad("therapy_running", "1, 0, true, false, yes, no, on or off"))?,
-        ),
-    };
-    let battery_percent = match text("battery_percent") {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (0..=100).contains(n))
-                .ok_or_else(|| bad("battery_percent", "a whole number from 0 to 100"))?,
-        ),
-    };
+    let fields = assemble(
+        profile,
+        |name, spec| match spec.from.get_ref() {
+            FieldSource::Line => captures.get(spec.key_or(name)).cloned().map(Reported::Text),
+            _ => None,
+        },
+        usb_serial,
+        typed,
+    )?;
     // A line device has one slot per component, written in place: what runs is what is
     // there, nothing is pending and nothing can revert. A component whose version group did
     // not match (`FW NONE`) has no valid image, so it has no slot.
@@ -376,7 +351,9 @@ pub async fn identify<L: Link>(
         .components
         .iter()
         .filter_map(|c| {
-            let version = text(&format!("version_{}", c.name.get_ref()))?;
+            let version = captures
+                .get(&format!("version_{}", c.name.get_ref()))?
+                .clone();
             Some(SlotState {
                 image: *c.image.get_ref(),
                 slot: 0,
@@ -391,27 +368,7 @@ pub async fn identify<L: Link>(
             })
         })
         .collect();
-    Ok(Identity {
-        profile: profile.id().to_owned(),
-        model,
-        serial: required("serial")?,
-        hardware_revision: required("hardware_revision")?,
-        bootloader: None,
-        bootloader_version: text("bootloader_version"),
-        slots,
-        battery_percent,
-        therapy_running,
-        security_counter: None,
-        buffers: None,
-    })
-}
-
-fn parse_flag(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
+    identity(profile, fields, slots, None, None)
 }
 
 /// Finds the line-family profile of a device with no USB identity: sends each line profile's
@@ -427,8 +384,9 @@ pub async fn probe_profile<'p, L: Link>(
             continue;
         };
         let t = client.response.min(Duration::from_secs(2));
+        let model_key = p.field("model").map_or("model", |f| f.key_or("model"));
         match client.query(&q.command, q.reply.get_ref(), t).await {
-            Ok(fields) if fields.get("model").is_none_or(|m| *m == p.model) => {
+            Ok(fields) if fields.get(model_key).is_none_or(|m| *m == p.model) => {
                 return Ok(Some(p));
             }
             Ok(_) | Err(LineError::UnexpectedReply { .. } | LineError::BadLine { .. }) => {}
@@ -462,8 +420,8 @@ impl<L: Link> LineClient<L> {
 
 /// Enters the bootloader with the profile's command, then sends `bytes` as `name` by YMODEM-1K
 /// (XMODEM-1K when the profile says `upload = "xmodem"`, or when the bootloader asks for the
-/// checksum with NAK). `progress(acked, total)` is called as blocks are acknowledged; setting
-/// `cancel` aborts the transfer with CAN CAN within a tenth of a second.
+/// checksum with NAK). `progress` hears the bytes of `component` acknowledged as blocks are;
+/// raising `cancel` aborts the transfer with CAN CAN within a tenth of a second.
 ///
 /// Block 0 waits for the profile's `first_chunk_ms` (the device erases before answering);
 /// every other step waits `response_ms` plus the block's time on the wire. The device writes
@@ -473,8 +431,9 @@ pub async fn ymodem_upload<L: Link>(
     client: &mut LineClient<L>,
     name: &str,
     bytes: Vec<u8>,
-    progress: impl FnMut(u64, u64),
-    cancel: &AtomicBool,
+    component: &str,
+    progress: &mut dyn Progress,
+    cancel: &Cancel,
 ) -> Result<Uploaded, LineError> {
     let protocol = if client.settings.upload == "xmodem" {
         Protocol::Xmodem
@@ -489,18 +448,27 @@ pub async fn ymodem_upload<L: Link>(
     })?;
     let rest = client.enter_bootloader().await?;
     let timing = client.timing();
-    ymodem_send(&mut client.link, sender, &rest, timing, progress, cancel).await
+    ymodem_send(
+        &mut client.link,
+        sender,
+        &rest,
+        timing,
+        &mut |acked, total| progress.bytes(component, acked, total),
+        cancel,
+    )
+    .await
 }
 
 /// Runs `sender` over `link` against a receiver that is already listening; `initial` holds
 /// bytes already read from it (its first `C`, read along with a reply line).
+/// `progress(acked, total)` hears the bytes acknowledged.
 pub async fn ymodem_send<L: Link>(
     link: &mut L,
     mut sender: Sender,
     initial: &[u8],
     timing: YmodemTiming,
-    mut progress: impl FnMut(u64, u64),
-    cancel: &AtomicBool,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+    cancel: &Cancel,
 ) -> Result<Uploaded, LineError> {
     let what = "firmware upload";
     let total = sender.len();
@@ -508,7 +476,7 @@ pub async fn ymodem_send<L: Link>(
     let mut buf = vec![0u8; 4096];
     sender.receive(initial);
     loop {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             sender.cancel();
         }
         if let Some(out) = sender.transmit() {
@@ -559,10 +527,161 @@ pub async fn ymodem_send<L: Link>(
                     sender.timeout();
                     break;
                 }
-                Err(_) if cancel.load(Ordering::Relaxed) => break,
+                Err(_) if cancel.is_cancelled() => break,
                 Err(_) => {}
             }
         }
+    }
+}
+
+/// A device of the line family, reached through a connector: a legacy bootloader that takes
+/// the firmware by YMODEM and writes it in place.
+pub struct LineDriver<C: Connector> {
+    connector: C,
+    client: Option<LineClient<C::Link>>,
+    profile: Profile,
+    typed: Typed,
+}
+
+impl<C: Connector> LineDriver<C> {
+    /// A device of `profile` reached through `connector`, with the fields the technician typed.
+    pub fn new(connector: C, profile: &Profile, typed: Typed) -> LineDriver<C> {
+        LineDriver {
+            connector,
+            client: None,
+            profile: profile.clone(),
+            typed,
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut LineClient<C::Link>, IdentifyError> {
+        if self.client.is_none() {
+            let link = self.connector.connect()?;
+            self.client = Some(LineClient::new(link, &self.profile)?);
+        }
+        Ok(self.client.as_mut().expect("just set"))
+    }
+
+    /// Reads the device, waiting up to the profile's reset time for a first answer (the
+    /// device may be restarting, or its USB port re-enumerating).
+    pub async fn identify(&mut self) -> Result<Identity, IdentifyError> {
+        crate::identify::check_typed(&self.profile, &self.typed)?;
+        let within = Duration::from_millis(self.profile.timeouts.reset_ms);
+        let deadline = Instant::now() + within;
+        loop {
+            let usb_serial = self.connector.usb_serial();
+            let profile = self.profile.clone();
+            let typed = self.typed.clone();
+            let attempt = match self.client() {
+                Ok(client) => identify(client, &profile, usb_serial, &typed).await,
+                Err(e) => Err(e),
+            };
+            // Silence, a vanished port or a dropped line: the device may be restarting.
+            let retry = matches!(
+                &attempt,
+                Err(IdentifyError::Line(
+                    LineError::Timeout { .. }
+                        | LineError::Disconnected { .. }
+                        | LineError::Io { .. },
+                ) | IdentifyError::Link(fieldkit_link::LinkError::NotFound { .. }))
+            );
+            if !retry {
+                return attempt;
+            }
+            self.client = None;
+            if Instant::now() >= deadline {
+                return Err(IdentifyError::Silent {
+                    waited: within,
+                    last: attempt.expect_err("a failed attempt").to_string(),
+                });
+            }
+            // The device's time to restart, not a test's.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends each image by YMODEM through the bootloader, then waits for the device to
+    /// restart by itself and reads its versions back.
+    pub async fn apply(
+        &mut self,
+        images: &[ImageToInstall],
+        progress: &mut dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<StepOutcome, ApplyError> {
+        let line = |stage| move |source| ApplyError::Line { stage, source };
+        for img in images {
+            progress.stage(
+                Stage::Uploading,
+                &format!("sending {} {} by YMODEM", img.component, img.version),
+            );
+            let client = self.client().map_err(|e| ApplyError::Identify {
+                stage: Stage::Uploading,
+                source: Box::new(e),
+            })?;
+            let name = format!("{}-{}.bin", img.component, img.version);
+            let result = ymodem_upload(
+                client,
+                &name,
+                img.bytes.to_vec(),
+                &img.component,
+                progress,
+                cancel,
+            )
+            .await;
+            // The bootloader restarts when the transfer ends, whatever its outcome.
+            self.client = None;
+            match result {
+                Ok(_) => {}
+                Err(LineError::Cancelled { .. }) => {
+                    return Ok(StepOutcome::Cancelled {
+                        stage: Stage::Uploading,
+                    });
+                }
+                Err(e) => return Err(line(Stage::Uploading)(e)),
+            }
+        }
+        progress.stage(Stage::WaitingForDevice, "waiting for the device to restart");
+        let identity = self.identify().await.map_err(|e| ApplyError::Identify {
+            stage: Stage::WaitingForDevice,
+            source: Box::new(e),
+        })?;
+        progress.stage(Stage::ReadingBack, "checking the new firmware's version");
+        for img in images {
+            let runs = identity
+                .slots
+                .iter()
+                .find(|s| s.component.as_deref() == Some(img.component.as_str()))
+                .map(|s| s.version.clone());
+            if runs.as_deref() != Some(img.version.as_str()) {
+                // An in-place device has nothing to revert to: what runs now is what the
+                // transfer left, and it is not what was planned.
+                return Ok(StepOutcome::WrongImage {
+                    component: img.component.clone(),
+                    found: runs.unwrap_or_else(|| "no firmware".into()),
+                    required: img.version.clone(),
+                });
+            }
+        }
+        progress.stage(
+            Stage::Done,
+            "the new firmware was written in place and runs",
+        );
+        Ok(StepOutcome::AppliedInPlace)
+    }
+}
+
+impl<C: Connector> crate::driver::Driver for LineDriver<C> {
+    async fn identify(&mut self) -> Result<Identity, IdentifyError> {
+        LineDriver::identify(self).await
+    }
+
+    async fn apply(
+        &mut self,
+        images: &[ImageToInstall],
+        progress: &mut dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<StepOutcome, ApplyError> {
+        LineDriver::apply(self, images, progress, cancel).await
     }
 }
 

@@ -21,6 +21,9 @@ use crate::apply::Stage;
 pub enum StepVerdict {
     /// The new images run and are confirmed.
     Applied,
+    /// The new images were written over the running ones (no test slot), read back by hash
+    /// or version, and started.
+    AppliedInPlace,
     /// The device already ran (and had confirmed) these images.
     AlreadyInstalled,
     /// A rule refused the step right before its first byte; nothing was sent.
@@ -67,13 +70,19 @@ pub enum StepVerdict {
 impl StepVerdict {
     /// Whether the step leaves its images installed.
     pub fn succeeded(&self) -> bool {
-        matches!(self, StepVerdict::Applied | StepVerdict::AlreadyInstalled)
+        matches!(
+            self,
+            StepVerdict::Applied | StepVerdict::AppliedInPlace | StepVerdict::AlreadyInstalled
+        )
     }
 
     /// The verdict in words, for people.
     pub fn describe(&self) -> String {
         match self {
             StepVerdict::Applied => "applied; the new firmware runs and is confirmed".into(),
+            StepVerdict::AppliedInPlace => {
+                "applied in place; the new firmware was written over the old one, read back and started (no test boot)".into()
+            }
             StepVerdict::AlreadyInstalled => "already installed".into(),
             StepVerdict::Refused { rules } => format!(
                 "REFUSED before the first byte: {}",
@@ -135,6 +144,10 @@ pub struct UpdateResult {
     pub steps: Vec<StepResult>,
     /// The device as read after the last step attempted.
     pub identity: Identity,
+    /// Set when a step written in place from a bootloader mode (MCUboot serial recovery)
+    /// restarted the device into its application before the plan's last step: the profile to
+    /// check the device again with for the remaining steps, which then get a test boot.
+    pub continue_as: Option<String>,
 }
 
 impl UpdateResult {
@@ -156,6 +169,7 @@ impl UpdateResult {
             summary,
             steps,
             identity,
+            continue_as: None,
         }
     }
 

@@ -11,7 +11,7 @@ use fieldkit_audit::record::{
     RuleGroupRecord, RuleRecord, StepRecord,
 };
 use fieldkit_plan::{Plan, Step, Verdict};
-use fieldkit_profile::{Identity, IdentityField};
+use fieldkit_profile::Identity;
 use fieldkit_trust::Finding;
 
 use crate::apply::Stage;
@@ -41,9 +41,26 @@ pub fn device_record(identity: &Identity) -> DeviceRecord {
             testing.insert(name, s.version.clone());
         }
     }
-    let fields = [IdentityField::BatteryPercent, IdentityField::TherapyRunning]
-        .into_iter()
-        .filter_map(|f| Some((f.name().to_owned(), identity.field(f)?.to_string())))
+    // Every declared field beyond those the record has places for, as text; which of them
+    // the technician typed rather than the device reporting them is said apart.
+    let named = [
+        "model",
+        "serial",
+        "hardware_revision",
+        "bootloader_version",
+        "security_counter",
+    ];
+    let fields = identity
+        .fields
+        .iter()
+        .filter(|(name, _)| !named.contains(&name.as_str()))
+        .map(|(name, r)| (name.clone(), r.value.to_string()))
+        .collect();
+    let typed = identity
+        .fields
+        .iter()
+        .filter(|(_, r)| r.typed())
+        .map(|(name, _)| name.clone())
         .collect();
     DeviceRecord {
         profile: identity.profile.clone(),
@@ -68,9 +85,10 @@ pub fn device_record(identity: &Identity) -> DeviceRecord {
             })
             .collect(),
         security_counter: identity
-            .security_counter
+            .int("security_counter")
             .and_then(|c| u64::try_from(c).ok()),
         fields,
+        typed,
     }
 }
 
@@ -169,6 +187,7 @@ pub fn stage(s: Stage) -> rec::Stage {
 pub fn step_verdict(v: &StepVerdict) -> Option<rec::StepVerdict> {
     Some(match v {
         StepVerdict::Applied => rec::StepVerdict::Applied,
+        StepVerdict::AppliedInPlace => rec::StepVerdict::AppliedInPlace,
         StepVerdict::AlreadyInstalled => rec::StepVerdict::AlreadyInstalled,
         StepVerdict::Refused { rules } => rec::StepVerdict::Refused {
             rules: rules.iter().map(rule).collect(),

@@ -20,8 +20,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use std::collections::BTreeMap;
 
@@ -31,15 +29,16 @@ use fieldkit_audit::record::{
 };
 use fieldkit_audit::{AuditLog, NewEntry, Reading};
 use fieldkit_plan::{Inputs, Plan, Remembered, Step, Verdict};
-use fieldkit_profile::{Family, Identity, Profile, ProfileSet};
+use fieldkit_profile::{Identity, Profile, ProfileSet};
 use fieldkit_trust::{Entitlement, Finding, Limits, VerifiedPackage, verify_package_signed};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{
-    ApplyError, Cancel, Device, ImageToInstall, PortConnector, Progress, Stage, StepOutcome,
+    ApplyError, Cancel, ImageToInstall, PortConnector, Progress, Stage, StepOutcome,
 };
+use crate::driver::{Driver, for_profile};
 use crate::home::Home;
-use crate::identify::{IdentifyError, identify_device, probe};
+use crate::identify::{IdentifyError, Typed, probe};
 use crate::outcome::{StepResult, StepVerdict, UpdateResult};
 use crate::package_store;
 use crate::record;
@@ -168,12 +167,21 @@ pub struct Visit<'a> {
     pub audit: &'a AuditLog,
 }
 
-/// Opens `port` and reads the device, with `profile` or the one the device turns out to be.
+/// Opens `port` and reads the device, with `profile` or the one the device turns out to be;
+/// `typed` holds the fields the technician typed.
 pub async fn read_device<'p>(
     port: &Path,
     profiles: &'p ProfileSet,
     profile: Option<&str>,
+    typed: &Typed,
 ) -> Result<(Identity, &'p Profile), VisitError> {
+    // A port that is not there at all is a mistyped name, not a device restarting: say so now.
+    if !port.exists() {
+        return Err(fieldkit_link::LinkError::NotFound {
+            path: port.to_owned(),
+        }
+        .into());
+    }
     let by_usb = fieldkit_link::discover(profiles).ok().and_then(|ports| {
         let wanted = std::fs::canonicalize(port).ok();
         ports
@@ -196,13 +204,25 @@ pub async fn read_device<'p>(
         Some(p) => p,
         None => {
             let first = profiles.iter().next().expect("shipped profiles exist");
-            let mut link = fieldkit_link::open(port, &first.line)?;
-            probe(&mut link, profiles).await?
+            let mut connector = PortConnector {
+                path: port.to_owned(),
+                line: first.line.clone(),
+            };
+            probe(&mut connector, profiles).await?
         }
     };
-    let link = fieldkit_link::open(port, &profile.line)?;
-    let identity = identify_device(link, profile).await?;
+    let identity = for_profile(profile, connector_for(port, profile), typed.clone())
+        .identify()
+        .await?;
     Ok((identity, profile))
+}
+
+/// The port `port` opened with `profile`'s line settings.
+fn connector_for(port: &Path, profile: &Profile) -> PortConnector {
+    PortConnector {
+        path: port.to_owned(),
+        line: profile.line.clone(),
+    }
 }
 
 /// Identifies a device and records it.
@@ -210,11 +230,12 @@ pub async fn identify_and_record(
     visit: Visit<'_>,
     port: &Path,
     profile: Option<&str>,
+    typed: &Typed,
 ) -> Result<Identity, VisitError> {
     let Visit { home, audit } = visit;
     let profiles = home.profiles()?;
     let settings = Settings::load(home)?;
-    let (identity, _) = read_device(port, &profiles, profile).await?;
+    let (identity, _) = read_device(port, &profiles, profile, typed).await?;
     audit
         .append(NewEntry {
             technician: settings.technician,
@@ -243,6 +264,9 @@ pub struct CheckRequest {
     pub customer: Option<String>,
     /// The site of this visit, when given here rather than in the settings.
     pub site: Option<String>,
+    /// Identity fields the technician typed (those the device cannot report), recorded as
+    /// typed.
+    pub typed: Typed,
 }
 
 /// A file that was set aside, and why.
@@ -419,7 +443,8 @@ async fn check_for(
     }
     let entitlements = entitlements_of(&material, &req.entitlements, &mut set_aside);
 
-    let (identity, profile) = read_device(&req.port, &profiles, req.profile.as_deref()).await?;
+    let (identity, profile) =
+        read_device(&req.port, &profiles, req.profile.as_deref(), &req.typed).await?;
     if purpose == Purpose::Update {
         // A file that changed since it was checked is the answer, before whatever else is
         // wrong with its new bytes.
@@ -590,6 +615,7 @@ pub async fn update(
     let mut identity = checked.identity.clone();
     let total = checked.plan.steps.len();
     let mut stopped = false;
+    let mut continue_as = None;
     for (n, step) in checked.plan.steps.iter().enumerate() {
         if stopped {
             results.push(StepResult {
@@ -626,34 +652,39 @@ pub async fn update(
                 }),
             })
             .map_err(audit_err)?;
+        // One driver, one link, for the whole step: it reads the device right before the
+        // first byte (the rules are checked again on that reading), applies, and reads back.
+        let mut driver = for_profile(
+            profile,
+            connector_for(&req.port, profile),
+            req.typed.clone(),
+        );
         let prepared = prepare_step(
-            visit, req, checked, step, profile, &settings, system_now, progress,
+            visit,
+            req,
+            checked,
+            step,
+            profile,
+            &settings,
+            system_now,
+            &mut driver,
+            progress,
         )
         .await;
         let verdict = match prepared {
             Ok(Prepared::Refused(rules)) => StepVerdict::Refused { rules },
-            Ok(Prepared::Go(images)) => {
-                let applied = match profile.family() {
-                    Family::Smp => {
-                        let connector = PortConnector {
-                            path: req.port.clone(),
-                            line: profile.line.clone(),
-                        };
-                        let mut device = Device::new(connector, profile);
-                        device
-                            .apply(&images, progress, cancel)
-                            .await
-                            .map_err(VisitError::from)
-                    }
-                    Family::Line => apply_line(&req.port, profile, &images, progress, cancel).await,
-                };
-                step_verdict(applied)
-            }
+            Ok(Prepared::Go(images)) => step_verdict(
+                driver
+                    .apply(&images, progress, cancel)
+                    .await
+                    .map_err(VisitError::from),
+            ),
             Err(e) => failed(Stage::Preparing, &e),
         };
-        // Read back what the device runs now for the record (best effort: it may be gone).
-        let read_back = match read_device(&req.port, &profiles, Some(profile.id())).await {
-            Ok((now_identity, _)) => {
+        // Read back what the device runs now for the record (best effort: it may be gone, or
+        // have restarted into a program with another identity).
+        let read_back = match driver.identify().await {
+            Ok(now_identity) => {
                 identity = now_identity;
                 true
             }
@@ -687,6 +718,16 @@ pub async fn update(
             None => None,
         };
         stopped = !verdict.succeeded();
+        // From a bootloader mode, the reset after an in-place step boots the application,
+        // which is another profile (and often another USB device): the rest of the plan is for
+        // a new check with that profile, where its steps get a test boot.
+        if verdict == StepVerdict::AppliedInPlace
+            && n + 1 < total
+            && let Some(app) = &profile.device.application
+        {
+            continue_as = Some(app.get_ref().clone());
+            stopped = true;
+        }
         results.push(StepResult {
             package: step.package.clone(),
             description: verdict.describe(),
@@ -696,7 +737,22 @@ pub async fn update(
             audit_seq: outcome,
         });
     }
-    Ok(UpdateResult::new(results, identity))
+    let mut result = UpdateResult::new(results, identity);
+    if let Some(app) = continue_as {
+        let done = result
+            .steps
+            .iter()
+            .filter(|s| s.verdict.succeeded())
+            .count();
+        let left = result.steps.len() - done;
+        result.summary = format!(
+            "{done} step{} applied in place; the device restarted into its application: check it again with profile {app} to apply the remaining {left} step{}",
+            if done == 1 { "" } else { "s" },
+            if left == 1 { "" } else { "s" },
+        );
+        result.continue_as = Some(app);
+    }
+    Ok(result)
 }
 
 enum Prepared {
@@ -717,6 +773,7 @@ async fn prepare_step(
     profile: &Profile,
     settings: &Settings,
     system_now: DateTime<Utc>,
+    driver: &mut impl Driver,
     progress: &mut dyn Progress,
 ) -> Result<Prepared, VisitError> {
     let Visit { home, audit } = visit;
@@ -752,8 +809,7 @@ async fn prepare_step(
     };
 
     progress.stage(Stage::Preparing, "re-reading the device before touching it");
-    let link = fieldkit_link::open(&req.port, &profile.line)?;
-    let now = identify_device(link, profile).await?;
+    let now = driver.identify().await?;
     let mut packages = checked.packages.clone();
     packages[step.index] = package;
     let mut ignored = Vec::new();
@@ -810,6 +866,7 @@ async fn prepare_step(
 fn step_verdict(result: Result<StepOutcome, VisitError>) -> StepVerdict {
     match result {
         Ok(StepOutcome::Applied) => StepVerdict::Applied,
+        Ok(StepOutcome::AppliedInPlace) => StepVerdict::AppliedInPlace,
         Ok(StepOutcome::AlreadyInstalled) => StepVerdict::AlreadyInstalled,
         Ok(StepOutcome::Reverted { stage, reason }) => StepVerdict::Reverted { stage, reason },
         Ok(StepOutcome::Cancelled { stage }) => StepVerdict::Cancelled { stage },
@@ -837,85 +894,6 @@ fn failed(stage: Stage, e: &VisitError) -> StepVerdict {
         stage,
         kind: e.kind().to_owned(),
         message: e.to_string(),
-    }
-}
-
-async fn apply_line(
-    port: &Path,
-    profile: &Profile,
-    images: &[ImageToInstall],
-    progress: &mut dyn Progress,
-    cancel: &Cancel,
-) -> Result<StepOutcome, VisitError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for img in images {
-        progress.stage(
-            Stage::Uploading,
-            &format!("sending {} {} by YMODEM", img.component, img.version),
-        );
-        let link = fieldkit_link::open(port, &profile.line)?;
-        let mut client =
-            crate::line::LineClient::new(link, profile).map_err(IdentifyError::from)?;
-        let watcher = {
-            let cancel = cancel.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                while !cancel.is_cancelled() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            })
-        };
-        let name = format!("{}-{}.bin", img.component, img.version);
-        let total = img.bytes.len() as u64;
-        let result = crate::line::ymodem_upload(
-            &mut client,
-            &name,
-            img.bytes.to_vec(),
-            |done, _| progress.bytes(&img.component, done, total),
-            &stop,
-        )
-        .await;
-        watcher.abort();
-        if cancel.is_cancelled() {
-            return Ok(StepOutcome::Cancelled {
-                stage: Stage::Uploading,
-            });
-        }
-        result.map_err(IdentifyError::from)?;
-    }
-    progress.stage(Stage::WaitingForDevice, "waiting for the device to restart");
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(profile.timeouts.reset_ms);
-    loop {
-        let attempt = async {
-            let link = fieldkit_link::open(port, &profile.line)?;
-            Ok::<_, VisitError>(identify_device(link, profile).await?)
-        };
-        match attempt.await {
-            Ok(identity) => {
-                progress.stage(Stage::ReadingBack, "checking the new firmware's version");
-                for img in images {
-                    let runs = identity
-                        .slots
-                        .iter()
-                        .find(|s| s.component.as_deref() == Some(img.component.as_str()))
-                        .map(|s| s.version.clone());
-                    if runs.as_deref() != Some(img.version.as_str()) {
-                        // An in-place device has nothing to revert to: what runs now is what
-                        // the transfer left, and it is not what was planned.
-                        return Ok(StepOutcome::WrongImage {
-                            component: img.component.clone(),
-                            found: runs.unwrap_or_else(|| "no firmware".into()),
-                            required: img.version.clone(),
-                        });
-                    }
-                }
-                progress.stage(Stage::Done, "the new firmware runs");
-                return Ok(StepOutcome::Applied);
-            }
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
     }
 }
 

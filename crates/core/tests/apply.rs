@@ -9,8 +9,9 @@ use sha2::Digest as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use fieldkit_core::SmpDriver;
 use fieldkit_core::apply::{
-    ApplyError, Cancel, Device, ImageToInstall, PortConnector, Progress, Stage, StepOutcome,
+    ApplyError, Cancel, ImageToInstall, PortConnector, Progress, Stage, StepOutcome,
 };
 use fieldkit_mcuboot::{ImageVersion, SignOptions};
 use fieldkit_profile::ProfileSet;
@@ -34,6 +35,7 @@ impl Sim {
         let port = dir.path().join("pump.tty");
         let state = dir.path().join("pump.json");
         let config = SimConfig {
+            application: None,
             baud: 921_600,
             profile,
             state_path: Some(state.clone()),
@@ -145,7 +147,8 @@ fn apply(
             path: sim.port.clone(),
             line: profile.line.clone(),
         };
-        let mut device = Device::new(connector, &profile);
+        let mut device = SmpDriver::new(connector, &profile, Default::default());
+        device.identify().await.expect("the device is read first");
         device
             .apply(std::slice::from_ref(img), progress, &cancel)
             .await

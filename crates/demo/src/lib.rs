@@ -542,21 +542,24 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         let root_bytes = meta.sign(&[root_key]);
         let root = TrustRoot::load_pinned(&root_bytes).map_err(build_err("trust root"))?;
 
+        // One product per model: a bootloader-mode profile's device takes its application's
+        // packages (Profile::product).
+        let products: Vec<&Profile> = profiles.iter().filter(|p| p.product() == p.id()).collect();
         let mut recalled = Vec::new();
-        for profile in profiles.iter() {
+        for profile in &products {
             recalled.extend(self.product(profile, release_key)?);
         }
 
         let mut devices = Vec::new();
         let mut other_devices = Vec::new();
-        for profile in profiles.iter() {
+        for profile in &products {
             devices.push(DeviceGrant {
                 model: profile.id().into(),
-                serials: vec![profile.simulator.serial.clone()],
+                serials: vec![profile.simulator.text("serial")],
             });
             other_devices.push(DeviceGrant {
                 model: profile.id().into(),
-                serials: vec![other_serial(&profile.simulator.serial)],
+                serials: vec![other_serial(&profile.simulator.text("serial"))],
             });
         }
         let serials = devices
@@ -746,8 +749,8 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         let Some((main, others)) = components.split_first() else {
             return Err(bad("no components".into()));
         };
-        let hw = vec![sim.hardware_revision.clone()];
-        let wrong_hw = vec![other_revision(&sim.hardware_revision)];
+        let hw = vec![sim.text("hardware_revision")];
+        let wrong_hw = vec![other_revision(&sim.text("hardware_revision"))];
         let mut out = Vec::new();
 
         // Further components first: the main component's newer release depends on them.
@@ -875,7 +878,8 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
             format!(">={}.{}.0", v.major, v.minor),
             format!(
                 "Release {wrong} built for hardware revision {} only; the simulator is revision {}: refused by target.hardware.",
-                wrong_hw[0], sim.hardware_revision
+                wrong_hw[0],
+                sim.text("hardware_revision")
             ),
         );
         r.hardware = wrong_hw;
@@ -923,7 +927,7 @@ impl<'a, R: rand::RngCore + rand::CryptoRng> Builder<'a, R> {
         release_key: &SigningKey,
     ) -> Result<Vec<String>, DemoError> {
         let product = profile.id().to_owned();
-        let bootloader = format!(">={}", profile.simulator.bootloader_version.get_ref());
+        let bootloader = format!(">={}", profile.simulator.text("bootloader_version"));
         let bootloader = semver::VersionReq::parse(&bootloader).ok();
         let mut recalled = Vec::new();
         let releases = self.releases(profile)?;

@@ -110,6 +110,21 @@ pub fn discover(profiles: &ProfileSet) -> Result<Vec<PortInfo>, LinkError> {
     Ok(out)
 }
 
+/// The serial number in the USB descriptor of the device behind `path`, when it is a USB
+/// serial port that has one. Symbolic links are followed, so a stable name
+/// (`/dev/serial/by-id/...`) finds its port.
+pub fn usb_serial_number(path: &Path) -> Option<String> {
+    let wanted = std::fs::canonicalize(path).ok()?;
+    serialport::available_ports()
+        .ok()?
+        .into_iter()
+        .find(|p| std::fs::canonicalize(&p.port_name).ok().as_ref() == Some(&wanted))
+        .and_then(|p| match p.port_type {
+            serialport::SerialPortType::UsbPort(usb) => usb.serial_number,
+            _ => None,
+        })
+}
+
 /// An open serial port.
 pub type SerialLink = tokio_serial::SerialStream;
 

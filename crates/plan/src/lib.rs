@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use fieldkit_mcuboot::ImageVersion;
-use fieldkit_profile::{Family, Identity, Profile};
+use fieldkit_profile::{Identity, Profile};
 use fieldkit_trust::{Entitlement, Finding, RecallList, TrustRoot, TrustedTime, VerifiedPackage};
 use serde::Serialize;
 
@@ -216,7 +216,7 @@ pub type State = BTreeMap<String, ImageVersion>;
 /// reverts it, so the component counts at its confirmed version, and a note says so.
 /// Devices updated in place have no test slot: what runs is installed.
 pub fn installed(identity: &Identity, profile: &Profile) -> (State, Vec<String>) {
-    let in_place = profile.family() == Family::Line;
+    let in_place = profile.device.update.in_place();
     let mut notes = Vec::new();
     let mut state = State::new();
     for c in &profile.components {
@@ -255,7 +255,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         findings: device,
     }];
     let mut risks = Vec::new();
-    if inputs.profile.family() == Family::Line {
+    if !inputs.profile.device.update.has_test_slot() {
         risks.push(
             "This device has no test slot: the new firmware replaces the old one in place and cannot be reverted automatically. If the transfer fails, the device stays in its bootloader until the update is repeated."
                 .to_owned(),

@@ -3,7 +3,7 @@
 //! bind a step to the bytes that were checked.
 
 use fieldkit_mcuboot::ImageVersion;
-use fieldkit_profile::{Identity, IdentityField, Op, PreconditionValue, Profile};
+use fieldkit_profile::{FieldValue, Identity, Op, Profile};
 use fieldkit_trust::{
     EntitlementRequest, Finding, PackagePrecondition, PreconditionLiteral, RecallList,
     VerifiedPackage, rules as trust_rules,
@@ -58,12 +58,12 @@ pub fn preconditions(identity: &Identity, profile: &Profile) -> Vec<Finding> {
         .map(|p| {
             let name = p.field.get_ref();
             let required = format!("{name} {} {}", p.op.symbol(), p.value.get_ref());
-            let found = IdentityField::from_name(name).and_then(|f| identity.field(f));
-            let passed = found
-                .as_ref()
-                .is_some_and(|v| holds(v, p.op, p.value.get_ref()));
+            let found = identity.fields.get(name.as_str());
+            let passed = found.is_some_and(|r| holds(&r.value, p.op, p.value.get_ref()));
             let found = match found {
-                Some(v) => format!("{name} = {v}"),
+                // A value the technician typed is a statement, not a reading: say so.
+                Some(r) if r.typed() => format!("{name} = {} (typed by the technician)", r.value),
+                Some(r) => format!("{name} = {}", r.value),
                 None => format!("{name} not reported by the device"),
             };
             Finding::check(passed, PRECONDITION, found, required, p.explanation.clone())
@@ -79,18 +79,21 @@ fn package_preconditions(identity: &Identity, list: &[PackagePrecondition]) -> V
                 .into_iter()
                 .find(|o| o.symbol() == p.op);
             let want = match &p.value {
-                PreconditionLiteral::Bool(b) => PreconditionValue::Bool(*b),
-                PreconditionLiteral::Int(i) => PreconditionValue::Int(*i),
-                PreconditionLiteral::Text(t) => PreconditionValue::Text(t.clone()),
+                PreconditionLiteral::Bool(b) => FieldValue::Bool(*b),
+                PreconditionLiteral::Int(i) => FieldValue::Int(*i),
+                PreconditionLiteral::Text(t) => FieldValue::Text(t.clone()),
             };
             let required = format!("{} {} {want}", p.field, p.op);
-            let found = IdentityField::from_name(&p.field).and_then(|f| identity.field(f));
-            let passed = match (&found, op) {
-                (Some(v), Some(op)) => holds(v, op, &want),
+            let found = identity.fields.get(p.field.as_str());
+            let passed = match (found, op) {
+                (Some(r), Some(op)) => holds(&r.value, op, &want),
                 _ => false,
             };
             let found = match found {
-                Some(v) => format!("{} = {v}", p.field),
+                Some(r) if r.typed() => {
+                    format!("{} = {} (typed by the technician)", p.field, r.value)
+                }
+                Some(r) => format!("{} = {}", p.field, r.value),
                 None => format!("{} not reported by the device", p.field),
             };
             Finding::check(
@@ -104,12 +107,12 @@ fn package_preconditions(identity: &Identity, list: &[PackagePrecondition]) -> V
         .collect()
 }
 
-fn holds(found: &PreconditionValue, op: Op, want: &PreconditionValue) -> bool {
+fn holds(found: &FieldValue, op: Op, want: &FieldValue) -> bool {
     use std::cmp::Ordering;
     let ord = match (found, want) {
-        (PreconditionValue::Int(a), PreconditionValue::Int(b)) => a.cmp(b),
-        (PreconditionValue::Bool(a), PreconditionValue::Bool(b)) => a.cmp(b),
-        (PreconditionValue::Text(a), PreconditionValue::Text(b)) => a.cmp(b),
+        (FieldValue::Int(a), FieldValue::Int(b)) => a.cmp(b),
+        (FieldValue::Bool(a), FieldValue::Bool(b)) => a.cmp(b),
+        (FieldValue::Text(a), FieldValue::Text(b)) => a.cmp(b),
         _ => return false,
     };
     match op {
@@ -127,7 +130,7 @@ fn holds(found: &PreconditionValue, op: Op, want: &PreconditionValue) -> bool {
 /// the rest.
 pub(crate) fn installed_security_counter(inputs: &Inputs<'_>) -> u32 {
     let remembered = inputs.remembered.security_counter.unwrap_or(0);
-    if let Some(reported) = inputs.identity.security_counter {
+    if let Some(reported) = inputs.identity.int("security_counter") {
         return u32::try_from(reported).unwrap_or(u32::MAX).max(remembered);
     }
     let running: Vec<&str> = inputs
@@ -159,7 +162,7 @@ pub(crate) fn package_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<F
     let id = inputs.identity;
     let now = inputs.now();
     let mut out = vec![
-        m.check_product(&id.profile),
+        m.check_product(inputs.profile.product()),
         m.check_hardware(&id.hardware_revision),
         m.check_expiry(now),
     ];
@@ -169,10 +172,10 @@ pub(crate) fn package_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<F
         out.push(Finding::check(
             ok,
             BOOTLOADER,
-            if found.is_empty() {
-                "not reported".into()
-            } else {
-                found
+            match id.fields.get("bootloader_version") {
+                _ if found.is_empty() => "not reported".into(),
+                Some(r) if r.typed() => format!("{found} (typed by the technician)"),
+                _ => found,
             },
             req.to_string(),
             "The device's bootloader must be recent enough to boot this release.",
@@ -215,7 +218,7 @@ pub(crate) fn package_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<F
 pub fn entitlement_rules(inputs: &Inputs<'_>, pkg: &VerifiedPackage) -> Vec<Finding> {
     let id = inputs.identity;
     let req = EntitlementRequest {
-        model: &id.profile,
+        model: inputs.profile.product(),
         serial: &id.serial,
         customer: inputs.visit.customer,
         site: inputs.visit.site,

@@ -60,7 +60,7 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
 
     let candidates: Vec<usize> = if inputs.named.is_empty() {
         (0..pkgs.len())
-            .filter(|&i| pkgs[i].manifest.product == inputs.identity.profile)
+            .filter(|&i| pkgs[i].manifest.product == inputs.profile.product())
             .collect()
     } else {
         inputs.named.to_vec()
@@ -74,7 +74,7 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
                 findings: vec![Finding::fail(
                     PATH,
                     "no package for this device",
-                    format!("a package for {}", inputs.identity.profile),
+                    format!("a package for {}", inputs.profile.product()),
                     "No update package for this device model is available: import the manufacturer's packages first.",
                 )],
             }],
@@ -149,7 +149,7 @@ pub(crate) fn solve(inputs: &Inputs<'_>, start: &State) -> Outcome {
         for (j, pkg) in pkgs.iter().enumerate() {
             if j == target
                 || !usable(j)
-                || pkg.manifest.product != inputs.identity.profile
+                || pkg.manifest.product != inputs.profile.product()
                 || !advances(pkg, &state)
             {
                 continue;

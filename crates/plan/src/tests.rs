@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use fieldkit_mcuboot::{Dependency, ImageVersion};
-use fieldkit_profile::{Identity, ProfileSet, SlotState};
+use fieldkit_profile::{FieldSource, FieldValue, Identity, ProfileSet, Reading, SlotState};
 use fieldkit_trust::{
     DeviceGrant, Entitlement, Finding, Manifest, Payload, PayloadFormat, RecallList, ReleaseClass,
     Requirements, RootMetadata, SbomSummary, TrustRoot, TrustedTime, VerifiedPackage,
@@ -36,10 +36,23 @@ fn pump() -> Identity {
         bootloader: Some("MCUboot".into()),
         bootloader_version: Some("2.1.0".into()),
         slots: vec![slot(0, "2.3.1", "app"), slot(1, "1.4.0", "netcore")],
-        battery_percent: Some(87),
-        therapy_running: Some(false),
-        security_counter: Some(1),
+        fields: [
+            ("battery_percent", FieldValue::Int(87)),
+            ("therapy_running", FieldValue::Bool(false)),
+            ("security_counter", FieldValue::Int(1)),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), read(value)))
+        .collect(),
         buffers: Some((2048, 4)),
+    }
+}
+
+fn read(value: FieldValue) -> Reading {
+    Reading {
+        value,
+        label: String::new(),
+        source: FieldSource::Vendor,
     }
 }
 
@@ -211,7 +224,7 @@ fn case(packages: Vec<Pkg>) -> Case {
 
 fn run(c: &Case) -> Plan {
     let profiles = ProfileSet::builtin();
-    let profile = profiles.get("acme-infusion-p7").unwrap();
+    let profile = profiles.get(&c.identity.profile).unwrap();
     let packages: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
     plan(&inputs(c, profile, &packages))
 }
@@ -423,7 +436,9 @@ fn a_security_release_needs_no_entitlement() {
 #[test]
 fn the_device_must_be_safe_to_update() {
     let mut low = case(vec![app("2.4.0", "2.4.0")]);
-    low.identity.battery_percent = Some(12);
+    low.identity
+        .fields
+        .insert("battery_percent".into(), read(FieldValue::Int(12)));
     check(
         low,
         &[
@@ -432,7 +447,9 @@ fn the_device_must_be_safe_to_update() {
         ],
     );
     let mut busy = case(vec![app("2.4.0", "2.4.0")]);
-    busy.identity.therapy_running = Some(true);
+    busy.identity
+        .fields
+        .insert("therapy_running".into(), read(FieldValue::Bool(true)));
     check(
         busy,
         &[
@@ -441,7 +458,7 @@ fn the_device_must_be_safe_to_update() {
         ],
     );
     let mut silent = case(vec![app("2.4.0", "2.4.0")]);
-    silent.identity.battery_percent = None;
+    silent.identity.fields.remove("battery_percent");
     check(
         silent,
         &[
@@ -499,7 +516,9 @@ fn a_lower_security_counter_is_refused() {
         counter: 1,
         ..app("2.4.0", "2.4.0")
     }]);
-    c.identity.security_counter = Some(4);
+    c.identity
+        .fields
+        .insert("security_counter".into(), read(FieldValue::Int(4)));
     check(
         c,
         &[
@@ -580,7 +599,9 @@ fn recall_lists_expire_and_the_root_may_require_one() {
 #[test]
 fn a_package_precondition_is_a_rule_of_its_own() {
     let mut c = case(vec![app("2.4.0", "2.4.0")]);
-    c.identity.battery_percent = Some(55);
+    c.identity
+        .fields
+        .insert("battery_percent".into(), read(FieldValue::Int(55)));
     let profiles = ProfileSet::builtin();
     let profile = profiles.get("acme-infusion-p7").unwrap();
     let mut pkgs: Vec<VerifiedPackage> = c.packages.iter().map(build).collect();
@@ -622,7 +643,9 @@ fn a_step_is_checked_again_on_the_device_as_it_is_now() {
         identity: pump(),
         ..case(vec![])
     };
-    now.identity.battery_percent = Some(20);
+    now.identity
+        .fields
+        .insert("battery_percent".into(), read(FieldValue::Int(20)));
     now.identity.slots[0].version = "2.3.2".into();
     let changed: Vec<(String, String)> = recheck(&inputs(&now, profile, &pkgs), step, &c.identity)
         .changed()
@@ -725,7 +748,7 @@ fn a_remembered_security_counter_outlives_the_files_that_taught_it() {
         counter: 2,
         ..app("2.4.0", "2.4.0")
     }]);
-    c.identity.security_counter = None;
+    c.identity.fields.remove("security_counter");
     c.remembered_counter = Some(3);
     check(
         c,
@@ -733,5 +756,30 @@ fn a_remembered_security_counter_outlives_the_files_that_taught_it() {
             "Refused",
             "target.security_counter found 2 required 3 or more",
         ],
+    );
+}
+
+#[test]
+fn the_no_test_slot_risk_follows_the_update_mode() {
+    let profiles = ProfileSet::builtin();
+    let mut risks = Vec::new();
+    for id in [
+        "acme-infusion-p7",
+        "vitalis-monitor-m3-recovery",
+        "labcore-analyzer-l2",
+    ] {
+        let profile = profiles.get(id).unwrap();
+        let mut c = case(vec![]);
+        c.identity.profile = id.into();
+        let p = plan(&inputs(&c, profile, &[]));
+        risks.push((id, p.risks.len()));
+    }
+    assert_eq!(
+        risks,
+        [
+            ("acme-infusion-p7", 0),
+            ("vitalis-monitor-m3-recovery", 1),
+            ("labcore-analyzer-l2", 1)
+        ]
     );
 }

@@ -1,8 +1,10 @@
-//! The identity of a device, as read from it.
+//! The identity of a device, as read from it (or, field by field, as typed by the technician).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{IdentityField, PreconditionValue};
+use crate::schema::{FieldSource, FieldValue};
 
 /// Everything a session learned about a device: who it is, what runs on it, and the live
 /// values the safety preconditions test.
@@ -10,27 +12,42 @@ use crate::schema::{IdentityField, PreconditionValue};
 pub struct Identity {
     /// Id of the profile the device was read with.
     pub profile: String,
-    /// Model name as reported by the device.
+    /// Model name: as reported by the device, or the profile's when it reports none.
     pub model: String,
-    /// Serial number.
+    /// Serial number (also in `fields`, with where it came from).
     pub serial: String,
-    /// Hardware revision.
+    /// Hardware revision (also in `fields`).
     pub hardware_revision: String,
-    /// Bootloader name (e.g. "MCUboot").
+    /// Bootloader name (e.g. "MCUboot"), when the device says.
     pub bootloader: Option<String>,
-    /// Bootloader version.
+    /// Bootloader version, when the profile declares the field (also in `fields`).
     pub bootloader_version: Option<String>,
     /// Every image slot the device reports.
     pub slots: Vec<SlotState>,
-    /// Battery charge, percent, when the device reports it.
-    pub battery_percent: Option<i64>,
-    /// Whether therapy is running, when the device reports it.
-    pub therapy_running: Option<bool>,
-    /// The bootloader's hardware security counter, when the device reports it.
+    /// Every identity field the profile declares that has a value, by name.
     #[serde(default)]
-    pub security_counter: Option<i64>,
+    pub fields: BTreeMap<String, Reading>,
     /// The device's SMP buffer size and count, when advertised.
     pub buffers: Option<(u32, u32)>,
+}
+
+/// One identity field's value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// The value.
+    pub value: FieldValue,
+    /// The field's name for people, from the profile.
+    pub label: String,
+    /// Where the value came from. `typed` means the technician typed it: it was not read
+    /// from the device, and the record says so.
+    pub source: FieldSource,
+}
+
+impl Reading {
+    /// Whether the technician typed the value rather than the device reporting it.
+    pub fn typed(&self) -> bool {
+        self.source == FieldSource::Typed
+    }
 }
 
 /// One image slot as the device reports it.
@@ -64,20 +81,16 @@ impl Identity {
         self.slots.iter().find(|s| s.image == image && s.active)
     }
 
-    /// The value of an identity field, for preconditions and messages.
-    pub fn field(&self, field: IdentityField) -> Option<PreconditionValue> {
-        match field {
-            IdentityField::Model => Some(PreconditionValue::Text(self.model.clone())),
-            IdentityField::Serial => Some(PreconditionValue::Text(self.serial.clone())),
-            IdentityField::HardwareRevision => {
-                Some(PreconditionValue::Text(self.hardware_revision.clone()))
-            }
-            IdentityField::BootloaderVersion => {
-                self.bootloader_version.clone().map(PreconditionValue::Text)
-            }
-            IdentityField::BatteryPercent => self.battery_percent.map(PreconditionValue::Int),
-            IdentityField::TherapyRunning => self.therapy_running.map(PreconditionValue::Bool),
-            IdentityField::SecurityCounter => self.security_counter.map(PreconditionValue::Int),
+    /// The value of an identity field, for preconditions and rules.
+    pub fn field(&self, name: &str) -> Option<&FieldValue> {
+        self.fields.get(name).map(|r| &r.value)
+    }
+
+    /// An integer field's value.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.field(name)? {
+            FieldValue::Int(n) => Some(*n),
+            _ => None,
         }
     }
 }

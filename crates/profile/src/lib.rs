@@ -8,6 +8,14 @@
 //! components and the keys that sign them, the safety preconditions that must hold before an
 //! update, the timeouts, and the defaults the simulator plays.
 //!
+//! What the real device can do is declared in `[device]` (update mode, slots, buffer size to
+//! assume, flash write alignment, reset behaviour), never inferred from the protocol family
+//! or read from `[simulator]`, which only the simulator and the demo kit read. Identity
+//! fields are declared in `[identity.<name>]` with a type and a source (the vendor group, OS
+//! or bootloader info, the USB serial number, a line query, or the technician's typing), so a
+//! new field is a few lines of TOML and no code. The shipped profiles are every file of
+//! `device-profiles/`, collected by `build.rs`.
+//!
 //! Loading validates everything at once and every error names the file, the line and the field,
 //! so that a profile author fixes a file in one pass. The crate does no IO beyond what the
 //! caller hands in: [`Profile::parse`] takes the text and a name for messages; the directory
@@ -21,11 +29,11 @@ mod identity;
 mod schema;
 mod validate;
 
-pub use identity::{Identity, SlotState};
+pub use identity::{Identity, Reading, SlotState};
 pub use schema::{
-    Component, Family, FlowControl, IdentityField, LineProtocol, LineQuery, LineSettings, Op,
-    Parity, Precondition, PreconditionValue, Profile, SimulatorDefaults, SmpIdentity, SmpSettings,
-    Timeouts, Usb,
+    Component, DeviceCaps, Family, FieldSource, FieldSpec, FieldType, FieldValue, FlowControl,
+    LineProtocol, LineQuery, LineSettings, Op, Parity, Precondition, Profile, ResetBehaviour,
+    ResetCommand, SimMode, SimulatorDefaults, SmpSettings, Timeouts, UpdateMode, Usb, VendorGroup,
 };
 pub use validate::{ProfileError, ProfileSet};
 

@@ -28,12 +28,17 @@ pub struct Profile {
     pub line: LineSettings,
     /// Protocol family and framing.
     pub protocol: Protocol,
+    /// What the real device can do: update mode, slots, buffers, alignment, reset.
+    pub device: DeviceCaps,
     /// Parameters of the "smp" family.
     #[serde(default)]
     pub smp: Option<SmpSettings>,
     /// Parameters of the "line" family.
     #[serde(default)]
     pub line_protocol: Option<LineProtocol>,
+    /// The identity fields of the model, by name: their type and where each is read from.
+    #[serde(default)]
+    pub identity: BTreeMap<String, FieldSpec>,
     /// Firmware components, in the order they are shown.
     #[serde(rename = "component")]
     pub components: Vec<Component>,
@@ -43,8 +48,232 @@ pub struct Profile {
     /// How long to wait for the device at each stage.
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// What the simulator plays when asked to be this model.
+    /// What the simulator plays when asked to be this model. Only the simulator and the demo
+    /// kit read it: what a real device can do is in [`Profile::device`].
     pub simulator: SimulatorDefaults,
+}
+
+/// What the real device can do, declared so that no code has to guess it from the protocol
+/// family.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCaps {
+    /// How an update reaches the device.
+    pub update: UpdateMode,
+    /// Image slots per MCUboot image (2 with swap; 1 for a single-slot device).
+    #[serde(default = "default_slots")]
+    pub slots: Spanned<u32>,
+    /// Size of each image slot, bytes: the largest image the device takes.
+    pub slot_size: Spanned<u32>,
+    /// The SMP buffer size to assume when the device does not answer MCUmgr parameters:
+    /// Zephyr's default `CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE`, 384.
+    #[serde(default = "default_buffer_fallback")]
+    pub buffer_fallback: Spanned<u32>,
+    /// Flash write alignment, bytes: upload chunks are whole multiples of it (MCUboot's serial
+    /// recovery writes, and acknowledges, whole units only).
+    #[serde(default = "default_alignment")]
+    pub write_alignment: Spanned<u32>,
+    /// How the device restarts.
+    #[serde(default)]
+    pub reset: ResetBehaviour,
+    /// For a bootloader-mode profile (MCUboot serial recovery): the profile of the
+    /// application it boots into on reset, the same model seen in application mode.
+    #[serde(default)]
+    pub application: Option<Spanned<String>>,
+}
+
+fn default_slots() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
+}
+fn default_buffer_fallback() -> Spanned<u32> {
+    Spanned::new(0..0, 384)
+}
+fn default_alignment() -> Spanned<u32> {
+    Spanned::new(0..0, 4)
+}
+
+/// How an update reaches the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateMode {
+    /// MCUboot with swap: upload to the secondary slot, test boot, confirm.
+    McubootSwap,
+    /// MCUboot serial recovery or overwrite-only: slot 0 is written in place, no test slot.
+    McubootInPlace,
+    /// A legacy bootloader that takes the firmware by YMODEM and writes it in place.
+    YmodemInPlace,
+}
+
+impl UpdateMode {
+    /// Whether the device can test a new image and go back to the old one on its own: the one
+    /// fact the planner's "no test slot" risk rests on.
+    pub fn has_test_slot(self) -> bool {
+        self == UpdateMode::McubootSwap
+    }
+
+    /// Whether the new image is written over the running one.
+    pub fn in_place(self) -> bool {
+        !self.has_test_slot()
+    }
+
+    /// The mode's name as written in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpdateMode::McubootSwap => "mcuboot-swap",
+            UpdateMode::McubootInPlace => "mcuboot-in-place",
+            UpdateMode::YmodemInPlace => "ymodem-in-place",
+        }
+    }
+}
+
+/// How the device restarts.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBehaviour {
+    /// What restarts it.
+    #[serde(default)]
+    pub command: ResetCommand,
+    /// Whether its USB port goes away on reset and comes back (re-enumerates), possibly under
+    /// another identity, so the port must be opened again.
+    #[serde(default)]
+    pub reenumerates: bool,
+}
+
+/// What restarts a device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResetCommand {
+    /// The MCUmgr OS group's reset command.
+    #[default]
+    Smp,
+    /// Nothing: the device restarts by itself when a transfer ends (YMODEM bootloaders).
+    Automatic,
+}
+
+/// One identity field: its type, where the value comes from, and how people call it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// The value's type.
+    #[serde(rename = "type")]
+    pub kind: Spanned<FieldType>,
+    /// Where it is read from.
+    pub from: Spanned<FieldSource>,
+    /// The key within the source: a vendor map key, OS info format letters, a bootloader info
+    /// reply key, a line query's capture group. Defaults to the field's name where a key is
+    /// needed and the source allows it.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// For `bootloader-info`: the query to send (`mode`); none asks for the bootloader's name.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// When the source gives no answer, the technician types the value (recorded as typed).
+    #[serde(default)]
+    pub or_typed: bool,
+    /// The field's name for people ("Battery").
+    #[serde(default)]
+    pub label: String,
+    /// For integers: the smallest valid value.
+    #[serde(default)]
+    pub min: Option<i64>,
+    /// For integers: the largest valid value.
+    #[serde(default)]
+    pub max: Option<i64>,
+}
+
+impl FieldSpec {
+    /// The key within the source (the field's name when none is declared).
+    pub fn key_or<'a>(&'a self, name: &'a str) -> &'a str {
+        self.key.as_ref().map_or(name, |k| k.get_ref().as_str())
+    }
+
+    /// The label, or the name when no label is declared.
+    pub fn label_or<'a>(&'a self, name: &'a str) -> &'a str {
+        if self.label.is_empty() {
+            name
+        } else {
+            &self.label
+        }
+    }
+}
+
+/// The type of an identity field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Text.
+    Text,
+    /// A whole number.
+    Integer,
+    /// true or false.
+    Boolean,
+}
+
+impl FieldType {
+    /// The type's name as written in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Boolean => "boolean",
+        }
+    }
+
+    /// Reads a value of this type from text (a technician's typing, a regex capture).
+    pub fn parse(self, text: &str) -> Option<FieldValue> {
+        let t = text.trim();
+        match self {
+            FieldType::Text => Some(FieldValue::Text(t.to_owned())),
+            FieldType::Integer => t.parse().ok().map(FieldValue::Int),
+            FieldType::Boolean => match t.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "on" => Some(FieldValue::Bool(true)),
+                "false" | "no" | "0" | "off" => Some(FieldValue::Bool(false)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether `value` is of this type.
+    pub fn admits(self, value: &FieldValue) -> bool {
+        matches!(
+            (self, value),
+            (FieldType::Text, FieldValue::Text(_))
+                | (FieldType::Integer, FieldValue::Int(_))
+                | (FieldType::Boolean, FieldValue::Bool(_))
+        )
+    }
+}
+
+/// Where an identity field's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldSource {
+    /// A key of the vendor identity group's reply (`[smp.vendor]`).
+    Vendor,
+    /// MCUmgr OS/application info, with the key's format letters.
+    OsInfo,
+    /// MCUmgr bootloader info: the key of its reply (after `query`, when declared).
+    BootloaderInfo,
+    /// The USB descriptor's serial number of the port the device is on.
+    UsbSerial,
+    /// A named capture group of the line family's queries.
+    Line,
+    /// Typed by the technician, and recorded as typed, not read.
+    Typed,
+}
+
+impl FieldSource {
+    /// The source's name as written in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldSource::Vendor => "vendor",
+            FieldSource::OsInfo => "os-info",
+            FieldSource::BootloaderInfo => "bootloader-info",
+            FieldSource::UsbSerial => "usb-serial",
+            FieldSource::Line => "line",
+            FieldSource::Typed => "typed",
+        }
+    }
 }
 
 /// USB identifiers of the adapter or device.
@@ -145,25 +374,23 @@ pub enum Family {
 }
 
 /// Parameters of the SMP family.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmpSettings {
-    /// The vendor command that reports identity fields no standard group carries.
-    pub identity: SmpIdentity,
+    /// The vendor command whose reply carries the `from = "vendor"` identity fields; absent on
+    /// a device without one (MCUboot's serial recovery has no vendor group).
+    #[serde(default)]
+    pub vendor: Option<VendorGroup>,
 }
 
-/// Where the identity fields live in the vendor group's reply map.
+/// The vendor group command that reports identity fields no standard group carries.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SmpIdentity {
+pub struct VendorGroup {
     /// Vendor group number (64 and up).
     pub group: Spanned<u16>,
     /// Command id within the group (a read).
     pub command: u8,
-    /// Map key of each identity field in the reply, by field name
-    /// (`model`, `serial`, `hardware_revision`, `bootloader_version`, `battery_percent`,
-    /// `therapy_running`).
-    pub fields: BTreeMap<String, Spanned<String>>,
 }
 
 /// Parameters of the legacy line family.
@@ -234,57 +461,6 @@ fn default_true() -> bool {
     true
 }
 
-/// The identity fields a profile can read and a precondition can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentityField {
-    /// Model name reported by the device.
-    Model,
-    /// Serial number.
-    Serial,
-    /// Hardware revision.
-    HardwareRevision,
-    /// Bootloader version.
-    BootloaderVersion,
-    /// Battery charge, percent.
-    BatteryPercent,
-    /// Whether therapy (an infusion, a measurement) is running.
-    TherapyRunning,
-    /// The bootloader's hardware security counter (rollback protection).
-    SecurityCounter,
-}
-
-impl IdentityField {
-    /// Every field, for validation messages.
-    pub const ALL: [IdentityField; 7] = [
-        IdentityField::Model,
-        IdentityField::Serial,
-        IdentityField::HardwareRevision,
-        IdentityField::BootloaderVersion,
-        IdentityField::BatteryPercent,
-        IdentityField::TherapyRunning,
-        IdentityField::SecurityCounter,
-    ];
-
-    /// The field's name in profiles and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            IdentityField::Model => "model",
-            IdentityField::Serial => "serial",
-            IdentityField::HardwareRevision => "hardware_revision",
-            IdentityField::BootloaderVersion => "bootloader_version",
-            IdentityField::BatteryPercent => "battery_percent",
-            IdentityField::TherapyRunning => "therapy_running",
-            IdentityField::SecurityCounter => "security_counter",
-        }
-    }
-
-    /// Parses a field name.
-    pub fn from_name(name: &str) -> Option<IdentityField> {
-        IdentityField::ALL.into_iter().find(|f| f.name() == name)
-    }
-}
-
 /// A comparison in a precondition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Op {
@@ -322,10 +498,10 @@ impl Op {
     }
 }
 
-/// The value a precondition compares against.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// The value of an identity field, and what a precondition compares it against.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum PreconditionValue {
+pub enum FieldValue {
     /// A boolean (therapy running).
     Bool(bool),
     /// An integer (battery percent).
@@ -334,12 +510,12 @@ pub enum PreconditionValue {
     Text(String),
 }
 
-impl std::fmt::Display for PreconditionValue {
+impl std::fmt::Display for FieldValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PreconditionValue::Bool(b) => write!(f, "{b}"),
-            PreconditionValue::Int(i) => write!(f, "{i}"),
-            PreconditionValue::Text(s) => f.write_str(s),
+            FieldValue::Bool(b) => write!(f, "{b}"),
+            FieldValue::Int(i) => write!(f, "{i}"),
+            FieldValue::Text(s) => f.write_str(s),
         }
     }
 }
@@ -353,7 +529,7 @@ pub struct Precondition {
     /// The comparison.
     pub op: Op,
     /// The required value.
-    pub value: Spanned<PreconditionValue>,
+    pub value: Spanned<FieldValue>,
     /// Why it matters, in words a technician understands.
     pub explanation: String,
 }
@@ -384,50 +560,60 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorDefaults {
-    /// Serial number.
-    pub serial: String,
-    /// Hardware revision.
-    pub hardware_revision: String,
+    /// Which of the device's programs the simulator plays.
+    #[serde(default)]
+    pub mode: SimMode,
     /// Bootloader name as reported (e.g. "MCUboot").
     pub bootloader: String,
-    /// Bootloader version.
-    pub bootloader_version: Spanned<String>,
-    /// Battery charge, percent.
-    #[serde(default = "default_battery")]
-    pub battery_percent: u8,
-    /// Whether therapy is running.
-    #[serde(default)]
-    pub therapy_running: bool,
     /// SMP buffer size advertised (MCUmgr params `buf_size`).
     #[serde(default = "default_buf_size")]
     pub buf_size: u32,
     /// SMP buffer count advertised (MCUmgr params `buf_count`).
     #[serde(default = "default_buf_count")]
     pub buf_count: u32,
-    /// Size of each image slot, bytes.
-    #[serde(default = "default_slot_size")]
-    pub slot_size: u32,
     /// Flash erase time per 4 KiB sector, microseconds.
     #[serde(default = "default_erase_us")]
     pub erase_us_per_sector: u32,
     /// Flash write speed, KiB per second.
     #[serde(default = "default_write_kib")]
     pub write_kib_per_s: u32,
+    /// The value the device reports for each identity field it reads out, by field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spanned<FieldValue>>,
     /// Installed version of each component, by component name.
     pub installed: BTreeMap<String, Spanned<String>>,
 }
 
-fn default_battery() -> u8 {
-    85
+/// Which program of the device the simulator plays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimMode {
+    /// The application (a Zephyr application with MCUmgr, or the line family's firmware).
+    #[default]
+    Application,
+    /// MCUboot's serial recovery, after `boot/boot_serial`.
+    SerialRecovery,
 }
+
+impl SimulatorDefaults {
+    /// The value the simulated device reports for `field`.
+    pub fn field(&self, name: &str) -> Option<&FieldValue> {
+        self.fields.get(name).map(Spanned::get_ref)
+    }
+
+    /// The value the simulated device reports for `field`, as text (empty if none).
+    pub fn text(&self, field: &str) -> String {
+        self.field(field)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+}
+
 fn default_buf_size() -> u32 {
     2048
 }
 fn default_buf_count() -> u32 {
     4
-}
-fn default_slot_size() -> u32 {
-    1 << 20
 }
 fn default_erase_us() -> u32 {
     2_000
@@ -445,6 +631,26 @@ impl Profile {
     /// The protocol family.
     pub fn family(&self) -> Family {
         self.protocol.family
+    }
+
+    /// The product this device is, for packages and entitlements: the application's profile
+    /// id for a bootloader-mode profile (the same firmware serves the device in either mode),
+    /// this profile's id otherwise.
+    pub fn product(&self) -> &str {
+        self.device
+            .application
+            .as_ref()
+            .map_or(self.id(), |a| a.get_ref().as_str())
+    }
+
+    /// The declared identity field called `name`.
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.identity.get(name)
+    }
+
+    /// The vendor identity group, when the device has one.
+    pub fn vendor_group(&self) -> Option<&VendorGroup> {
+        self.smp.as_ref().and_then(|s| s.vendor.as_ref())
     }
 
     /// The component updated through MCUboot image number `image`.

@@ -1,6 +1,6 @@
 //! Profile loading: the shipped profiles load, and every broken rule names file, line and field.
 
-use crate::{Family, IdentityField, Profile, ProfileError, ProfileSet};
+use crate::{Family, FieldSource, FieldType, Profile, ProfileError, ProfileSet, UpdateMode};
 
 const PUMP: &str = include_str!("../../../device-profiles/acme-infusion-p7.toml");
 
@@ -17,12 +17,14 @@ fn check(from: &str, to: &str, expect: &str) {
 #[test]
 fn shipped_profiles_load() {
     let set = ProfileSet::builtin();
+    // Every file of device-profiles/, in file-name order: no list in code.
     assert_eq!(
         set.ids(),
         [
             "acme-infusion-p7",
-            "vitalis-monitor-m3",
-            "labcore-analyzer-l2"
+            "labcore-analyzer-l2",
+            "vitalis-monitor-m3-recovery",
+            "vitalis-monitor-m3"
         ]
     );
     let pump = set.get("acme-infusion-p7").unwrap();
@@ -45,10 +47,70 @@ fn shipped_profiles_load() {
 }
 
 #[test]
-fn field_names_round_trip() {
-    for f in IdentityField::ALL {
-        assert_eq!(IdentityField::from_name(f.name()), Some(f));
-    }
+fn device_capabilities_are_declared() {
+    let set = ProfileSet::builtin();
+    let pump = set.get("acme-infusion-p7").unwrap();
+    assert_eq!(pump.device.update, UpdateMode::McubootSwap);
+    assert!(pump.device.update.has_test_slot());
+    assert_eq!(*pump.device.write_alignment.get_ref(), 4);
+    assert_eq!(*pump.device.buffer_fallback.get_ref(), 384);
+    let recovery = set.get("vitalis-monitor-m3-recovery").unwrap();
+    assert_eq!(recovery.device.update, UpdateMode::McubootInPlace);
+    assert!(!recovery.device.update.has_test_slot());
+    assert!(recovery.vendor_group().is_none());
+    assert_eq!(
+        recovery.device.application.as_ref().unwrap().get_ref(),
+        "vitalis-monitor-m3"
+    );
+    // The recovery device and the application are told apart on USB.
+    let app = set.get("vitalis-monitor-m3").unwrap();
+    assert_eq!(recovery.model, app.model);
+    assert_eq!(
+        set.match_usb(0x2fe3, 0x0211, Some("VM-3 Recovery"))
+            .unwrap()
+            .id(),
+        recovery.id()
+    );
+    assert_eq!(
+        set.match_usb(0x2fe3, 0x0210, Some("VM-3 Service"))
+            .unwrap()
+            .id(),
+        app.id()
+    );
+    let analyser = set.get("labcore-analyzer-l2").unwrap();
+    assert_eq!(analyser.device.update, UpdateMode::YmodemInPlace);
+    let serial = recovery.field("serial").unwrap();
+    assert_eq!(*serial.from.get_ref(), FieldSource::UsbSerial);
+    assert!(serial.or_typed);
+    let battery = pump.field("battery_percent").unwrap();
+    assert_eq!(*battery.kind.get_ref(), FieldType::Integer);
+    assert_eq!(battery.key_or("battery_percent"), "bat");
+}
+
+#[test]
+fn a_new_identity_field_is_toml_only() {
+    // A field no code knows, read from the vendor group and used as a precondition.
+    let text = PUMP
+        .replacen(
+            "[[component]]",
+            "[identity.occlusion_alarm]\ntype = \"boolean\"\nfrom = \"vendor\"\nkey = \"occl\"\nlabel = \"Occlusion alarm\"\n\n[[precondition]]\nfield = \"occlusion_alarm\"\nop = \"==\"\nvalue = false\nexplanation = \"Clear the occlusion alarm first.\"\n\n[[component]]",
+            1,
+        )
+        .replacen(
+            "therapy_running = false\n\n[simulator.installed]",
+            "therapy_running = false\nocclusion_alarm = false\n\n[simulator.installed]",
+            1,
+        );
+    let p = Profile::parse(&text, "x/acme-infusion-p7.toml").unwrap();
+    assert_eq!(
+        *p.field("occlusion_alarm").unwrap().kind.get_ref(),
+        FieldType::Boolean
+    );
+    assert!(
+        p.preconditions
+            .iter()
+            .any(|c| c.field.get_ref() == "occlusion_alarm")
+    );
 }
 
 #[test]
@@ -87,35 +149,63 @@ fn broken_rules_name_file_line_and_field() {
         "group = 64",
         "group = 1",
         &format!(
-            "{file}: 1 problem(s):\n  line 26: smp.identity.group: found 1, required a vendor group (64 or more)"
+            "{file}: 1 problem(s):\n  line 37: smp.vendor.group: found 1, required a vendor group (64 or more)"
         ),
     );
     check(
         "image = 1",
         "image = 0",
         &format!(
-            "{file}: 1 problem(s):\n  line 38: component[1].image: image 0 is already used by component[0], required one component per image number"
+            "{file}: 1 problem(s):\n  line 93: component[1].image: image 0 is already used by component[0], required one component per image number"
         ),
     );
     check(
         "value = 40",
         "value = 140",
         &format!(
-            "{file}: 1 problem(s):\n  line 45: precondition[0].value: found 140, required an integer from 0 to 100 for field \"battery_percent\""
+            "{file}: 1 problem(s):\n  line 100: precondition[0].value: found 140, required an integer from 0 to 100 for field \"battery_percent\""
         ),
     );
     check(
         "field = \"battery_percent\"",
         "field = \"charge\"",
         &format!(
-            "{file}: 1 problem(s):\n  line 43: precondition[0].field: unknown identity field \"charge\", required one of model, serial, hardware_revision, bootloader_version, battery_percent, therapy_running, security_counter"
+            "{file}: 1 problem(s):\n  line 98: precondition[0].field: unknown identity field \"charge\", required one of the [identity] fields: battery_percent, bootloader_version, hardware_revision, model, security_counter, serial, therapy_running"
         ),
     );
     check(
         "netcore = \"1.4.0\"",
         "netcore = \"1.4\"",
         &format!(
-            "{file}: 1 problem(s):\n  line 74: simulator.installed.netcore: found \"1.4\", required a version like \"1.2.3\", \"1.2.3+4\" or \"1.2.3.4\""
+            "{file}: 1 problem(s):\n  line 130: simulator.installed.netcore: found \"1.4\", required a version like \"1.2.3\", \"1.2.3+4\" or \"1.2.3.4\""
+        ),
+    );
+    check(
+        "write_alignment = 4",
+        "write_alignment = 3",
+        &format!(
+            "{file}: 1 problem(s):\n  line 32: device.write_alignment: found 3, required a power of two from 1 to 256"
+        ),
+    );
+    check(
+        "update = \"mcuboot-swap\"",
+        "update = \"ymodem-in-place\"",
+        &format!(
+            "{file}: 1 problem(s):\n  line 0: device.update: found \"ymodem-in-place\", required \"mcuboot-swap\" or \"mcuboot-in-place\" for protocol family \"smp\""
+        ),
+    );
+    check(
+        "type = \"integer\"\nfrom = \"vendor\"\nkey = \"bat\"",
+        "type = \"integer\"\nfrom = \"line\"\nkey = \"bat\"",
+        &format!(
+            "{file}: 1 problem(s):\n  line 66: identity.battery_percent.from: found \"line\", which protocol family \"smp\" has not"
+        ),
+    );
+    check(
+        "label = \"Infusion running\"",
+        "label = \"Infusion running\"\nmin = 0",
+        &format!(
+            "{file}: 1 problem(s):\n  line 73: identity.therapy_running.min: found a range on a \"boolean\" field, required type \"integer\""
         ),
     );
     check(
@@ -147,7 +237,7 @@ fn syntax_errors_name_the_line() {
         ("parity = \"none\"", "parity = \"mark\"", 17),
         ("kind = \"infusion pump\"", "kind = \"infusion pump", 7),
         ("[line]", "[line]\nspeed = 9600", 15),
-        ("image = 1", "image = -1", 38),
+        ("image = 1", "image = -1", 93),
     ];
     for (from, to, line) in cases {
         let text = PUMP.replacen(from, to, 1);

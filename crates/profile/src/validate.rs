@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::schema::{Family, IdentityField, PreconditionValue, Profile};
+use crate::schema::{Family, FieldSource, FieldType, FieldValue, Profile, SimMode, UpdateMode};
 
 /// Why a profile could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,8 @@ impl Checker<'_> {
         }
         self.line(p);
         self.protocol(p);
+        self.device(p);
+        self.identity(p);
         self.components(p);
         self.preconditions(p);
         self.simulator(p);
@@ -223,45 +225,17 @@ impl Checker<'_> {
                         ),
                     );
                 }
-                match &p.smp {
-                    None => self.problem(
-                        0..0,
-                        "smp",
-                        "missing, required for protocol family \"smp\" ([smp.identity])",
-                    ),
-                    Some(smp) => {
-                        let group = &smp.identity.group;
-                        if *group.get_ref() < 64 {
-                            self.problem(
-                                group.span(),
-                                "smp.identity.group",
-                                format!(
-                                    "found {}, required a vendor group (64 or more)",
-                                    group.get_ref()
-                                ),
-                            );
-                        }
-                        for (name, key) in &smp.identity.fields {
-                            if IdentityField::from_name(name).is_none() {
-                                self.problem(
-                                    key.span(),
-                                    format!("smp.identity.fields.{name}"),
-                                    format!("unknown identity field {name:?}, {}", known_fields()),
-                                );
-                            }
-                        }
-                        for required in [IdentityField::Serial, IdentityField::HardwareRevision] {
-                            if !smp.identity.fields.contains_key(required.name()) {
-                                self.problem(
-                                    0..0,
-                                    "smp.identity.fields",
-                                    format!(
-                                        "missing {:?}, required to identify a device",
-                                        required.name()
-                                    ),
-                                );
-                            }
-                        }
+                if let Some(vendor) = p.vendor_group() {
+                    let group = &vendor.group;
+                    if *group.get_ref() < 64 {
+                        self.problem(
+                            group.span(),
+                            "smp.vendor.group",
+                            format!(
+                                "found {}, required a vendor group (64 or more)",
+                                group.get_ref()
+                            ),
+                        );
                     }
                 }
             }
@@ -284,12 +258,14 @@ impl Checker<'_> {
                                 ),
                                 Ok(re) => {
                                     for name in re.capture_names().flatten() {
-                                        if IdentityField::from_name(name).is_none()
-                                            && !name.starts_with("version_")
-                                        {
+                                        let declared = p.identity.iter().any(|(n, f)| {
+                                            *f.from.get_ref() == FieldSource::Line
+                                                && f.key_or(n) == name
+                                        });
+                                        if !declared && !name.starts_with("version_") {
                                             self.problem(q.reply.span(), field.clone(), format!(
-                                            "capture group {name:?} is not an identity field ({}) nor version_<component>",
-                                            known_fields()
+                                            "capture group {name:?} is not the key of a [identity] field read from the line ({}) nor version_<component>",
+                                            line_fields(p)
                                         ));
                                         }
                                         seen.insert(name.to_owned());
@@ -304,11 +280,16 @@ impl Checker<'_> {
                                 format!("not a valid regular expression: {e}"),
                             );
                         }
-                        for required in ["serial", "hardware_revision"] {
-                            if !seen.contains(required) {
-                                self.problem(0..0, "line_protocol.query", format!(
-                                "no query captures {required:?}, required to identify a device"
-                            ));
+                        for (name, f) in &p.identity {
+                            let key = f.key_or(name);
+                            if *f.from.get_ref() == FieldSource::Line && !seen.contains(key) {
+                                self.problem(
+                                    f.from.span(),
+                                    format!("identity.{name}.key"),
+                                    format!(
+                                        "no query captures {key:?}, required to read field {name:?} from the line"
+                                    ),
+                                );
                             }
                         }
                         for c in &p.components {
@@ -382,39 +363,225 @@ impl Checker<'_> {
         }
     }
 
+    fn device(&mut self, p: &Profile) {
+        let d = &p.device;
+        let fits = matches!(
+            (p.family(), d.update),
+            (
+                Family::Smp,
+                UpdateMode::McubootSwap | UpdateMode::McubootInPlace
+            ) | (Family::Line, UpdateMode::YmodemInPlace)
+        );
+        if !fits {
+            let required = match p.family() {
+                Family::Smp => "\"mcuboot-swap\" or \"mcuboot-in-place\"",
+                Family::Line => "\"ymodem-in-place\"",
+            };
+            self.problem(
+                0..0,
+                "device.update",
+                format!(
+                    "found {:?}, required {required} for protocol family {:?}",
+                    d.update.name(),
+                    match p.family() {
+                        Family::Smp => "smp",
+                        Family::Line => "line",
+                    }
+                ),
+            );
+        }
+        let slots = *d.slots.get_ref();
+        if d.update == UpdateMode::McubootSwap && slots != 2 {
+            self.problem(
+                d.slots.span(),
+                "device.slots",
+                format!("found {slots}, required 2 for \"mcuboot-swap\" (a slot to test in)"),
+            );
+        } else if !(1..=2).contains(&slots) {
+            self.problem(
+                d.slots.span(),
+                "device.slots",
+                format!("found {slots}, required 1 or 2"),
+            );
+        }
+        if *d.slot_size.get_ref() < 4096 {
+            self.problem(
+                d.slot_size.span(),
+                "device.slot_size",
+                format!(
+                    "found {}, required at least 4096 bytes",
+                    d.slot_size.get_ref()
+                ),
+            );
+        }
+        let fallback = *d.buffer_fallback.get_ref();
+        if !(128..=65_535).contains(&fallback) {
+            self.problem(
+                d.buffer_fallback.span(),
+                "device.buffer_fallback",
+                format!("found {fallback}, required 128 to 65535 bytes"),
+            );
+        }
+        let align = *d.write_alignment.get_ref();
+        if !(align.is_power_of_two() && align <= 256) {
+            self.problem(
+                d.write_alignment.span(),
+                "device.write_alignment",
+                format!("found {align}, required a power of two from 1 to 256"),
+            );
+        }
+        if let Some(app) = &d.application
+            && d.update != UpdateMode::McubootInPlace
+        {
+            self.problem(
+                app.span(),
+                "device.application",
+                format!(
+                    "found {:?}, required only on a bootloader-mode profile (update = \"mcuboot-in-place\")",
+                    app.get_ref()
+                ),
+            );
+        }
+    }
+
+    fn identity(&mut self, p: &Profile) {
+        for required in ["serial", "hardware_revision"] {
+            if !p.identity.contains_key(required) {
+                self.problem(
+                    0..0,
+                    "identity",
+                    format!("no [identity.{required}], required to identify a device"),
+                );
+            }
+        }
+        for (name, f) in &p.identity {
+            let at = format!("identity.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                self.problem(
+                    f.kind.span(),
+                    at.clone(),
+                    format!("found name {name:?}, required lowercase letters, digits and '_'"),
+                );
+            }
+            let kind = *f.kind.get_ref();
+            for (fixed, want) in [
+                ("serial", FieldType::Text),
+                ("hardware_revision", FieldType::Text),
+                ("model", FieldType::Text),
+                ("bootloader_version", FieldType::Text),
+                ("security_counter", FieldType::Integer),
+            ] {
+                if name == fixed && kind != want {
+                    self.problem(
+                        f.kind.span(),
+                        format!("{at}.type"),
+                        format!(
+                            "found {:?}, required {:?}: fieldkit's rules read this field",
+                            kind.name(),
+                            want.name()
+                        ),
+                    );
+                }
+            }
+            if (f.min.is_some() || f.max.is_some()) && kind != FieldType::Integer {
+                self.problem(
+                    f.kind.span(),
+                    format!("{at}.min"),
+                    format!(
+                        "found a range on a {:?} field, required type \"integer\"",
+                        kind.name()
+                    ),
+                );
+            }
+            let source = *f.from.get_ref();
+            let family_ok = match source {
+                FieldSource::Vendor | FieldSource::OsInfo | FieldSource::BootloaderInfo => {
+                    p.family() == Family::Smp
+                }
+                FieldSource::Line => p.family() == Family::Line,
+                FieldSource::UsbSerial | FieldSource::Typed => true,
+            };
+            if !family_ok {
+                self.problem(
+                    f.from.span(),
+                    format!("{at}.from"),
+                    format!(
+                        "found {:?}, which protocol family {:?} has not",
+                        source.name(),
+                        match p.family() {
+                            Family::Smp => "smp",
+                            Family::Line => "line",
+                        }
+                    ),
+                );
+            }
+            if source == FieldSource::Vendor && p.vendor_group().is_none() {
+                self.problem(
+                    f.from.span(),
+                    format!("{at}.from"),
+                    "found \"vendor\", required a [smp.vendor] group to read it from",
+                );
+            }
+            if source == FieldSource::OsInfo {
+                let letters = f.key.as_ref().map(|k| k.get_ref().as_str()).unwrap_or("");
+                if letters.is_empty() || !letters.chars().all(|c| "snrvbmpioa".contains(c)) {
+                    self.problem(
+                        f.from.span(),
+                        format!("{at}.key"),
+                        format!(
+                            "found {letters:?}, required OS info format letters (s n r v b m p i o a)"
+                        ),
+                    );
+                }
+            }
+            if matches!(source, FieldSource::UsbSerial | FieldSource::Typed) && f.key.is_some() {
+                self.problem(
+                    f.from.span(),
+                    format!("{at}.key"),
+                    format!("found a key, required none for source {:?}", source.name()),
+                );
+            }
+            if source == FieldSource::Typed && f.or_typed {
+                self.problem(
+                    f.from.span(),
+                    format!("{at}.or_typed"),
+                    "found or_typed on a typed field, required it only on a field read from the device",
+                );
+            }
+        }
+    }
+
     fn preconditions(&mut self, p: &Profile) {
         for (i, pre) in p.preconditions.iter().enumerate() {
             let name = pre.field.get_ref();
-            let Some(field) = IdentityField::from_name(name) else {
+            let Some(spec) = p.field(name) else {
                 self.problem(
                     pre.field.span(),
                     format!("precondition[{i}].field"),
-                    format!("unknown identity field {name:?}, {}", known_fields()),
+                    format!("unknown identity field {name:?}, {}", declared(p)),
                 );
                 continue;
             };
+            let kind = *spec.kind.get_ref();
             let value = pre.value.get_ref();
-            let ok = match field {
-                IdentityField::SecurityCounter => {
-                    matches!(value, PreconditionValue::Int(v) if *v >= 0)
+            let in_range = match value {
+                FieldValue::Int(v) => {
+                    spec.min.is_none_or(|m| *v >= m) && spec.max.is_none_or(|m| *v <= m)
                 }
-                IdentityField::BatteryPercent => {
-                    matches!(value, PreconditionValue::Int(v) if (0..=100).contains(v))
-                }
-                IdentityField::TherapyRunning => matches!(value, PreconditionValue::Bool(_)),
-                _ => matches!(value, PreconditionValue::Text(_)),
+                _ => true,
             };
-            if !ok {
-                let required = match field {
-                    IdentityField::BatteryPercent => "an integer from 0 to 100",
-                    IdentityField::SecurityCounter => "a whole number",
-                    IdentityField::TherapyRunning => "true or false",
-                    _ => "a string",
-                };
+            if !kind.admits(value) || !in_range {
                 self.problem(
                     pre.value.span(),
                     format!("precondition[{i}].value"),
-                    format!("found {value}, required {required} for field {name:?}"),
+                    format!(
+                        "found {value}, required {} for field {name:?}",
+                        describe_type(kind, spec.min, spec.max)
+                    ),
                 );
             }
             if pre.explanation.trim().is_empty() {
@@ -429,11 +596,6 @@ impl Checker<'_> {
 
     fn simulator(&mut self, p: &Profile) {
         let sim = &p.simulator;
-        check_version(
-            self,
-            &sim.bootloader_version,
-            "simulator.bootloader_version",
-        );
         for c in &p.components {
             if !sim.installed.contains_key(c.name.get_ref()) {
                 self.problem(
@@ -458,11 +620,60 @@ impl Checker<'_> {
             }
             check_version(self, v, &format!("simulator.installed.{name}"));
         }
-        if sim.battery_percent > 100 {
+        for (name, v) in &sim.fields {
+            let at = format!("simulator.fields.{name}");
+            match p.field(name) {
+                None => self.problem(
+                    v.span(),
+                    at,
+                    format!("unknown identity field {name:?}, {}", declared(p)),
+                ),
+                Some(spec) if !spec.kind.get_ref().admits(v.get_ref()) => self.problem(
+                    v.span(),
+                    at,
+                    format!(
+                        "found {}, required {} for field {name:?}",
+                        v.get_ref(),
+                        describe_type(*spec.kind.get_ref(), spec.min, spec.max)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        // The simulated device reports what it reads out; security_counter is MCUboot's own.
+        for (name, f) in &p.identity {
+            let reported = matches!(
+                f.from.get_ref(),
+                FieldSource::Vendor | FieldSource::OsInfo | FieldSource::Line
+            );
+            if reported
+                && name != "security_counter"
+                && name != "model"
+                && !sim.fields.contains_key(name)
+            {
+                self.problem(
+                    f.from.span(),
+                    "simulator.fields",
+                    format!(
+                        "no value for field {name:?}, required for every field the device reports"
+                    ),
+                );
+            }
+        }
+        if let Some(v) = sim.fields.get("bootloader_version")
+            && let FieldValue::Text(t) = v.get_ref()
+        {
+            check_version(
+                self,
+                &Spanned::new(v.span(), t.clone()),
+                "simulator.fields.bootloader_version",
+            );
+        }
+        if sim.mode == SimMode::SerialRecovery && p.device.update != UpdateMode::McubootInPlace {
             self.problem(
                 0..0,
-                "simulator.battery_percent",
-                format!("found {}, required 0 to 100", sim.battery_percent),
+                "simulator.mode",
+                "found \"serial-recovery\", required device.update = \"mcuboot-in-place\"",
             );
         }
         if sim.buf_size < 128 || sim.buf_count == 0 {
@@ -472,6 +683,35 @@ impl Checker<'_> {
             ));
         }
     }
+}
+
+fn describe_type(kind: FieldType, min: Option<i64>, max: Option<i64>) -> String {
+    match (kind, min, max) {
+        (FieldType::Integer, Some(a), Some(b)) => format!("an integer from {a} to {b}"),
+        (FieldType::Integer, Some(a), None) => format!("an integer of at least {a}"),
+        (FieldType::Integer, None, Some(b)) => format!("an integer of at most {b}"),
+        (FieldType::Integer, None, None) => "an integer".into(),
+        (FieldType::Boolean, ..) => "true or false".into(),
+        (FieldType::Text, ..) => "a string".into(),
+    }
+}
+
+fn declared(p: &Profile) -> String {
+    let names: Vec<&str> = p.identity.keys().map(String::as_str).collect();
+    format!(
+        "required one of the [identity] fields: {}",
+        names.join(", ")
+    )
+}
+
+fn line_fields(p: &Profile) -> String {
+    let names: Vec<&str> = p
+        .identity
+        .iter()
+        .filter(|(_, f)| *f.from.get_ref() == FieldSource::Line)
+        .map(|(n, f)| f.key_or(n))
+        .collect();
+    format!("keys: {}", names.join(", "))
 }
 
 /// Versions are `major.minor.revision` with an optional `+build` or `.build`, as MCUboot has
@@ -498,32 +738,15 @@ fn check_version(c: &mut Checker<'_>, v: &Spanned<String>, field: &str) {
     }
 }
 
-fn known_fields() -> String {
-    let names: Vec<&str> = IdentityField::ALL.iter().map(|f| f.name()).collect();
-    format!("required one of {}", names.join(", "))
-}
-
 /// The profiles fieldkit knows: the shipped ones plus any the caller adds.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileSet {
     profiles: Vec<(String, Profile)>,
 }
 
-/// The profiles shipped with fieldkit, embedded at build time.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "acme-infusion-p7.toml",
-        include_str!("../../../device-profiles/acme-infusion-p7.toml"),
-    ),
-    (
-        "vitalis-monitor-m3.toml",
-        include_str!("../../../device-profiles/vitalis-monitor-m3.toml"),
-    ),
-    (
-        "labcore-analyzer-l2.toml",
-        include_str!("../../../device-profiles/labcore-analyzer-l2.toml"),
-    ),
-];
+/// The profiles shipped with fieldkit: every file of `device-profiles/`, listed and embedded
+/// by `build.rs` (adding a model is adding a file).
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_profiles.rs"));
 
 impl ProfileSet {
     /// The shipped profiles. They are validated by this crate's tests, so a failure here is a
@@ -534,7 +757,43 @@ impl ProfileSet {
             set.add(text, &format!("device-profiles/{file}"))
                 .expect("shipped profile is valid");
         }
+        set.check_links().expect("shipped profiles name each other");
         set
+    }
+
+    /// Checks what profiles say about each other: a bootloader-mode profile's application
+    /// profile exists and is the same model. Call it after adding a batch of profiles.
+    pub fn check_links(&self) -> Result<(), ProfileError> {
+        for (file, p) in &self.profiles {
+            let Some(app) = &p.device.application else {
+                continue;
+            };
+            let problem = match self.get(app.get_ref()) {
+                None => Some(format!(
+                    "found {:?}, required the id of a known profile ({})",
+                    app.get_ref(),
+                    self.ids().join(", ")
+                )),
+                Some(a) if a.model != p.model => Some(format!(
+                    "found {:?}, a profile of model {:?}, required one of the same model {:?}",
+                    app.get_ref(),
+                    a.model,
+                    p.model
+                )),
+                Some(_) => None,
+            };
+            if let Some(message) = problem {
+                return Err(ProfileError::Invalid {
+                    file: file.clone(),
+                    problems: vec![Problem {
+                        line: 0,
+                        field: "device.application".into(),
+                        message,
+                    }],
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Adds a profile from its text; `file` names it in messages.

@@ -6,8 +6,11 @@
 //! same bytes give the same damage however the operating system splits reads and writes, so
 //! a failing run replays from the seed it printed at start.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+use fieldkit_profile::FieldValue;
 
 /// One fault the simulator injects.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,13 +43,12 @@ pub enum Fault {
     WrongSeq,
     /// Pull the cable halfway through the next reply.
     DisconnectMidReply,
-    /// Battery level to report, percent.
-    Battery(u8),
     /// After the device has answered this many identity reads, its battery reports this
     /// level, percent: it drained between a check and an update.
     BatteryDrain(u64, u8),
-    /// Report therapy as running.
-    TherapyRunning,
+    /// Report this value for an identity field (`field=NAME=VALUE`); `battery=N` and
+    /// `therapy-running` are short for the fields `battery_percent` and `therapy_running`.
+    Field(String, FieldValue),
     /// Line family: lose the device's ACK of this YMODEM data block (1 = the first), once.
     LoseAck(u64),
     /// Line family: the ACK of this YMODEM data block reaches the sender as a NAK, once, so
@@ -71,8 +73,9 @@ pub struct FaultError {
 
 const KNOWN: &str = "disconnect-after=BYTES, unplug-ms=MS, corrupt=RATE, drop=RATE, \
 lose-reply=N, reboot-at=OFFSET, flash-fail-at=OFFSET, refuse-confirm, log-noise, never-answer, \
-answer-late=MS, wrong-seq, disconnect-mid-reply, battery=PERCENT, battery-drain=READS:PERCENT, therapy-running, \
-lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, erase-delay=MS, write-ignored";
+answer-late=MS, wrong-seq, disconnect-mid-reply, field=NAME=VALUE, battery=PERCENT, \
+battery-drain=READS:PERCENT, therapy-running, lose-ack=BLOCK, duplicate-block=BLOCK, nak-storm=N, \
+erase-delay=MS, write-ignored";
 
 impl FromStr for Fault {
     type Err = FaultError;
@@ -119,7 +122,10 @@ impl FromStr for Fault {
             "flash-fail-at" => Ok(Fault::FlashFailAt(int()?)),
             "answer-late" => Ok(Fault::AnswerLate(int()?)),
             "battery" => match int()? {
-                n @ 0..=100 => Ok(Fault::Battery(n as u8)),
+                n @ 0..=100 => Ok(Fault::Field(
+                    "battery_percent".into(),
+                    FieldValue::Int(n as i64),
+                )),
                 n => Err(err(format!("found {n}, required 0 to 100"))),
             },
             "battery-drain" => {
@@ -137,6 +143,21 @@ impl FromStr for Fault {
                     ))),
                 }
             }
+            "field" => {
+                let v = value.ok_or_else(|| err("needs NAME=VALUE".into()))?;
+                let Some((field, raw)) = v.split_once('=') else {
+                    return Err(err(format!("found {v:?}, required NAME=VALUE")));
+                };
+                let value = match raw.trim() {
+                    "true" => FieldValue::Bool(true),
+                    "false" => FieldValue::Bool(false),
+                    t => t
+                        .parse()
+                        .map(FieldValue::Int)
+                        .unwrap_or_else(|_| FieldValue::Text(t.to_owned())),
+                };
+                Ok(Fault::Field(field.trim().to_owned(), value))
+            }
             "lose-ack" => Ok(Fault::LoseAck(int()?)),
             "duplicate-block" => Ok(Fault::DuplicateBlock(int()?)),
             "nak-storm" => match u32::try_from(int()?) {
@@ -151,7 +172,10 @@ impl FromStr for Fault {
             "never-answer" => flag(Fault::NeverAnswer),
             "wrong-seq" => flag(Fault::WrongSeq),
             "disconnect-mid-reply" => flag(Fault::DisconnectMidReply),
-            "therapy-running" => flag(Fault::TherapyRunning),
+            "therapy-running" => flag(Fault::Field(
+                "therapy_running".into(),
+                FieldValue::Bool(true),
+            )),
             "write-ignored" => flag(Fault::WriteIgnored),
             _ => Err(err("unknown fault".into())),
         }
@@ -174,9 +198,14 @@ impl fmt::Display for Fault {
             Fault::AnswerLate(n) => write!(f, "answer-late={n}"),
             Fault::WrongSeq => f.write_str("wrong-seq"),
             Fault::DisconnectMidReply => f.write_str("disconnect-mid-reply"),
-            Fault::Battery(n) => write!(f, "battery={n}"),
             Fault::BatteryDrain(r, p) => write!(f, "battery-drain={r}:{p}"),
-            Fault::TherapyRunning => f.write_str("therapy-running"),
+            Fault::Field(name, FieldValue::Int(n)) if name == "battery_percent" => {
+                write!(f, "battery={n}")
+            }
+            Fault::Field(name, FieldValue::Bool(true)) if name == "therapy_running" => {
+                f.write_str("therapy-running")
+            }
+            Fault::Field(name, v) => write!(f, "field={name}={v}"),
             Fault::LoseAck(n) => write!(f, "lose-ack={n}"),
             Fault::DuplicateBlock(n) => write!(f, "duplicate-block={n}"),
             Fault::NakStorm(n) => write!(f, "nak-storm={n}"),
@@ -215,12 +244,10 @@ pub struct Faults {
     pub wrong_seq: bool,
     /// See [`Fault::DisconnectMidReply`].
     pub disconnect_mid_reply: bool,
-    /// See [`Fault::Battery`].
-    pub battery: Option<u8>,
     /// See [`Fault::BatteryDrain`].
     pub battery_drain: Option<(u64, u8)>,
-    /// See [`Fault::TherapyRunning`].
-    pub therapy_running: bool,
+    /// See [`Fault::Field`].
+    pub fields: BTreeMap<String, FieldValue>,
     /// See [`Fault::LoseAck`].
     pub lose_ack: Option<u64>,
     /// See [`Fault::DuplicateBlock`].
@@ -241,7 +268,7 @@ impl Faults {
             ..Faults::default()
         };
         for fault in list {
-            match *fault {
+            match fault.clone() {
                 Fault::DisconnectAfter(n) => f.disconnect_after = Some(n),
                 Fault::UnplugMs(n) => f.unplug_ms = n,
                 Fault::Corrupt(r) => f.corrupt = r,
@@ -255,9 +282,10 @@ impl Faults {
                 Fault::AnswerLate(n) => f.answer_late_ms = n,
                 Fault::WrongSeq => f.wrong_seq = true,
                 Fault::DisconnectMidReply => f.disconnect_mid_reply = true,
-                Fault::Battery(n) => f.battery = Some(n),
                 Fault::BatteryDrain(r, p) => f.battery_drain = Some((r, p)),
-                Fault::TherapyRunning => f.therapy_running = true,
+                Fault::Field(name, v) => {
+                    f.fields.insert(name, v);
+                }
                 Fault::LoseAck(n) => f.lose_ack = Some(n),
                 Fault::DuplicateBlock(n) => f.duplicate_block = Some(n),
                 Fault::NakStorm(n) => f.nak_storm = n,
@@ -293,6 +321,8 @@ mod tests {
             "battery-drain=1:50",
             "write-ignored",
             "therapy-running",
+            "field=occlusion_alarm=true",
+            "field=mode=service",
             "lose-ack=3",
             "duplicate-block=2",
             "nak-storm=4",

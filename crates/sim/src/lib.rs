@@ -12,6 +12,9 @@
 //! - [`zephyr`]: the SMP device in application mode (a Zephyr application over MCUboot),
 //!   sans-IO, one module per MCUmgr group. A request in; a reply ([`smp::Reply`]), the flash
 //!   time it cost, and whether it reboots, out.
+//! - [`boot_serial`]: MCUboot's serial recovery, the bootloader mode many devices are
+//!   serviced in, after `boot/boot_serial/src/boot_serial.c`: slot 0 written in place, no
+//!   test slot, a reset into the application.
 //! - [`transport`]: the device's serial input, as strict as Zephyr's and MCUboot's: console
 //!   lines of at most 128 bytes, a decoded frame of at most `buf_size`, silence otherwise.
 //! - [`line`]: the legacy line-command device with its YMODEM bootloader, sans-IO. Bytes in;
@@ -20,6 +23,7 @@
 //!   flash erase and write time, a device that can only hold `buf_count` requests) and the
 //!   faults of [`fault`], whose random damage is seeded so that a run replays.
 
+pub mod boot_serial;
 pub mod fault;
 pub mod line;
 pub mod serve;
@@ -28,6 +32,7 @@ pub mod state;
 pub mod transport;
 pub mod zephyr;
 
+pub use boot_serial::BootSerial;
 pub use fault::{Fault, Faults};
 pub use line::LineDevice;
 pub use serve::{SimConfig, SimError, run};

@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use fieldkit_profile::Profile;
+use fieldkit_profile::{FieldValue, Profile};
 use fieldkit_wire::line::LineSplitter;
 use fieldkit_wire::ymodem::{self, Receiver, ReceiverConfig, RxEvent, Status, Wait};
 
@@ -192,16 +192,27 @@ impl LineDevice {
 
     fn command(&mut self, command: &str, out: &mut Output) {
         let s = &self.state;
-        let running = !self.bootloader && (self.faults.therapy_running || s.therapy_running);
+        let running = !self.bootloader
+            && self
+                .faults
+                .fields
+                .get("therapy_running")
+                .or(s.fields.get("therapy_running"))
+                == Some(&FieldValue::Bool(true));
         let is = |c: &str| command.eq_ignore_ascii_case(c);
         if is("*IDN?") {
-            let text = format!("LABCORE,{},{},{}", s.model, s.serial, s.hardware_revision);
+            let text = format!(
+                "LABCORE,{},{},{}",
+                s.model,
+                s.text("serial"),
+                s.text("hardware_revision")
+            );
             self.reply(&text, out);
         } else if is("VER?") {
             let fw = self
                 .firmware()
                 .map_or_else(|| "NONE".to_owned(), |f| f.version.clone());
-            let text = format!("FW {fw} BL {}", s.bootloader_version);
+            let text = format!("FW {fw} BL {}", s.text("bootloader_version"));
             self.reply(&text, out);
         } else if is("STATUS?") {
             self.reply(&format!("RUN={}", u8::from(running)), out);
@@ -215,7 +226,7 @@ impl LineDevice {
             self.reply("READY YMODEM", out);
             self.bootloader = true;
             let mut rx = Receiver::new(ReceiverConfig {
-                max_size: u64::from(self.profile.simulator.slot_size),
+                max_size: u64::from(*self.profile.device.slot_size.get_ref()),
                 max_retries: RX_RETRIES,
                 ..ReceiverConfig::default()
             });
@@ -343,7 +354,7 @@ impl LineDevice {
     /// The bootloader erases the whole application area, whatever the file's size.
     fn erase_time(&self) -> Duration {
         let sim = &self.profile.simulator;
-        let sectors = u64::from(sim.slot_size).div_ceil(4096);
+        let sectors = u64::from(*self.profile.device.slot_size.get_ref()).div_ceil(4096);
         Duration::from_micros(sectors * u64::from(sim.erase_us_per_sector))
     }
 }

@@ -27,8 +27,10 @@ use fieldkit_wire::framing::{self, Framing};
 use fieldkit_wire::smp::Packet;
 use rand::{Rng, SeedableRng};
 
+use crate::boot_serial::BootSerial;
 use crate::fault::{Damage, Direction, Fault, Faults};
 use crate::line::LineDevice;
+use crate::smp::Server;
 use crate::smp::{After, with_seq};
 use crate::state::DeviceState;
 use crate::transport::{Input, Transport};
@@ -37,8 +39,12 @@ use crate::zephyr::ZephyrDevice;
 /// How the simulator is set up.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// The model played.
+    /// The model played. A profile whose simulator `mode` is `serial-recovery` starts in
+    /// MCUboot's serial recovery.
     pub profile: Profile,
+    /// The profile of the application a serial-recovery device boots into on reset (the
+    /// profile's `device.application`); without it the device stays in recovery.
+    pub application: Option<Profile>,
     /// Where the device state persists; `None` keeps it in memory only.
     pub state_path: Option<PathBuf>,
     /// Stable path clients open: a symbolic link to the current pseudo-terminal.
@@ -167,8 +173,18 @@ pub fn run(
     };
     let bits = config.profile.line.bits_per_char();
     let char_time = Duration::from_secs_f64(f64::from(bits) / f64::from(config.baud.max(1)));
-    let mut device = ZephyrDevice::new(config.profile.clone(), state, faults.clone());
-    save(&config, &device.state)?;
+    let mut device = match config.profile.simulator.mode {
+        fieldkit_profile::SimMode::Application => Server::Application(ZephyrDevice::new(
+            config.profile.clone(),
+            state,
+            faults.clone(),
+        )),
+        fieldkit_profile::SimMode::SerialRecovery => Server::Recovery {
+            bootloader: BootSerial::new(config.profile.clone(), state, faults.clone()),
+            application: config.application.clone().map(Box::new),
+        },
+    };
+    save(&config, device.state())?;
 
     let seed = seed_of(&config);
     let noise = Noise::new(seed, &faults);
@@ -177,7 +193,7 @@ pub fn run(
     on_event(&format!("seed {seed}"));
 
     let clean_line = faults.corrupt == 0.0 && faults.drop == 0.0;
-    let buf_count = device.buf_count();
+    let mut buf_count = device.buf_count();
     let mut transport = Transport::new(framing, device.buf_size());
     // Packets received and waiting for the device, with the time their last byte arrived.
     let mut queue: VecDeque<(Instant, Packet)> = VecDeque::new();
@@ -249,7 +265,7 @@ pub fn run(
             && now >= b
         {
             booting_until = None;
-            on_event(&format!("booted (boot {})", device.state.boot_count));
+            on_event(&format!("booted (boot {})", device.state().boot_count));
         }
         // Serve the oldest waiting request once the device is free.
         if booting_until.is_none()
@@ -263,7 +279,7 @@ pub fn run(
                 on_event(e);
             }
             if reply.state_changed {
-                save(&config, &device.state)?;
+                save(&config, device.state())?;
             }
             device_free = start + reply.busy;
             let mut reply_end = device_free;
@@ -318,13 +334,15 @@ pub fn run(
                         now
                     };
                     thread::sleep(at.saturating_duration_since(Instant::now()));
-                    let swap = swap_time(&device.state, &config.profile);
-                    for e in device.reboot() {
+                    let swap = swap_time(device.state(), &config.profile);
+                    for e in device.reboot(&faults) {
                         on_event(&e);
                     }
-                    save(&config, &device.state)?;
+                    save(&config, device.state())?;
                     queue.clear();
-                    transport.clear();
+                    // The program that boots may have buffers of another size.
+                    transport = Transport::new(framing, device.buf_size());
+                    buf_count = device.buf_count();
                     let boot = config.boot_time + swap;
                     booting_until = Some(Instant::now() + boot);
                     device_free = Instant::now() + boot;
@@ -556,14 +574,15 @@ fn save(config: &SimConfig, state: &DeviceState) -> Result<(), SimError> {
     Ok(())
 }
 
-fn log_line(device: &ZephyrDevice, rng: &mut impl Rng) -> String {
+fn log_line(device: &Server, rng: &mut impl Rng) -> String {
+    let state = device.state();
     let ms: u32 = rng.gen_range(0..1000);
     format!(
         "[00:{:02}:{:02}.{ms:03},000] <inf> app: {} heartbeat ok, battery {} %\r\n",
-        device.state.boot_count % 60,
+        state.boot_count % 60,
         rng.gen_range(0..60),
-        device.state.model,
-        device.state.battery_percent
+        state.model,
+        state.text("battery_percent")
     )
 }
 

@@ -70,3 +70,90 @@ pub(crate) fn with_seq(mut p: Packet, seq: u8) -> Packet {
     p.header = Header { seq, ..p.header };
     p
 }
+
+/// The SMP server a simulated device runs: its application, or MCUboot's serial recovery.
+#[derive(Debug)]
+pub enum Server {
+    /// A Zephyr application with MCUmgr (swap mode below).
+    Application(crate::zephyr::ZephyrDevice),
+    /// MCUboot's serial recovery, which boots `application` on reset when slot 0 holds a
+    /// valid image.
+    Recovery {
+        /// The bootloader.
+        bootloader: crate::boot_serial::BootSerial,
+        /// The profile of the application, when known.
+        application: Option<Box<fieldkit_profile::Profile>>,
+    },
+}
+
+impl Server {
+    /// The persistent state.
+    pub fn state(&self) -> &crate::state::DeviceState {
+        match self {
+            Server::Application(d) => &d.state,
+            Server::Recovery { bootloader, .. } => &bootloader.state,
+        }
+    }
+
+    /// The size of one SMP buffer, as advertised.
+    pub fn buf_size(&self) -> usize {
+        match self {
+            Server::Application(d) => d.buf_size(),
+            Server::Recovery { bootloader, .. } => bootloader.buf_size(),
+        }
+    }
+
+    /// The number of SMP buffers, as advertised.
+    pub fn buf_count(&self) -> usize {
+        match self {
+            Server::Application(d) => d.buf_count(),
+            Server::Recovery { bootloader, .. } => bootloader.buf_count(),
+        }
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, req: &Packet) -> Reply {
+        match self {
+            Server::Application(d) => d.handle(req),
+            Server::Recovery { bootloader, .. } => bootloader.handle(req),
+        }
+    }
+
+    /// Restarts the device: the bootloader runs, and the application starts if it can.
+    /// From serial recovery, a valid image in slot 0 boots the application (MCUboot enters
+    /// recovery only when asked to, or when there is nothing valid to boot).
+    pub fn reboot(&mut self, faults: &crate::fault::Faults) -> Vec<String> {
+        match self {
+            Server::Application(d) => d.reboot(),
+            Server::Recovery {
+                bootloader,
+                application,
+            } => {
+                let mut events = bootloader.reboot();
+                match application {
+                    Some(app) if bootloader.application_valid() => {
+                        let mut state = bootloader.state.clone();
+                        // The application reports what the bootloader cannot (battery, ...).
+                        for (name, v) in &app.simulator.fields {
+                            state
+                                .fields
+                                .entry(name.clone())
+                                .or_insert_with(|| v.get_ref().clone());
+                        }
+                        events.push(format!(
+                            "slot 0 is valid: MCUboot boots the application ({})",
+                            app.id()
+                        ));
+                        *self = Server::Application(crate::zephyr::ZephyrDevice::new(
+                            (**app).clone(),
+                            state,
+                            faults.clone(),
+                        ));
+                    }
+                    _ => events.push("MCUboot stays in serial recovery".into()),
+                }
+                events
+            }
+        }
+    }
+}

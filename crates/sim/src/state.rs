@@ -1,10 +1,11 @@
 //! The device's persistent state: what survives a reset or a restart of the simulator, as
 //! flash and battery-backed settings survive on a real device.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use fieldkit_mcuboot::{Image, ImageVersion, SignOptions};
-use fieldkit_profile::Profile;
+use fieldkit_profile::{FieldValue, Profile};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -15,18 +16,12 @@ pub struct DeviceState {
     pub profile: String,
     /// Model name the device reports.
     pub model: String,
-    /// Serial number.
-    pub serial: String,
-    /// Hardware revision.
-    pub hardware_revision: String,
     /// Bootloader name.
     pub bootloader: String,
-    /// Bootloader version.
-    pub bootloader_version: String,
-    /// Battery, percent.
-    pub battery_percent: u8,
-    /// Whether therapy is running.
-    pub therapy_running: bool,
+    /// The identity fields the device reports (serial number, battery, ...), by the profile's
+    /// field names.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldValue>,
     /// How many times the device has booted.
     pub boot_count: u64,
     /// MCUboot's hardware security counter: raised to a confirmed image's SEC_CNT, never
@@ -169,28 +164,56 @@ impl DeviceState {
         DeviceState {
             profile: profile.id().to_owned(),
             model: profile.model.clone(),
-            serial: sim.serial.clone(),
-            hardware_revision: sim.hardware_revision.clone(),
             bootloader: sim.bootloader.clone(),
-            bootloader_version: sim.bootloader_version.get_ref().clone(),
-            battery_percent: sim.battery_percent,
-            therapy_running: sim.therapy_running,
+            fields: sim
+                .fields
+                .iter()
+                .map(|(name, v)| (name.clone(), v.get_ref().clone()))
+                .collect(),
             boot_count: 1,
             security_counter: 0,
             images,
         }
     }
 
-    /// Loads a state file.
+    /// Loads a state file. A file written before identity fields were data (with `serial`,
+    /// `battery_percent`, ... at the top) is read into `fields`.
     pub fn load(path: &Path) -> Result<DeviceState, StateError> {
+        let invalid = |e: serde_json::Error| StateError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         let text = std::fs::read(path).map_err(|source| StateError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        serde_json::from_slice(&text).map_err(|e| StateError::Invalid {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
+        if let Some(map) = value.as_object_mut()
+            && !map.contains_key("fields")
+        {
+            let mut fields = serde_json::Map::new();
+            for key in [
+                "serial",
+                "hardware_revision",
+                "bootloader_version",
+                "battery_percent",
+                "therapy_running",
+            ] {
+                if let Some(v) = map.remove(key) {
+                    fields.insert(key.to_owned(), v);
+                }
+            }
+            map.insert("fields".into(), fields.into());
+        }
+        serde_json::from_value(value).map_err(invalid)
+    }
+
+    /// A field's value as text, empty when the device has no such field.
+    pub fn text(&self, field: &str) -> String {
+        self.fields
+            .get(field)
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// Writes the state file atomically (write beside, then rename), as flash writes are

@@ -328,7 +328,10 @@ fn flash_failure_and_reboot_faults() {
 
 #[test]
 fn identity_and_os_groups_answer() {
-    let mut dev = pump(&[Fault::Battery(12), Fault::TherapyRunning]);
+    let mut dev = pump(&[
+        "battery=12".parse().unwrap(),
+        "therapy-running".parse().unwrap(),
+    ]);
     let (map, _) =
         call::<_, fieldkit_wire::smp::vendor::Map>(&mut dev, Op::Read, 64, 0, &os::Empty {});
     let map = map.unwrap();
@@ -441,4 +444,289 @@ fn a_single_image_device_leaves_the_image_number_out() {
     let mut pump = pump(&[]);
     let body = reply_body(&mut pump, 1, Op::Read, image::GROUP, image::STATE, &[0xa0]);
     assert!(body.contains(r#"Text("image")"#), "{body}");
+}
+
+fn monitor_in_recovery() -> crate::smp::Server {
+    let set = ProfileSet::builtin();
+    let profile = set.get("vitalis-monitor-m3-recovery").unwrap().clone();
+    let app = set.get("vitalis-monitor-m3").unwrap().clone();
+    let state = DeviceState::factory(&profile);
+    crate::smp::Server::Recovery {
+        bootloader: crate::boot_serial::BootSerial::new(profile, state, Faults::new(&[])),
+        application: Some(Box::new(app)),
+    }
+}
+
+fn ask<Req: Serialize>(
+    dev: &mut crate::smp::Server,
+    op: Op,
+    group: u16,
+    id: u8,
+    body: &Req,
+) -> String {
+    let reply = dev.handle(&Packet::request(op, group, id, 0, body));
+    let p = reply.packet.expect("a reply");
+    let v: ciborium::Value = ciborium::from_reader(p.body.as_slice()).unwrap();
+    format!("{v:?}")
+}
+
+fn chunk(off: usize, len: Option<usize>, data: &[u8]) -> image::UploadReq {
+    image::UploadReq {
+        len: len.map(|l| l as u32),
+        off: off as u32,
+        data: ByteBuf::from(data.to_vec()),
+        // MCUboot ignores the hash and the upgrade flag.
+        sha: Some(ByteBuf::from(vec![0xee; 32])),
+        upgrade: Some(true),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn serial_recovery_answers_only_what_boot_serial_has() {
+    let mut dev = monitor_in_recovery();
+    let rc8 = r#"Map([(Text("rc"), Integer(Integer(8)))])"#;
+    for (group, id, op) in [
+        (os::GROUP, os::INFO, Op::Read),
+        (os::GROUP, os::BOOTLOADER_INFO, Op::Read),
+        (64, 0, Op::Read),
+        (image::GROUP, image::ERASE, Op::Write),
+        (image::GROUP, 6, Op::Read),
+    ] {
+        assert_eq!(
+            ask(&mut dev, op, group, id, &os::Empty {}),
+            rc8,
+            "{group}/{id}"
+        );
+    }
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            os::GROUP,
+            os::ECHO,
+            &os::EchoReq { d: "hi".into() }
+        ),
+        r#"Map([(Text("r"), Text("hi"))])"#
+    );
+    assert_eq!(
+        ask(&mut dev, Op::Read, os::GROUP, os::PARAMS, &os::Empty {}),
+        r#"Map([(Text("buf_size"), Integer(Integer(1024))), (Text("buf_count"), Integer(Integer(1)))])"#
+    );
+    // The list: slot 0 only (slot 1 is empty), no image number, no splitStatus.
+    let list = ask(
+        &mut dev,
+        Op::Read,
+        image::GROUP,
+        image::STATE,
+        &os::Empty {},
+    );
+    assert!(
+        list.starts_with(
+            r#"Map([(Text("images"), Array([Map([(Text("slot"), Integer(Integer(0)))"#
+        ),
+        "{list}"
+    );
+    assert!(
+        !list.contains("splitStatus") && !list.contains(r#"Text("image")"#),
+        "{list}"
+    );
+    assert!(list.contains(r#"Text("active"), Bool(true)"#), "{list}");
+}
+
+#[test]
+fn serial_recovery_uploads_in_place_in_alignment_units() {
+    let mut dev = monitor_in_recovery();
+    let img = image_bytes("4.1.0", vec![]);
+    let off = |s: &str| -> usize {
+        let needle = r#"Text("off"), Integer(Integer("#;
+        let at = s.find(needle).expect(s) + needle.len();
+        s[at..].split(')').next().unwrap().parse().unwrap()
+    };
+    // No len on the first chunk, or more than the slot holds: rc 3.
+    let rc3 = r#"Map([(Text("rc"), Integer(Integer(3)))])"#;
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::UPLOAD,
+            &chunk(0, None, &img[..64])
+        ),
+        rc3
+    );
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::UPLOAD,
+            &chunk(0, Some(1 << 24), &img[..64])
+        ),
+        rc3
+    );
+    assert!(
+        dev.state().images[0].primary.is_some(),
+        "nothing erased yet"
+    );
+
+    // The first chunk erases slot 0; 989 bytes advance the offset by 988.
+    let first = ask(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &chunk(0, Some(img.len()), &img[..989]),
+    );
+    assert!(
+        first.starts_with(r#"Map([(Text("rc"), Integer(Integer(0))), (Text("off")"#),
+        "{first}"
+    );
+    assert_eq!(off(&first), 988);
+    assert!(
+        dev.state().images[0].primary.is_none(),
+        "the running image is gone"
+    );
+    // A chunk at another offset is answered with the expected one.
+    assert_eq!(
+        off(&ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::UPLOAD,
+            &chunk(2000, None, &img[2000..2100])
+        )),
+        988
+    );
+    // Past len: rc 3.
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::UPLOAD,
+            &chunk(988, None, &vec![0; img.len()])
+        ),
+        rc3
+    );
+    // Offset 0 again starts over.
+    let again = ask(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &chunk(0, Some(img.len()), &img[..512]),
+    );
+    assert_eq!(off(&again), 512);
+    let mut at = 512;
+    let mut last = String::new();
+    while at < img.len() {
+        let end = (at + 333).min(img.len());
+        last = ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::UPLOAD,
+            &chunk(at, None, &img[at..end]),
+        );
+        let next = off(&last);
+        assert!(next == img.len() || next % 4 == 0, "whole units: {next}");
+        at = next;
+    }
+    assert!(!last.contains("match"), "MCUboot never sends match: {last}");
+    let slot0 = dev.state().images[0].primary.clone().unwrap();
+    assert_eq!(slot0.bytes, img);
+    assert_eq!(slot0.version, "4.1.0");
+}
+
+#[test]
+fn serial_recovery_state_writes_mark_the_secondary_pending() {
+    let mut dev = monitor_in_recovery();
+    let state = |h: Option<Vec<u8>>, confirm| image::StateWriteReq {
+        hash: h.map(ByteBuf::from),
+        confirm: Some(confirm),
+    };
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::STATE,
+            &state(Some(vec![1; 31]), false)
+        ),
+        r#"Map([(Text("rc"), Integer(Integer(3)))])"#
+    );
+    assert_eq!(
+        ask(
+            &mut dev,
+            Op::Write,
+            image::GROUP,
+            image::STATE,
+            &state(Some(vec![1; 32]), false)
+        ),
+        r#"Map([(Text("rc"), Integer(Integer(5)))])"#
+    );
+    let hash = hex::decode(&dev.state().images[0].primary.as_ref().unwrap().hash).unwrap();
+    ask(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::STATE,
+        &state(Some(hash), true),
+    );
+    assert_eq!(
+        dev.state().images[0].swap,
+        crate::state::Swap::PendingPermanent
+    );
+}
+
+#[test]
+fn a_reset_boots_the_application_only_from_a_valid_slot_0() {
+    let faults = Faults::new(&[]);
+    // A valid image in slot 0: the application starts, with its own commands.
+    let mut dev = monitor_in_recovery();
+    ask(
+        &mut dev,
+        Op::Write,
+        os::GROUP,
+        os::RESET,
+        &os::ResetReq::default(),
+    );
+    dev.reboot(&faults);
+    assert!(matches!(dev, crate::smp::Server::Application(_)));
+    let info = ask(
+        &mut dev,
+        Op::Read,
+        os::GROUP,
+        os::INFO,
+        &os::InfoReq {
+            format: Some("s".into()),
+        },
+    );
+    assert!(info.contains("Zephyr"), "{info}");
+
+    // An interrupted upload leaves slot 0 erased: the device stays in serial recovery.
+    let mut dev = monitor_in_recovery();
+    let img = image_bytes("4.1.0", vec![]);
+    ask(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &chunk(0, Some(img.len()), &img[..512]),
+    );
+    dev.reboot(&faults);
+    assert!(matches!(dev, crate::smp::Server::Recovery { .. }));
+    // The upload's progress is forgotten: the next chunk is told to start from 0.
+    let rsp = ask(
+        &mut dev,
+        Op::Write,
+        image::GROUP,
+        image::UPLOAD,
+        &chunk(512, None, &img[512..1024]),
+    );
+    assert!(
+        rsp.ends_with(r#"(Text("off"), Integer(Integer(0)))])"#),
+        "{rsp}"
+    );
 }

@@ -1,8 +1,45 @@
 // Connect: the serial ports of this laptop (with USB details and the device model each one
 // matches) and the simulated devices, one per known model.
 
+import type { FieldPrompt } from "../api";
 import type { App } from "../app";
 import { h } from "../dom";
+
+/**
+ * Inputs for the fields of `profile` the device cannot report (a serial number on the rating
+ * plate, whether a patient is connected): the technician states them, and the record says so.
+ */
+function typedInputs(app: App, profile: string, prompts: FieldPrompt[] | undefined): Node | null {
+  if (!prompts || prompts.length === 0) return null;
+  const typed = app.m.typed[profile] ?? {};
+  return h(
+    "fieldset",
+    { class: "typed", id: `typed-${profile}` },
+    h("legend", null, "Read off the device and type (recorded as typed)"),
+    prompts.map((f) => {
+      const id = `typed-${profile}-${f.name}`;
+      const label = f.always ? f.label : `${f.label} (if the device does not report it)`;
+      const input =
+        f.kind === "boolean"
+          ? h(
+              "select",
+              { id, onchange: (e: Event) => app.setTyped(profile, f.name, (e.target as HTMLSelectElement).value) },
+              [
+                ["", "— choose —"],
+                ["true", "yes"],
+                ["false", "no"],
+              ].map(([v, t]) => h("option", { value: v, selected: (typed[f.name] ?? "") === v }, t)),
+            )
+          : h("input", {
+              id,
+              type: f.kind === "integer" ? "number" : "text",
+              value: typed[f.name] ?? "",
+              oninput: (e: Event) => app.setTyped(profile, f.name, (e.target as HTMLInputElement).value),
+            });
+      return h("label", { for: id }, label, " ", input);
+    }),
+  );
+}
 
 export function connectScreen(app: App): Node {
   const d = app.m.devices;
@@ -56,6 +93,7 @@ export function connectScreen(app: App): Node {
                 h(
                   "td",
                   null,
+                  p.profile ? typedInputs(app, p.profile, d.typed_fields[p.profile]) : null,
                   h("button", { class: "primary", disabled: app.busy, onclick: () => void app.connectPort(p.path, p.profile) }, "Connect"),
                 ),
               ),
@@ -84,6 +122,7 @@ export function connectScreen(app: App): Node {
           h("p", null, `${s.vendor} ${s.kind}`),
           h("p", { class: "muted" }, `Serial ${s.serial} · ${s.family === "smp" ? "MCUmgr/SMP" : "text commands + YMODEM"}`),
           s.running ? h("p", { class: "muted mono" }, `Running on ${s.port}`) : null,
+          typedInputs(app, s.profile, d?.typed_fields[s.profile]),
           h(
             "button",
             {

@@ -48,14 +48,22 @@ export function deviceScreen(app: App): Node {
           row("Serial number", h("strong", { id: "device-serial" }, id.serial)),
           row("Hardware revision", id.hardware_revision),
           row("Bootloader", [id.bootloader, id.bootloader_version].filter(Boolean).join(" ") || "not reported"),
-          row(
-            "Battery",
-            id.battery_percent === null ? "not reported" : `${id.battery_percent} %`,
-          ),
-          row(
-            "Therapy",
-            id.therapy_running === null ? "not reported" : id.therapy_running ? h("strong", { class: "bad" }, "RUNNING — do not update") : "not running",
-          ),
+          // Every other field the profile declares, by its label; typed values say so.
+          Object.entries(id.fields)
+            .filter(([name]) => !["model", "serial", "hardware_revision", "bootloader_version"].includes(name))
+            .map(([name, r]) =>
+              h(
+                "tr",
+                { "data-field": name },
+                h("th", { scope: "row" }, r.label),
+                h(
+                  "td",
+                  null,
+                  typeof r.value === "boolean" ? (r.value ? "yes" : "no") : String(r.value),
+                  r.source === "typed" ? h("span", { class: "tag typed", title: "typed by the technician, not read from the device" }, " typed") : null,
+                ),
+              ),
+            ),
           row("Port", h("span", { class: "mono" }, d.port)),
         ),
       ),

@@ -81,6 +81,13 @@ function resultPanel(app: App, run: UpdateRun): Node | null {
       h("p", { id: "update-summary" }, r.summary),
       h("ul", null, r.steps.map((s) => h("li", { "data-verdict": s.verdict.verdict }, `${s.package}: ${s.description}`))),
       h("p", null, `The device now runs: ${running}. Everything is recorded in the audit log.`),
+      run.result.continue_as
+        ? h(
+            "p",
+            { class: "note", id: "continue-as" },
+            `The device restarted from its bootloader into its application. Connect to it again (model profile ${run.result.continue_as}) and run the check: the remaining steps get a test boot there.`,
+          )
+        : null,
       h("button", { onclick: () => void app.go("audit") }, "See the audit log"),
     );
   }

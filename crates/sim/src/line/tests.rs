@@ -62,7 +62,7 @@ fn replies_match_the_profile_patterns() {
         ]
     );
     assert_eq!(ask(&mut dev, "FLY?"), ["ERR UNKNOWN COMMAND"]);
-    let mut busy = analyzer(&[Fault::TherapyRunning]);
+    let mut busy = analyzer(&["therapy-running".parse::<Fault>().unwrap()]);
     assert_eq!(ask(&mut busy, "STATUS?"), ["RUN=1"]);
     assert_eq!(ask(&mut busy, "BOOT UPDATE"), ["ERR BUSY"]);
 }

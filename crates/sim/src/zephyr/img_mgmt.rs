@@ -217,7 +217,7 @@ fn erase(dev: &mut ZephyrDevice, req: &Packet, reply: &mut Reply) -> Packet {
     if slot.is_multiple_of(2) || s.swap != Swap::None {
         return Packet::group_error(h, image::GROUP, IMG_MGMT_ERR_NO_FREE_SLOT);
     }
-    let slot_size = dev.profile.simulator.slot_size as usize;
+    let slot_size = *dev.profile.device.slot_size.get_ref() as usize;
     dev.state
         .image_mut(image_no)
         .expect("checked above")
@@ -272,7 +272,7 @@ fn upload(dev: &mut ZephyrDevice, req: &Packet, reply: &mut Reply) -> Option<Pac
         if slots.swap != Swap::None {
             return err(IMG_MGMT_ERR_NO_FREE_SLOT);
         }
-        if len > dev.profile.simulator.slot_size as usize {
+        if len > *dev.profile.device.slot_size.get_ref() as usize {
             return err(IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE);
         }
         // The slot already holds exactly this image: nothing to send.

@@ -77,7 +77,7 @@ fn info(dev: &ZephyrDevice, format: &str) -> Option<String> {
     let field = |c: char| -> Option<String> {
         Some(match c {
             's' => "Zephyr".into(),
-            'n' => s.serial.clone(),
+            'n' => s.text("serial"),
             'r' => KERNEL_RELEASE.into(),
             'v' => s
                 .images

@@ -1,8 +1,10 @@
-//! The model's own identity group (64 and up), as its profile declares it: one read command
-//! whose reply maps the profile's keys to the device's values. Another command of the group
-//! gets `{"rc": 8}`, as any command Zephyr has no handler for.
+//! The model's own identity group (64 and up), as its profile declares it (`[smp.vendor]`):
+//! one read command whose reply maps each `from = "vendor"` field's key to the device's
+//! value. Another command of the group gets `{"rc": 8}`, as any command Zephyr has no handler
+//! for.
 
 use ciborium::Value;
+use fieldkit_profile::{FieldSource, FieldValue};
 use fieldkit_wire::smp::{MGMT_ERR_ENOTSUP, Op, Packet, vendor};
 
 use super::ZephyrDevice;
@@ -10,17 +12,16 @@ use super::ZephyrDevice;
 /// Whether `group` is the profile's vendor identity group.
 pub(super) fn is_identity_group(dev: &ZephyrDevice, group: u16) -> bool {
     dev.profile
-        .smp
-        .as_ref()
-        .is_some_and(|s| *s.identity.group.get_ref() == group)
+        .vendor_group()
+        .is_some_and(|v| *v.group.get_ref() == group)
 }
 
 pub(super) fn handle(dev: &mut ZephyrDevice, req: &Packet) -> Packet {
     let h = &req.header;
-    let Some(smp) = &dev.profile.smp else {
+    let Some(group) = dev.profile.vendor_group() else {
         return Packet::mgmt_error(h, MGMT_ERR_ENOTSUP);
     };
-    if h.op != Op::Read || h.id != smp.identity.command {
+    if h.op != Op::Read || h.id != group.command {
         return Packet::mgmt_error(h, MGMT_ERR_ENOTSUP);
     }
     // A battery that drains between a check and an update, when the fault asks for it.
@@ -31,21 +32,34 @@ pub(super) fn handle(dev: &mut ZephyrDevice, req: &Packet) -> Packet {
         .map(|(_, p)| p);
     dev.identity_reads += 1;
     let s = &dev.state;
-    let battery = drained.or(dev.faults.battery).unwrap_or(s.battery_percent);
-    let therapy = dev.faults.therapy_running || s.therapy_running;
     let mut map = vendor::Map::new();
-    for (field, key) in &smp.identity.fields {
-        let value = match field.as_str() {
-            "model" => Value::from(s.model.clone()),
-            "serial" => Value::from(s.serial.clone()),
-            "hardware_revision" => Value::from(s.hardware_revision.clone()),
-            "bootloader_version" => Value::from(s.bootloader_version.clone()),
-            "battery_percent" => Value::from(battery),
-            "therapy_running" => Value::from(therapy),
-            "security_counter" => Value::from(s.security_counter),
-            _ => continue,
+    for (name, spec) in &dev.profile.identity {
+        if *spec.from.get_ref() != FieldSource::Vendor {
+            continue;
+        }
+        // A fault overrides what the device would say; the model and MCUboot's security
+        // counter are the device's own.
+        let value = match (dev.faults.fields.get(name), name.as_str()) {
+            (_, "battery_percent") if drained.is_some() => {
+                FieldValue::Int(i64::from(drained.expect("checked")))
+            }
+            (Some(v), _) => v.clone(),
+            (None, "model") => FieldValue::Text(s.model.clone()),
+            (None, "security_counter") => FieldValue::Int(i64::from(s.security_counter)),
+            (None, _) => match s.fields.get(name) {
+                Some(v) => v.clone(),
+                None => continue,
+            },
         };
-        map.insert(key.get_ref().clone(), value);
+        map.insert(spec.key_or(name).to_owned(), cbor(value));
     }
     Packet::response(h, &map)
+}
+
+fn cbor(v: FieldValue) -> Value {
+    match v {
+        FieldValue::Bool(b) => Value::from(b),
+        FieldValue::Int(n) => Value::from(n),
+        FieldValue::Text(t) => Value::from(t),
+    }
 }

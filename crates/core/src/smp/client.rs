@@ -1,5 +1,6 @@
 //! The client side of MCUmgr SMP over a [`Link`]: requests with sequence numbers and
-//! timeouts, replies matched to their requests, damage and silence reported in words.
+//! timeouts, replies matched to their requests, damage and silence reported in words that fit
+//! the evidence (a device that has answered on this link is not "unpowered").
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ pub const READ_ATTEMPTS: u32 = 2;
 #[non_exhaustive]
 pub enum SessionError {
     /// Nothing usable came back in time.
-    #[error("{what}: no reply within {} ms{}", .after.as_millis(), hint(.last_problem))]
+    #[error("{what}: no reply within {} ms{}", .after.as_millis(), hint(.last_problem, *.answered_before))]
     Timeout {
         /// The request.
         what: String,
@@ -31,6 +32,9 @@ pub enum SessionError {
         after: Duration,
         /// The last thing that went wrong on the line while we waited, if anything did.
         last_problem: Option<String>,
+        /// Whether the device had answered an earlier request on this link: then it is
+        /// powered and on this port, and silence means something else.
+        answered_before: bool,
     },
     /// The port closed (cable pulled, device reset its USB).
     #[error("{what}: the device disconnected{}: check the cable, then try again", if *.mid_reply { " in the middle of its reply" } else { "" })]
@@ -60,10 +64,11 @@ pub enum SessionError {
     },
 }
 
-fn hint(last: &Option<String>) -> String {
-    match last {
-        Some(p) => format!(" (last problem on the line: {p})"),
-        None => ": is the device powered, in service mode, and on this port?".into(),
+fn hint(last: &Option<String>, answered_before: bool) -> String {
+    match (last, answered_before) {
+        (Some(p), _) => format!(" (last problem on the line: {p})"),
+        (None, true) => ": the device answered earlier on this port, so it is powered and connected; it may be restarting, busy, or ignoring a request it cannot take".into(),
+        (None, false) => ": is the device powered, in service mode, and on this port?".into(),
     }
 }
 
@@ -86,6 +91,9 @@ pub struct SmpClient<L> {
     decoder: Decoder,
     seq: u8,
     buf: Vec<u8>,
+    /// Whether any SMP reply has come back on this link: the evidence that the device is
+    /// powered and on this port.
+    answered: bool,
 }
 
 impl<L: Link> SmpClient<L> {
@@ -97,7 +105,18 @@ impl<L: Link> SmpClient<L> {
             decoder: Decoder::new(framing, MAX_REPLY),
             seq: 0,
             buf: vec![0; 4096],
+            answered: false,
         }
+    }
+
+    /// Whether the device has answered anything on this link.
+    pub fn has_answered(&self) -> bool {
+        self.answered
+    }
+
+    /// The framing in use.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Gives the link back.
@@ -195,8 +214,12 @@ impl<L: Link> SmpClient<L> {
                     .map_err(frame_problem)
                     .and_then(|b| Packet::decode(&b).map_err(|e| format!("malformed packet: {e}")))
                 {
-                    Ok(p) if requests.iter().any(|r| matches(r, &p.header)) => return Ok(p),
+                    Ok(p) if requests.iter().any(|r| matches(r, &p.header)) => {
+                        self.answered = true;
+                        return Ok(p);
+                    }
                     Ok(p) => {
+                        self.answered = true;
                         let want = requests
                             .first()
                             .map_or((0, 0, 0), |r| (r.seq, r.group, r.id));
@@ -218,6 +241,7 @@ impl<L: Link> SmpClient<L> {
                         what: what.into(),
                         after: timeout,
                         last_problem,
+                        answered_before: self.answered,
                     });
                 }
                 Ok(Ok(0)) => {
