@@ -88,7 +88,7 @@ fn pump_with_serial(serial: &str) -> Sim {
     let first = Sim::start("acme-infusion-p7", &[]);
     let mut state = first.state();
     drop(first);
-    state["serial"] = Value::String(serial.into());
+    state["fields"]["serial"] = Value::String(serial.into());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
@@ -110,7 +110,7 @@ fn an_advisory_lists_exactly_the_pumps_running_an_affected_release_until_one_is_
     let a = Sim::start("acme-infusion-p7", &[]);
     let b = pump_with_serial("P7-DEMO-0002");
     let c = Sim::start("vitalis-monitor-m3", &[]);
-    let serial_a = a.state()["serial"].as_str().unwrap().to_owned();
+    let serial_a = a.state()["fields"]["serial"].as_str().unwrap().to_owned();
     for sim in [&a, &b, &c] {
         fieldkit(h, &["identify", "--port", sim.port()]).ok();
     }

@@ -274,6 +274,13 @@ impl Drop for Sim {
     fn drop(&mut self) {
         // A simulator that stopped by itself broke strict mode (its reason is on stderr).
         let stopped = self.child.try_wait().ok().flatten();
+        if std::thread::panicking() {
+            // A failed run replays: the same seed makes the same random faults.
+            eprintln!(
+                "the simulator's random faults ran from seed {0}: `--seed {0}` replays them",
+                self.seed
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(status) = stopped

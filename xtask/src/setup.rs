@@ -31,6 +31,9 @@ const PIP: &[(&str, &str)] = &[
     ("smpclient.transport.serial", "smpclient[serial]"),
 ];
 
+/// The mcumgrctl release the interop tests and the benchmark are written against.
+const MCUMGRCTL: &str = "0.20.0";
+
 pub(crate) fn run() -> anyhow::Result<()> {
     let missing: Vec<&str> = APT.iter().copied().filter(|p| !dpkg_installed(p)).collect();
     apt_install(&missing)?;
@@ -73,6 +76,18 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .is_ok_and(|o| o.status.success())
     {
         run_cmd("cargo", &["install", "tauri-driver", "--locked"])?;
+    }
+    // The interop tests and the upload benchmark drive mcumgrctl (crate mcumgr-toolkit), a
+    // third-party SMP client, against the simulator; the version whose JSON they read.
+    if !Command::new("mcumgrctl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(MCUMGRCTL))
+    {
+        run_cmd(
+            "cargo",
+            &["install", "mcumgrctl", "--version", MCUMGRCTL, "--locked"],
+        )?;
     }
     Ok(())
 }

@@ -64,25 +64,28 @@ impl Drop for SimProcess {
     }
 }
 
-/// Starts the pump simulator at `baud` with `latency_ms` of turnaround; returns its port.
+/// Starts a simulator of `profile` at `baud` with `latency_ms` of turnaround; returns its
+/// port.
 pub(crate) fn start_sim(
     bin: &Path,
     dir: &Path,
+    profile: &str,
     baud: u32,
     latency_ms: u32,
 ) -> anyhow::Result<(SimProcess, String)> {
     let mut child = Command::new(bin)
         .args([
             "sim",
+            "--strict",
             "--profile",
-            "acme-infusion-p7",
+            profile,
             "--baud",
             &baud.to_string(),
             "--latency-ms",
             &latency_ms.to_string(),
             "--port-link",
         ])
-        .arg(dir.join(format!("bench-{baud}-{latency_ms}.tty")))
+        .arg(dir.join(format!("bench-{profile}-{baud}-{latency_ms}.tty")))
         .stdout(Stdio::piped())
         .spawn()
         .context("start the simulator")?;
@@ -106,7 +109,7 @@ pub(crate) fn round_trips(rows: &mut Rows) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     for baud in [115_200u32, 921_600] {
-        let (_sim, port) = start_sim(&bin, &dir, baud, 0)?;
+        let (_sim, port) = start_sim(&bin, &dir, "acme-infusion-p7", baud, 0)?;
         let req = os::EchoReq {
             d: "fieldkit".into(),
         };

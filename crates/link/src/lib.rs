@@ -125,6 +125,9 @@ pub fn usb_serial_number(path: &Path) -> Option<String> {
         })
 }
 
+/// How long [`open`] waits for a port another program holds.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// An open serial port.
 pub type SerialLink = tokio_serial::SerialStream;
 
@@ -160,12 +163,29 @@ pub fn open(path: &Path, line: &LineSettings) -> Result<SerialLink, LinkError> {
         .parity(parity)
         .stop_bits(stop_bits)
         .flow_control(flow);
+    // A port another program holds (`flock`) is busy, not missing: that program may be just
+    // closing it (a tool run that ended, a child process between fork and exec still holding
+    // our descriptor), so a busy port is tried again for a moment before it is reported.
+    let busy_until = std::time::Instant::now() + BUSY_PATIENCE;
     #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut stream =
-        tokio_serial::SerialStream::open(&builder).map_err(|source| LinkError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+    let mut stream = loop {
+        match tokio_serial::SerialStream::open(&builder) {
+            Ok(s) => break s,
+            Err(e)
+                if e.kind() == serialport::ErrorKind::NoDevice
+                    && path.exists()
+                    && std::time::Instant::now() < busy_until =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(LinkError::Open {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    };
     // Exclusive access would stop a second tool (or the simulator's own keep-alive handle)
     // from sharing a pseudo-terminal; real ports are protected by the OS's device locking.
     #[cfg(unix)]
