@@ -72,6 +72,7 @@ const HASH_ALGS: [(&str, usize); 12] = [
     ("BLAKE3", 64),
 ];
 
+/// Component types of CycloneDX 1.5; 1.6 adds [`CRYPTOGRAPHIC_ASSET`].
 const COMPONENT_TYPES: [&str; 12] = [
     "application",
     "framework",
@@ -86,6 +87,9 @@ const COMPONENT_TYPES: [&str; 12] = [
     "machine-learning-model",
     "data",
 ];
+
+/// The component type CycloneDX 1.6 added (a CBOM's algorithms, keys and certificates).
+const CRYPTOGRAPHIC_ASSET: &str = "cryptographic-asset";
 
 fn str_field<'a>(v: &'a Value, field: &str, at: &str) -> Result<&'a str> {
     match v.get(field) {
@@ -118,12 +122,13 @@ fn purl_ok(purl: &str) -> bool {
     ty_ok && !name.is_empty() && !name.ends_with('/')
 }
 
-fn component(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
+fn component(v: &Value, spec: &str, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
     let ty = str_field(v, "type", at)?;
-    if !COMPONENT_TYPES.contains(&ty) {
+    let known = COMPONENT_TYPES.contains(&ty) || (spec == "1.6" && ty == CRYPTOGRAPHIC_ASSET);
+    if !known {
         return Err(bad(
             format!("{at}.type = {ty}"),
-            "a CycloneDX component type",
+            format!("a CycloneDX {spec} component type"),
         ));
     }
     let name = str_field(v, "name", at)?.to_owned();
@@ -198,17 +203,17 @@ fn component(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
         hashes: hash_list,
     });
     if let Some(nested) = v.get("components") {
-        components(nested, at, out)?;
+        components(nested, spec, at, out)?;
     }
     Ok(())
 }
 
-fn components(v: &Value, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
+fn components(v: &Value, spec: &str, at: &str, out: &mut Vec<SbomComponent>) -> Result<()> {
     let list = v
         .as_array()
         .ok_or_else(|| bad(format!("{at}.components = {v}"), "an array"))?;
     for (i, c) in list.iter().enumerate() {
-        component(c, &format!("{at}.components[{i}]"), out)?;
+        component(c, spec, &format!("{at}.components[{i}]"), out)?;
     }
     Ok(())
 }
@@ -249,10 +254,10 @@ pub fn validate_sbom(bytes: &[u8]) -> Result<SbomSummary> {
     if let Some(meta) = v.get("metadata")
         && let Some(c) = meta.get("component")
     {
-        component(c, "sbom.metadata.component", &mut out)?;
+        component(c, spec, "sbom.metadata.component", &mut out)?;
     }
     match v.get("components") {
-        Some(c) => components(c, "sbom", &mut out)?,
+        Some(c) => components(c, spec, "sbom", &mut out)?,
         None => return Err(bad("no components", "a components array")),
     }
     if out.is_empty() {
@@ -323,6 +328,10 @@ mod tests {
             &GOOD.replace("firmware", "gadget"),
             Err("component type"),
         );
+        // 1.6 added cryptographic assets (a CBOM inside the SBOM); 1.5 has none.
+        let crypto = GOOD.replace("firmware", "cryptographic-asset");
+        check("1.6", &crypto, Ok(1));
+        check("1.5", &crypto, Err("a CycloneDX 1.5 component type"));
         let nested = GOOD.replace(
             r#""type":"firmware","#,
             &format!(r#""type":"firmware","components":[{}],"#, GOOD),

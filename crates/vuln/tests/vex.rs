@@ -326,3 +326,112 @@ fn a_purl_with_a_vers_range_is_a_range_scope() {
         assert!(e.contains(says), "{bad}: {e}");
     }
 }
+
+/// The shapes published VEX documents take that fieldkit's own examples do not: the CSAF VEX
+/// profile's examples scope products by `vers:all/*` and by `vers:generic/...`, and CycloneDX's
+/// examples point into the SBOM the VEX was written for by BOM-Link
+/// (`urn:cdx:SERIAL/VERSION#BOM-REF`). (Checked against the CSAF 2.0 VEX examples, the
+/// CycloneDX VEX use cases and vexctl's OpenVEX test data: every document imports; what cannot
+/// be placed on a device is skipped with the reason.)
+#[test]
+fn published_shapes_import_and_say_what_they_cannot_place() {
+    let csaf = serde_json::json!({
+        "document": {
+            "category": "csaf_vex",
+            "csaf_version": "2.0",
+            "publisher": {"category": "vendor", "name": "Acme Medical ProductCERT", "namespace": "https://psirt.acme-medical.example"},
+            "title": "Mbed TLS in the P7 app",
+            "tracking": {
+                "current_release_date": "2026-11-02T09:00:00.000Z",
+                "generator": {"date": "2026-11-02T09:00:00.000Z", "engine": {"name": "Secvisogram", "version": "1.11.0"}},
+                "id": "ACME-VEX-2026-0007",
+                "initial_release_date": "2026-11-02T09:00:00.000Z",
+                "revision_history": [{"date": "2026-11-02T09:00:00.000Z", "number": "1", "summary": "Initial version."}],
+                "status": "final",
+                "version": "1"
+            }
+        },
+        "product_tree": {"branches": [{
+            "category": "vendor", "name": "Acme Medical",
+            "branches": [{
+                "category": "product_name", "name": "P7 app",
+                "branches": [
+                    {
+                        "category": "product_version_range", "name": "vers:all/*",
+                        "product": {
+                            "name": "P7 app, every release", "product_id": "P7-APP-ALL",
+                            "product_identification_helper": {"purl": APP}
+                        }
+                    },
+                    {
+                        "category": "product_version_range", "name": "vers:generic/>=2.9|<=4.1",
+                        "product": {
+                            "name": "P7 app 2.9 to 4.1", "product_id": "P7-APP-GENERIC",
+                            "product_identification_helper": {"purl": APP}
+                        }
+                    }
+                ]
+            }]
+        }]},
+        "vulnerabilities": [{
+            "cve": "CVE-2024-45159",
+            "product_status": {"known_not_affected": ["P7-APP-ALL"], "known_affected": ["P7-APP-GENERIC"]},
+            "flags": [{"label": "vulnerable_code_not_in_execute_path", "product_ids": ["P7-APP-ALL"]}],
+            "remediations": [{"category": "vendor_fix", "details": "Install 3.0.1.", "product_ids": ["P7-APP-GENERIC"]}]
+        }]
+    });
+    let doc = vex::parse("csaf.json", csaf.to_string().as_bytes(), &Limits::default()).unwrap();
+    // `vers:all/*` is every release; the generic range is not refused with the document.
+    assert_eq!(doc.statements.len(), 1, "{:?}", doc.statements);
+    assert_eq!(doc.statements[0].product.versions, Versions::Any);
+    assert_eq!(state(&doc, "2.3.1"), Some(State::NotAffected));
+    assert_eq!(state(&doc, "9.0.0"), Some(State::NotAffected));
+    assert_eq!(doc.skipped.len(), 1, "{:?}", doc.skipped);
+    assert!(
+        doc.skipped[0].reason.contains(
+            "product_tree.branches[0].branches[0].branches[1].name: fieldkit cannot evaluate the version range"
+        ) && doc.skipped[0].reason.contains("generic"),
+        "{:?}",
+        doc.skipped
+    );
+
+    let cdx = serde_json::json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.4",
+        "version": 1,
+        "metadata": {"timestamp": "2026-11-02T09:00:00Z", "component": {"name": "P7 app", "type": "firmware", "bom-ref": "p7-app", "purl": APP}},
+        "vulnerabilities": [{
+            "id": "CVE-2024-45159",
+            "source": {"name": "NVD", "url": "https://nvd.nist.gov/vuln/detail/CVE-2024-45159"},
+            "ratings": [{"source": {"name": "NVD"}, "score": 9.8, "severity": "critical", "method": "CVSSv31", "vector": "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+            "analysis": {"state": "not_affected", "justification": "code_not_reachable", "response": ["will_not_fix", "update"], "detail": "Never verifies chains with that key usage."},
+            "affects": [
+                // Into the SBOM, whose bom-ref is the purl (as SBOM tools write it).
+                {"ref": format!("urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1#{APP}@2.3.1")},
+                // Into the SBOM, by a name only that SBOM knows.
+                {"ref": "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1#acme-product-1"},
+                // This document's product, with a range fieldkit cannot order.
+                {"ref": "p7-app", "versions": [{"range": "vers:generic/>=2.9|<=4.1", "status": "unaffected"}]}
+            ]
+        }]
+    });
+    let doc = vex::parse("cdx.json", cdx.to_string().as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(doc.statements.len(), 1, "{:?}", doc.statements);
+    assert_eq!(state(&doc, "2.3.1"), Some(State::NotAffected));
+    assert_eq!(state(&doc, "2.4.0"), None);
+    let reasons: Vec<String> = doc
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.at, s.reason))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("vulnerabilities[0].affects[1].ref: ")
+            && reasons[0].contains("neither a bom-ref of this document nor a purl"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("vulnerabilities[0].affects[2].versions[0].range: fieldkit cannot evaluate the version range"),
+        "{reasons:?}"
+    );
+}

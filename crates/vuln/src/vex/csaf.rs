@@ -4,8 +4,10 @@
 //! `relationships` (a component `default_component_of` a product: the statement is about that
 //! product, limited to that component). A product is identified by the purl of its
 //! `product_identification_helper` and by its file hashes; a product under a
-//! `product_version_range` branch whose name is a `vers:` range covers that range, under a
-//! `product_version` branch that version. `product_status` gives the state
+//! `product_version_range` branch whose name is a `vers:` range covers that range
+//! (`vers:all/*` every version), under a `product_version` branch that version. A range
+//! fieldkit cannot evaluate (a `vls` range, a `vers:` scheme it cannot order) skips the
+//! products under it, with the reason, and the rest of the document is read. `product_status` gives the state
 //! (`known_not_affected`; `known_affected`, `first_affected`, `last_affected`; `fixed`,
 //! `first_fixed`; `under_investigation`), `flags` the justification, `threats` of category
 //! `impact` the impact statement, `remediations` the action. The `csaf` crates were not used:
@@ -21,7 +23,6 @@ use super::{Document, Format, Justification, Scope, Skipped, State, Statement, V
 use crate::component::Hash;
 use crate::error::{Result, VulnError};
 use crate::limits::Limits;
-use crate::version::VersRange;
 
 #[derive(Deserialize)]
 struct Csaf {
@@ -299,34 +300,34 @@ fn helper_scope(
     }
 }
 
-fn walk(
-    document: &str,
-    branches: &[Branch],
-    at: &str,
-    versions: Option<Versions>,
-    out: &mut HashMap<String, Product>,
-) -> Result<()> {
+/// The versions the branches above a product name: none yet, some, or a range fieldkit cannot
+/// evaluate (a `vls` range, CSAF's older notation, or a `vers:` scheme without an ordering
+/// here), which makes every product below it skipped, with the reason.
+type Inherited = Option<std::result::Result<Versions, String>>;
+
+fn walk(branches: &[Branch], at: &str, versions: Inherited, out: &mut HashMap<String, Product>) {
     for (i, b) in branches.iter().enumerate() {
         let here = format!("{at}[{i}]");
         let versions = match b.category {
-            BranchCategory::ProductVersion => Some(Versions::Exact(b.name.clone())),
+            BranchCategory::ProductVersion => Some(Ok(Versions::Exact(b.name.clone()))),
             BranchCategory::ProductVersionRange if b.name.starts_with("vers:") => {
-                Some(Versions::Range(VersRange::parse(&b.name).map_err(|e| {
-                    VulnError::refused(document, format!("{here}.name"), e, "a vers range")
-                })?))
+                Some(Versions::from_vers(&b.name).map_err(|e| {
+                    format!("{here}.name: fieldkit cannot evaluate the version range: {e}")
+                }))
             }
-            BranchCategory::ProductVersionRange => {
-                // A `vls` range (CSAF's older notation) is not something fieldkit can evaluate;
-                // such products are reported as skipped.
-                None
-            }
+            BranchCategory::ProductVersionRange => Some(Err(format!(
+                "{here}.name: version range {:?} is not a vers: range",
+                b.name
+            ))),
             _ => versions.clone(),
         };
         if let Some(p) = &b.product {
-            let scope = if b.category == BranchCategory::ProductVersionRange && versions.is_none() {
-                Err(format!("version range {:?} is not a vers: range", b.name))
-            } else {
-                helper_scope(p.product_identification_helper.as_ref(), versions.clone())
+            let scope = match &versions {
+                Some(Err(reason)) => Err(reason.clone()),
+                Some(Ok(v)) => {
+                    helper_scope(p.product_identification_helper.as_ref(), Some(v.clone()))
+                }
+                None => helper_scope(p.product_identification_helper.as_ref(), None),
             };
             out.insert(
                 p.product_id.clone(),
@@ -336,15 +337,8 @@ fn walk(
                 },
             );
         }
-        walk(
-            document,
-            &b.branches,
-            &format!("{here}.branches"),
-            versions,
-            out,
-        )?;
+        walk(&b.branches, &format!("{here}.branches"), versions, out);
     }
-    Ok(())
 }
 
 pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Document> {
@@ -361,13 +355,7 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
     let timestamp = Some(csaf.document.tracking.current_release_date);
     let tree = csaf.product_tree.unwrap_or_default();
     let mut products = HashMap::new();
-    walk(
-        document,
-        &tree.branches,
-        "product_tree.branches",
-        None,
-        &mut products,
-    )?;
+    walk(&tree.branches, "product_tree.branches", None, &mut products);
     for p in &tree.full_product_names {
         products.insert(
             p.product_id.clone(),

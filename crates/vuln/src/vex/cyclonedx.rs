@@ -8,7 +8,10 @@
 //! `code_not_reachable` -> not in execute path, `requires_configuration`/`_dependency`/
 //! `_environment` -> cannot be controlled by adversary, `protected_*` -> inline mitigations;
 //! the original word is kept in the detail. `affects[].ref` is resolved through the document's
-//! components (`bom-ref` -> purl); a ref that is itself a purl is used as is.
+//! components (`bom-ref` -> purl); a ref that is itself a purl is used as is, and so is the
+//! bom-ref of a BOM-Link (`urn:cdx:SERIAL/VERSION#BOM-REF`) into the SBOM the VEX was written
+//! for. A version range in a scheme fieldkit cannot order is skipped with the reason: the
+//! advisory decides those versions.
 
 use std::collections::HashMap;
 
@@ -19,7 +22,6 @@ use super::{Document, Format, Justification, Scope, Skipped, State, Statement, V
 use crate::component::Hash;
 use crate::error::{Result, VulnError};
 use crate::limits::Limits;
-use crate::version::VersRange;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,6 +230,12 @@ fn collect<'a>(c: &'a BomComponent, refs: &mut HashMap<&'a str, &'a BomComponent
     }
 }
 
+/// The bom-ref a BOM-Link (`urn:cdx:SERIAL/VERSION#BOM-REF`) points at, if `reference` is one.
+fn bom_link_ref(reference: &str) -> Option<&str> {
+    let (_, fragment) = reference.strip_prefix("urn:cdx:")?.split_once('#')?;
+    (!fragment.is_empty()).then_some(fragment)
+}
+
 pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Document> {
     let bom: Bom = crate::json::parse(document, bytes, limits)?;
     let (BomFormat::CycloneDX, SpecVersion::V14 | SpecVersion::V15 | SpecVersion::V16) =
@@ -307,7 +315,11 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
         }
         for (j, a) in v.affects.iter().enumerate() {
             let at = format!("{at}.affects[{j}]");
-            let (purl, hashes, own_version) = match refs.get(a.reference.as_str()) {
+            // A BOM-Link (`urn:cdx:SERIAL/VERSION#BOM-REF`) names a component of another BOM,
+            // the SBOM the VEX was written for: its bom-ref is used, which SBOM tools often
+            // make the component's purl.
+            let reference = bom_link_ref(&a.reference).unwrap_or(&a.reference);
+            let (purl, hashes, own_version) = match refs.get(reference) {
                 Some(c) => (
                     c.purl.clone(),
                     c.hashes
@@ -316,8 +328,8 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
                         .collect::<Vec<_>>(),
                     c.version.clone(),
                 ),
-                None if a.reference.starts_with("pkg:") => {
-                    (Some(a.reference.clone()), Vec::new(), None)
+                None if reference.starts_with("pkg:") => {
+                    (Some(reference.to_owned()), Vec::new(), None)
                 }
                 None => {
                     skipped.push(Skipped {
@@ -368,9 +380,20 @@ pub(super) fn parse(document: &str, bytes: &[u8], limits: &Limits) -> Result<Doc
                     let vat = format!("{at}.versions[{k}]");
                     let versions = match (&ver.version, &ver.range) {
                         (Some(v), None) => Versions::Exact(v.clone()),
-                        (None, Some(r)) => Versions::Range(VersRange::parse(r).map_err(|e| {
-                            VulnError::refused(document, format!("{vat}.range"), e, "a vers range")
-                        })?),
+                        (None, Some(r)) => match Versions::from_vers(r) {
+                            Ok(v) => v,
+                            // A range fieldkit cannot order covers nothing here: the advisory
+                            // decides for those versions, and the import says so.
+                            Err(e) => {
+                                skipped.push(Skipped {
+                                    at: format!("{vat}.range"),
+                                    reason: format!(
+                                        "fieldkit cannot evaluate the version range: {e}"
+                                    ),
+                                });
+                                continue;
+                            }
+                        },
                         _ => {
                             return Err(VulnError::refused(
                                 document,

@@ -103,6 +103,18 @@ pub enum Versions {
     Range(VersRange),
 }
 
+impl Versions {
+    /// The versions a `vers:` specifier names: `vers:all/*` (the specification's one spelling
+    /// of "every version", which CSAF VEX documents use) is [`Versions::Any`]; anything else is
+    /// a range in a scheme [`VersRange`] can order, or an error saying why not.
+    pub fn from_vers(text: &str) -> std::result::Result<Versions, String> {
+        if text == "vers:all/*" {
+            return Ok(Versions::Any);
+        }
+        VersRange::parse(text).map(Versions::Range)
+    }
+}
+
 /// The product (or subcomponent) a statement is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scope {
@@ -131,7 +143,7 @@ impl Scope {
             }
             return Ok(Scope {
                 package: Some(package),
-                versions: Versions::Range(VersRange::parse(range)?),
+                versions: Versions::from_vers(range)?,
                 hashes: Vec::new(),
             });
         }
