@@ -4,6 +4,7 @@
 //
 //   FIELDKIT_APP      the fieldkit-app binary
 //   FIELDKIT_HUB      the fieldkit-hub binary
+//   FIELDKIT_CLI      the fieldkit binary (the CLI, and the simulator it runs)
 //   TAURI_DRIVER      tauri-driver (default: on PATH)
 //   FIELDKIT_SCREENSHOTS  optional: a folder to save a screenshot of every screen into
 //
@@ -23,6 +24,7 @@ import { createInterface } from "node:readline";
 
 const APP = process.env.FIELDKIT_APP;
 const HUB = process.env.FIELDKIT_HUB;
+const CLI = process.env.FIELDKIT_CLI;
 const DRIVER = process.env.TAURI_DRIVER || "tauri-driver";
 const SHOTS = process.env.FIELDKIT_SCREENSHOTS;
 
@@ -178,6 +180,24 @@ async function startAndRead(cmd, args, pattern, env) {
   return { child, match };
 }
 
+/**
+ * Starts `fieldkit sim` for a factory-fresh device and resolves with its port (the first line
+ * it prints) once it is listening; its further output is read and dropped.
+ */
+async function startSim(profile, dir) {
+  const link = join(dir, `${profile}.port`);
+  const child = spawn(CLI, ["sim", "--profile", profile, "--state", join(dir, `${profile}.json`), "--port-link", link], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const first = once(lines, "line");
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`fieldkit sim exited (${code}) before it was listening`);
+  });
+  const [port] = await Promise.race([first, exited]);
+  return { child, port: port.trim() };
+}
+
 /** Waits until the WebDriver server answers /status (it prints nothing when ready). */
 async function driverReady(base, child) {
   let exited = false;
@@ -197,6 +217,7 @@ async function driverReady(base, child) {
 test("a technician's visit: connect, identify, import, refused and passing checks, update, audit, sync", { timeout: 600_000 }, async (t) => {
   assert.ok(APP, "FIELDKIT_APP must name the fieldkit-app binary");
   assert.ok(HUB, "FIELDKIT_HUB must name the fieldkit-hub binary");
+  assert.ok(CLI, "FIELDKIT_CLI must name the fieldkit binary");
   const dir = mkdtempSync(join(tmpdir(), "fieldkit-app-e2e-"));
   const home = join(dir, "home");
   const children = [];
@@ -301,6 +322,30 @@ test("a technician's visit: connect, identify, import, refused and passing check
   const result = await s.waitFor("the update to finish", "return document.querySelector('#update-result, #update-error')?.innerText");
   assert.match(result, /Update complete/, result);
   await s.screenshot("update-done");
+
+  // The screen renders the value core decided, as the CLI's `--json` does: a second pump,
+  // factory-fresh, updated by the CLI from this home, ends with the same steps, verdicts,
+  // descriptions and summary as the screen shows.
+  const screen = await s.script(
+    `return {
+       summary: document.getElementById('update-summary').textContent,
+       steps: [...document.querySelectorAll('#update-result li')].map((li) => ({ verdict: li.dataset.verdict, text: li.textContent })),
+     }`,
+  );
+  const second = await startSim("acme-infusion-p7", dir);
+  children.push(second.child);
+  const out = execFileSync(CLI, ["--home", home, "--json", "update", "--port", second.port, "--yes"], {
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+  });
+  const cli = JSON.parse(out.trim().split("\n").pop()).result;
+  assert.equal(cli.completed, true);
+  assert.equal(screen.summary, cli.summary);
+  assert.deepEqual(
+    screen.steps,
+    cli.steps.map((st) => ({ verdict: st.verdict.verdict, text: `${st.package}: ${st.description}` })),
+  );
+  assert.equal(screen.steps.length, 3, "the demo pump's three-step plan");
 
   // The audit log has every step, with who did it and where.
   await s.go("audit");

@@ -90,6 +90,8 @@ pub(crate) fn e2e(screenshots: Option<&Path>) -> anyhow::Result<()> {
             "fieldkit-app",
             "--package",
             "fieldkit-hub",
+            "--package",
+            "fieldkit",
         ],
     )?;
     let display = Xvfb::start_if_needed()?;
@@ -100,6 +102,7 @@ pub(crate) fn e2e(screenshots: Option<&Path>) -> anyhow::Result<()> {
         .env("DISPLAY", &display.display)
         .env("FIELDKIT_APP", bin.join("fieldkit-app"))
         .env("FIELDKIT_HUB", bin.join("fieldkit-hub"))
+        .env("FIELDKIT_CLI", bin.join("fieldkit"))
         .env("TAURI_DRIVER", tauri_driver());
     if let Some(dir) = screenshots {
         cmd.env("FIELDKIT_SCREENSHOTS", dir);
