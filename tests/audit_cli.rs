@@ -157,7 +157,11 @@ fn sync_pins_the_hubs_key_uploads_and_refuses_a_rogue_hub() {
         ],
     );
     assert!(!ok && err.contains("nothing was pinned"), "{err}");
-    assert_eq!(rt.block_on(store.count(&Default::default())).unwrap(), 0);
+    assert_eq!(
+        rt.block_on(store.count(&Default::default(), u64::MAX))
+            .unwrap(),
+        0
+    );
 
     let (ok, _, err) = fieldkit(
         dir.path(),
@@ -180,7 +184,11 @@ fn sync_pins_the_hubs_key_uploads_and_refuses_a_rogue_hub() {
         serde_json::from_str::<Value>(&out).unwrap()["acked_size"],
         3
     );
-    assert_eq!(rt.block_on(store.count(&Default::default())).unwrap(), 3);
+    assert_eq!(
+        rt.block_on(store.count(&Default::default(), u64::MAX))
+            .unwrap(),
+        3
+    );
     let (ok, out, _) = fieldkit(dir.path(), &["audit", "verify"]);
     assert!(
         ok && out.contains("1 hub receipts checked, 3 acknowledged"),
@@ -210,7 +218,8 @@ fn sync_pins_the_hubs_key_uploads_and_refuses_a_rogue_hub() {
     );
     assert_eq!(log.acked_size().unwrap(), 3);
     assert_eq!(
-        rt.block_on(rogue_store.count(&Default::default())).unwrap(),
+        rt.block_on(rogue_store.count(&Default::default(), u64::MAX))
+            .unwrap(),
         0
     );
 

@@ -11,7 +11,8 @@
 //! (`script`), as typed at a terminal, with `yes` typed for `fieldkit update`'s confirmation.
 //!
 //! After the tour the home it filled is checked: every directory `0700`, every file `0600`;
-//! and so are the hub's database (with its `-wal` and `-shm`) and its key file.
+//! and so are the hub's database (with its `-wal` and `-shm`) and its key file. The tour runs
+//! twice: as written (SQLite), and with the hub on a real PostgreSQL server.
 
 mod support;
 
@@ -76,6 +77,28 @@ fn free_port() -> u16 {
 
 #[test]
 fn the_readme_tour_works_as_written_and_leaves_a_private_home() {
+    tour(None);
+}
+
+/// The same tour with the hub on PostgreSQL, as the README's fleet section runs it: every
+/// `--db sqlite:hub.db` names a database of its own on a real server instead, and the hub's key
+/// is the file `FIELDKIT_HUB_KEY` names. What the laptop synced is then read back from that
+/// database.
+#[test]
+fn the_readme_tour_works_with_the_hub_on_postgresql() {
+    let pg = fieldkit_testpg::Pg::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(pg.base().create());
+    tour(Some(&url));
+    let stored = rt.block_on(async {
+        let store = fieldkit_hub::open_store(&url).await.unwrap();
+        store.count(&Default::default(), u64::MAX).await.unwrap()
+    });
+    assert!(stored > 0, "the tour's sync landed in PostgreSQL");
+}
+
+/// Runs the tour; `postgres` is the hub's database URL when the hub runs on PostgreSQL.
+fn tour(postgres: Option<&str>) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin_dir = Path::new(support::bin()).parent().unwrap().to_owned();
     assert!(
@@ -90,6 +113,12 @@ fn the_readme_tour_works_as_written_and_leaves_a_private_home() {
 
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+    if postgres.is_some() {
+        env.insert(
+            "FIELDKIT_HUB_KEY".into(),
+            dir.join("hub-key.pem").display().to_string(),
+        );
+    }
     let mut background = Background(Vec::new());
     let mut outputs: Vec<(String, String)> = Vec::new();
 
@@ -106,6 +135,10 @@ fn the_readme_tour_works_as_written_and_leaves_a_private_home() {
                     "tests/interop/",
                     &format!("{}/tests/interop/", repo.display()),
                 );
+            let line = match postgres {
+                Some(url) => line.replace("sqlite:hub.db", url),
+                None => line,
+            };
             if let Some(assignments) = line.strip_prefix("export ") {
                 for a in assignments.split_whitespace() {
                     let (k, v) = a.split_once('=').expect("export NAME=VALUE");
@@ -214,10 +247,20 @@ fn the_readme_tour_works_as_written_and_leaves_a_private_home() {
         })
         .collect();
     hub_files.sort();
+    let expected = match postgres {
+        Some(_) => vec![dir.join("hub-key.pem")],
+        None => vec![dir.join("hub.db"), dir.join("hub-key.pem")],
+    };
     assert!(
-        hub_files.contains(&dir.join("hub.db")) && hub_files.contains(&dir.join("hub-key.pem")),
+        expected.iter().all(|f| hub_files.contains(f)),
         "{hub_files:?}"
     );
+    if postgres.is_some() {
+        assert_eq!(
+            hub_files, expected,
+            "no SQLite file beside a PostgreSQL hub"
+        );
+    }
     for f in hub_files {
         assert_eq!(
             fieldkit_private::find_not_private(&f).unwrap(),

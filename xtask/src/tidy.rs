@@ -40,9 +40,15 @@ const IO_CRATES: [&str; 4] = ["tokio", "rusqlite", "serialport", "tokio-serial"]
 /// Crates that open ports, and the only workspace crate allowed to depend on them directly.
 const PORT_CRATES: [&str; 2] = ["serialport", "tokio-serial"];
 const PORT_OWNER: &str = "fieldkit-link";
-/// Database drivers, and the workspace crates that may depend on them directly.
+/// Database drivers, and the workspace crates that may depend on them directly (`testpg` runs
+/// the PostgreSQL server of the hub's tests and benchmarks).
 const DB_CRATES: [&str; 3] = ["rusqlite", "tokio-postgres", "postgres"];
-const DB_OWNERS: [&str; 3] = ["fieldkit-audit", "fieldkit-hub", "fieldkit-bench"];
+const DB_OWNERS: [&str; 4] = [
+    "fieldkit-audit",
+    "fieldkit-hub",
+    "fieldkit-bench",
+    "fieldkit-testpg",
+];
 /// What `core` may not have anywhere below it.
 const NOT_IN_CORE: [&str; 4] = ["tauri", "clap", "indicatif", "axum"];
 
@@ -455,7 +461,7 @@ mod tests {
         assert_eq!(
             p,
             [
-                "only fieldkit-audit, fieldkit-hub, fieldkit-bench touch a database, but fieldkit-core depends on rusqlite directly",
+                "only fieldkit-audit, fieldkit-hub, fieldkit-bench, fieldkit-testpg touch a database, but fieldkit-core depends on rusqlite directly",
                 "only fieldkit-link opens ports, but fieldkit-sim depends on serialport directly",
                 "fieldkit-core knows nothing of tauri, clap, indicatif, axum, but depends on clap",
             ]

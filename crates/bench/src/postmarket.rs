@@ -38,9 +38,7 @@ use serde_json::json;
 
 use crate::Rows;
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../hub/tests/support/pg.rs"]
-mod pg;
+use fieldkit_testpg as pg;
 
 const DEVICES: usize = 100_000;
 const PRODUCTS: usize = 10;

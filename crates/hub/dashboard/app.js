@@ -174,9 +174,11 @@ async function loadTimeline() {
   const tbody = $("#entries tbody");
   tbody.replaceChildren();
   $("#timeline-count").textContent =
-    page.total === page.entries.length
-      ? `${page.total} entries`
-      : `Showing the latest ${page.entries.length} of ${page.total} entries`;
+    page.more
+      ? `Showing the latest ${page.entries.length} of more than ${page.total.toLocaleString("en")} entries (narrow the filters for an exact count)`
+      : page.total === page.entries.length
+        ? `${page.total} entries`
+        : `Showing the latest ${page.entries.length} of ${page.total} entries`;
   if (page.entries.length === 0) {
     const why = [...q.keys()].length ? "No entries match these filters." : "No laptop has synced any entries yet.";
     tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, why)));

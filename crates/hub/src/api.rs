@@ -417,20 +417,23 @@ async fn me(State(state): State<AppState>, Manager(name): Manager) -> Json<Me> {
 
 #[derive(Serialize)]
 struct EntriesPage {
-    total: u64,
+    #[serde(flatten)]
+    total: rules::Total,
     entries: Vec<EntryRow>,
 }
 
 /// One timeline page, with its badges decided.
-pub async fn timeline(
-    store: &dyn Store,
-    q: &rules::EntryQuery,
-) -> Result<(u64, Vec<EntryRow>), ApiError> {
+pub async fn timeline(store: &dyn Store, q: &rules::EntryQuery) -> Result<Vec<EntryRow>, ApiError> {
     let stored = store.entries(q).await?;
     let keys: Vec<(i64, u64)> = stored.iter().map(|e| (e.laptop_id, e.seq)).collect();
     let facts = store.entry_facts(&keys).await?;
-    let total = store.count(q).await?;
-    Ok((total, rules::entry_rows(stored, &facts)))
+    Ok(rules::entry_rows(stored, &facts))
+}
+
+/// How many entries match a timeline's filters (see [`rules::COUNT_LIMIT`]).
+pub async fn total(store: &dyn Store, q: &rules::EntryQuery) -> Result<rules::Total, ApiError> {
+    let counted = store.count(q, rules::COUNT_LIMIT + 1).await?;
+    Ok(rules::Total::from_count(counted))
 }
 
 async fn entries(
@@ -439,7 +442,8 @@ async fn entries(
     Q(filter): Q<EntryFilter>,
 ) -> Result<Json<EntriesPage>, ApiError> {
     let q = filter.to_query(rules::DEFAULT_PAGE, rules::MAX_PAGE)?;
-    let (total, entries) = timeline(&*state.store, &q).await?;
+    let entries = timeline(&*state.store, &q).await?;
+    let total = total(&*state.store, &q).await?;
     Ok(Json(EntriesPage { total, entries }))
 }
 

@@ -64,7 +64,7 @@ pub async fn export(
     q: &EntryQuery,
     format: Format,
 ) -> Result<Vec<u8>, ApiError> {
-    let (_, mut rows) = crate::api::timeline(store, q).await?;
+    let mut rows = crate::api::timeline(store, q).await?;
     rows.reverse();
     let fail = |e: String| ApiError::internal(format!("writing the export: {e}"));
     let records = rows

@@ -29,7 +29,7 @@ use fieldkit_sync::proto::{AppendRequest, AppendResponse, MAX_BATCH_ENTRIES, kin
 
 use crate::error::ApiError;
 use crate::rules;
-use crate::store::{AppendRows, Laptop, LogTx, NewEntryRow, NewFork, Store, StoreError};
+use crate::store::{AppendRows, LogTx, NewEntryRow, NewFork, Store, StoreError};
 
 impl From<MissingStoredHashes> for ApiError {
     fn from(m: MissingStoredHashes) -> Self {
@@ -129,7 +129,7 @@ fn invalid(message: String) -> ApiError {
 pub async fn append(
     store: Arc<dyn Store>,
     hub: &Identity,
-    req: AppendRequest,
+    mut req: AppendRequest,
     fault: Option<&Fault>,
 ) -> Result<AppendResponse, ApiError> {
     if req.entries.len() > MAX_BATCH_ENTRIES {
@@ -202,10 +202,18 @@ pub async fn append(
             req.entries.len()
         )));
     }
-    let parsed = parse_batch(&laptop, &req)?;
+    // Parsing, hashing and reading every record is the CPU-heavy part of an append: it runs
+    // on the blocking pool, and before the transaction, so the laptop's lock (SQLite: the one
+    // writer) is held only for the database work.
+    let bodies = std::mem::take(&mut req.entries);
+    let (laptop_id, origin, old_size) = (laptop.id, laptop.origin.clone(), req.old_size);
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_batch(laptop_id, &origin, old_size, bodies))
+            .await
+            .map_err(|e| ApiError::internal(format!("parsing the batch: {e}")))??;
 
     let mut tx = store.begin_log(&laptop).await?;
-    let decided = decide(&mut *tx, &laptop, &req, &checkpoint, &parsed).await;
+    let decided = decide(&mut *tx, &req, &checkpoint, parsed).await;
     let decided = match decided {
         Ok(d) => d,
         Err(e) => {
@@ -288,10 +296,9 @@ impl Hashes {
 
 async fn decide(
     tx: &mut dyn LogTx,
-    laptop: &Laptop,
     req: &AppendRequest,
     checkpoint: &SignedCheckpoint,
-    parsed: &[Parsed],
+    parsed: Vec<Parsed>,
 ) -> Result<Decided, ApiError> {
     let state = tx.state();
     let size = state.size;
@@ -311,7 +318,7 @@ async fn decide(
     let (root, (hashes_start, new_hashes)) = {
         let read = |idx: &[u64]| hashes.read(idx);
         let mut tree = PendingTree::<ApiError>::new(req.old_size, &read);
-        for p in parsed {
+        for p in &parsed {
             tree.append(p.leaf)?;
         }
         (tree.root()?, tree.new_hashes())
@@ -333,7 +340,7 @@ async fn decide(
         )));
     }
     if req.old_size < size {
-        return overlap(tx, req, checkpoint, parsed, &hashes, size).await;
+        return overlap(tx, req, checkpoint, &parsed, &hashes, size).await;
     }
 
     // old_size == size: a new batch on top of what the hub holds.
@@ -362,7 +369,9 @@ async fn decide(
             first.entry.prev
         )));
     }
-    let mut prev: Option<Entry> = match size {
+    // The first entry's clock is compared with the hub's last entry; the others' were
+    // compared with their predecessor while parsing.
+    let held_last: Option<Entry> = match size {
         0 => None,
         n => tx
             .bodies(n - 1..n)
@@ -370,20 +379,23 @@ async fn decide(
             .first()
             .and_then(|b| serde_json::from_str(b).ok()),
     };
+    let first_clock = held_last
+        .as_ref()
+        .and_then(|q| clock_flag(q, &first.entry))
+        .is_some();
     let mut entries = Vec::with_capacity(parsed.len());
     let mut devices = Vec::new();
     let mut installs = Vec::new();
-    for p in parsed {
-        let clock = prev
-            .as_ref()
-            .and_then(|q| clock_flag(q, &p.entry))
-            .is_some();
-        entries.push(row(&p.entry, &p.body, p.leaf, clock));
-        devices.extend(rules::device_update(laptop.id, &p.entry));
-        installs.extend(crate::postmarket::observe::installs(laptop.id, &p.entry));
-        prev = Some(p.entry.clone());
+    for (i, p) in parsed.into_iter().enumerate() {
+        let mut row = p.row;
+        if i == 0 {
+            row.clock_flag = first_clock;
+        }
+        entries.push(row);
+        devices.extend(p.device);
+        installs.extend(p.installs);
     }
-    tx.append(&AppendRows {
+    tx.append(AppendRows {
         entries,
         hashes_start,
         hashes: new_hashes,
@@ -411,12 +423,12 @@ async fn overlap(
     let overlap_end = end.min(size);
     let held = tx.bodies(req.old_size..overlap_end).await?;
     for (i, (held, sent)) in held.iter().zip(parsed).enumerate() {
-        if *held != sent.body {
+        if *held != sent.row.body {
             let seq = req.old_size + i as u64;
             tx.record_fork(&NewFork {
                 seq,
                 held: held.clone(),
-                sent: sent.body.clone(),
+                sent: sent.row.body.clone(),
             })
             .await?;
             tracing::warn!(
@@ -452,17 +464,28 @@ async fn overlap(
     Ok(Decided::SizeMismatch(size))
 }
 
+/// One entry of a batch, checked on its own and ready to store.
 struct Parsed {
     entry: Entry,
-    body: String,
     leaf: [u8; 32],
+    /// The row to insert (its clock flag set against the entry before it in the batch).
+    row: NewEntryRow,
+    /// The device identity it shows, if the inventory keeps it.
+    device: Option<crate::store::DeviceUpdate>,
+    /// What it shows installed, for the post-market answers.
+    installs: Vec<crate::postmarket::store::InstallRow>,
 }
 
-fn parse_batch(laptop: &Laptop, req: &AppendRequest) -> Result<Vec<Parsed>, ApiError> {
-    let mut out: Vec<Parsed> = Vec::with_capacity(req.entries.len());
-    for (i, body) in req.entries.iter().enumerate() {
-        let expected = req.old_size + i as u64;
-        let entry: Entry = serde_json::from_str(body)
+fn parse_batch(
+    laptop_id: i64,
+    origin: &str,
+    old_size: u64,
+    bodies: Vec<String>,
+) -> Result<Vec<Parsed>, ApiError> {
+    let mut out: Vec<Parsed> = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies.into_iter().enumerate() {
+        let expected = old_size + i as u64;
+        let entry: Entry = serde_json::from_str(&body)
             .map_err(|e| invalid(format!("entry {expected} is not a valid entry: {e}")))?;
         if entry.seq != expected {
             return Err(invalid(format!(
@@ -470,48 +493,67 @@ fn parse_batch(laptop: &Laptop, req: &AppendRequest) -> Result<Vec<Parsed>, ApiE
                 entry.seq
             )));
         }
-        if entry.origin != laptop.origin {
+        if entry.origin != origin {
             return Err(ApiError::new(
                 422,
                 kind::FOREIGN_ENTRY,
                 format!(
-                    "entry {expected} belongs to log {:?}, not to {:?}: entries cannot be replayed under another laptop's identity",
-                    entry.origin, laptop.origin
+                    "entry {expected} belongs to log {:?}, not to {origin:?}: entries cannot be replayed under another laptop's identity",
+                    entry.origin
                 ),
             ));
         }
         let leaf = merkle::leaf_hash(body.as_bytes());
-        if let Some(prev) = out.last()
-            && entry.prev != hex::encode(prev.leaf)
-        {
-            return Err(invalid(format!(
-                "entry {expected} chains to {} but entry {}'s leaf hash is {}",
-                entry.prev,
-                expected - 1,
-                hex::encode(prev.leaf)
-            )));
-        }
+        let clock = match out.last() {
+            Some(prev) => {
+                if entry.prev != hex::encode(prev.leaf) {
+                    return Err(invalid(format!(
+                        "entry {expected} chains to {} but entry {}'s leaf hash is {}",
+                        entry.prev,
+                        expected - 1,
+                        hex::encode(prev.leaf)
+                    )));
+                }
+                clock_flag(&prev.entry, &entry).is_some()
+            }
+            None => false,
+        };
+        // The one reader of the audit record, once per entry: the device as recorded.
+        let device = entry.device_record();
+        let update = rules::device_update(laptop_id, &entry, device.as_ref());
+        let installs = crate::postmarket::observe::installs(laptop_id, &entry);
+        let row = row(&entry, body, leaf, clock, device);
         out.push(Parsed {
             entry,
-            body: body.clone(),
             leaf,
+            row,
+            device: update,
+            installs,
         });
     }
     Ok(out)
 }
 
-fn row(entry: &Entry, body: &str, leaf: [u8; 32], clock_flag: bool) -> NewEntryRow {
-    // The one reader of the audit record: the device as recorded, whatever the schema.
-    let device = entry.device_record();
+fn row(
+    entry: &Entry,
+    body: String,
+    leaf: [u8; 32],
+    clock_flag: bool,
+    device: Option<fieldkit_audit::record::DeviceRecord>,
+) -> NewEntryRow {
+    let (device_serial, device_model) = match device {
+        Some(d) => (Some(d.serial), Some(d.model)),
+        None => (None, None),
+    };
     NewEntryRow {
         seq: entry.seq,
-        body: body.to_owned(),
+        body,
         leaf,
         time_us: entry.time.timestamp_micros(),
         technician: entry.technician.clone(),
         site: entry.site.clone(),
-        device_serial: device.as_ref().map(|d| d.serial.clone()),
-        device_model: device.map(|d| d.model),
+        device_serial,
+        device_model,
         event: entry.event.clone(),
         outcome: entry.outcome().as_str().to_owned(),
         closes: entry.intent_seq(),

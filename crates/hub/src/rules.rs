@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
+use fieldkit_audit::record::DeviceRecord;
 use fieldkit_audit::{Entry, Outcome, entry};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,30 @@ pub const MAX_OFFSET: u64 = 100_000_000;
 pub const MAX_FILTER_CHARS: usize = 256;
 /// The default page size.
 pub const DEFAULT_PAGE: u32 = 200;
+/// A timeline counts the entries matching its filters up to this many; beyond, it says "more
+/// than" this many. Counting every match of a broad filter over millions of entries would make
+/// each page as slow as the whole log is long; narrower filters, or an export, give exact
+/// figures.
+pub const COUNT_LIMIT: u64 = 10_000;
+
+/// How many entries match a timeline's filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Total {
+    /// The count, or [`COUNT_LIMIT`] when more match.
+    pub total: u64,
+    /// More than `total` entries match.
+    pub more: bool,
+}
+
+impl Total {
+    /// The total from a count made with `at_most` = [`COUNT_LIMIT`] + 1.
+    pub fn from_count(counted: u64) -> Self {
+        Self {
+            total: counted.min(COUNT_LIMIT),
+            more: counted > COUNT_LIMIT,
+        }
+    }
+}
 
 /// A query parameter broke a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -312,20 +337,29 @@ pub fn format_time(us: i64) -> String {
 /// The device identity an entry shows, if it is one the inventory keeps: the entry names a
 /// serial and firmware versions, and it is not an intent (an intent shows the device as it was
 /// before an update that may not have happened).
-pub fn device_update(laptop_id: i64, e: &Entry) -> Option<DeviceUpdate> {
+/// `device` is the entry's device record as [`Entry::device_record`] reads it.
+pub fn device_update(
+    laptop_id: i64,
+    e: &Entry,
+    device: Option<&DeviceRecord>,
+) -> Option<DeviceUpdate> {
     if e.outcome() == Outcome::Started {
         return None;
     }
-    // The one reader of the audit record: the confirmed versions the device runs.
-    let device = e.device_record()?;
-    let firmware: Vec<(String, String)> = device.firmware.into_iter().collect();
+    // The confirmed versions the device runs.
+    let device = device?;
+    let firmware: Vec<(String, String)> = device
+        .firmware
+        .iter()
+        .map(|(c, v)| (c.clone(), v.clone()))
+        .collect();
     if firmware.is_empty() {
         return None;
     }
     let time_us = e.time.timestamp_micros();
     Some(DeviceUpdate {
-        serial: device.serial,
-        model: device.model,
+        serial: device.serial.clone(),
+        model: device.model.clone(),
         recency: recency(time_us, laptop_id, e.seq),
         time_us,
         site: e.site.clone(),
@@ -400,8 +434,14 @@ pub fn entry_rows(stored: Vec<StoredEntry>, facts: &EntryFacts) -> Vec<EntryRow>
         .into_iter()
         .map(|e| {
             let badges = badges(&e, facts);
-            let v: serde_json::Value =
+            let mut v: serde_json::Value =
                 serde_json::from_str(&e.body).unwrap_or(serde_json::Value::Null);
+            let mut take = |k: &str| {
+                v.get_mut(k)
+                    .map(serde_json::Value::take)
+                    .unwrap_or_default()
+            };
+            let (device, details) = (take("device"), take("details"));
             EntryRow {
                 laptop: e.laptop,
                 origin: e.origin,
@@ -413,8 +453,8 @@ pub fn entry_rows(stored: Vec<StoredEntry>, facts: &EntryFacts) -> Vec<EntryRow>
                 device_model: e.device_model,
                 event: e.event,
                 outcome: e.outcome,
-                device: v.get("device").cloned().unwrap_or_default(),
-                details: v.get("details").cloned().unwrap_or_default(),
+                device,
+                details,
                 body: e.body,
                 badges,
             }
@@ -460,6 +500,31 @@ impl From<StoredDevice> for InventoryRow {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn totals_beyond_the_count_limit_say_more() {
+        assert_eq!(
+            Total::from_count(0),
+            Total {
+                total: 0,
+                more: false
+            }
+        );
+        assert_eq!(
+            Total::from_count(COUNT_LIMIT),
+            Total {
+                total: COUNT_LIMIT,
+                more: false
+            }
+        );
+        assert_eq!(
+            Total::from_count(COUNT_LIMIT + 1),
+            Total {
+                total: COUNT_LIMIT,
+                more: true
+            }
+        );
+    }
+
     use super::*;
 
     fn f(pairs: &[(&str, &str)]) -> EntryFilter {

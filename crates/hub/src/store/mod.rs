@@ -218,7 +218,7 @@ pub trait LogTx: Send {
     /// The checkpoint note held for `size`.
     async fn checkpoint(&mut self, size: u64) -> Result<Option<String>, StoreError>;
     /// Inserts a batch and advances the laptop's state to its end.
-    async fn append(&mut self, rows: &AppendRows) -> Result<(), StoreError>;
+    async fn append(&mut self, rows: AppendRows) -> Result<(), StoreError>;
     /// Records the laptop's checkpoint for `size` if none is held for that size.
     async fn insert_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
     /// Records a fork.
@@ -305,6 +305,32 @@ pub struct VersionCount {
     pub devices: u64,
 }
 
+/// How an append changes the devices per (model, component, version): a backend removes the
+/// firmware rows a newer identity replaces and adds the new ones, then applies the non-zero
+/// changes to its counts in key order (so concurrent appends lock count rows in one order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountDeltas(std::collections::BTreeMap<(String, String, String), i64>);
+
+impl CountDeltas {
+    /// A firmware row `(model, component, version)` was added.
+    pub fn add(&mut self, key: (String, String, String)) {
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    /// A firmware row was removed.
+    pub fn remove(&mut self, key: (String, String, String)) {
+        *self.0.entry(key).or_default() -= 1;
+    }
+
+    /// The keys whose count changes, in key order, with the change.
+    pub fn changed(&self) -> impl Iterator<Item = (&(String, String, String), i64)> {
+        self.0
+            .iter()
+            .filter(|(_, d)| **d != 0)
+            .map(|(k, d)| (k, *d))
+    }
+}
+
 /// A recorded fork.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForkRow {
@@ -364,18 +390,22 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
     /// Begins the append transaction of `laptop`, its tree state locked.
     async fn begin_log(&self, laptop: &Laptop) -> Result<Box<dyn LogTx>, StoreError>;
-    /// Entries matching a query, newest first: time descending, then laptop id ascending, then
-    /// seq descending.
+    /// Entries matching a query, newest first: time descending, then laptop id descending,
+    /// then seq descending (the order of the backends' indexes, so a page is never sorted).
     async fn entries(&self, q: &EntryQuery) -> Result<Vec<StoredEntry>, StoreError>;
-    /// The number of entries matching a query (its limit and offset ignored).
-    async fn count(&self, q: &EntryQuery) -> Result<u64, StoreError>;
+    /// The number of entries matching a query (its limit and offset ignored), counting no
+    /// further than `at_most`: the smaller of the two. Counting stops there, so a request's
+    /// work is bounded however many entries match.
+    async fn count(&self, q: &EntryQuery, at_most: u64) -> Result<u64, StoreError>;
     /// Closers and forks of the given `(laptop_id, seq)` entries.
     async fn entry_facts(&self, keys: &[(i64, u64)]) -> Result<EntryFacts, StoreError>;
     /// Devices' latest identities matching a query, by model then serial (byte order).
     async fn devices(&self, q: &DeviceQuery) -> Result<Vec<StoredDevice>, StoreError>;
     /// The number of devices matching a query (its limit and offset ignored).
     async fn device_count(&self, q: &DeviceQuery) -> Result<u64, StoreError>;
-    /// Devices per model, component and version, over the latest identities.
+    /// Devices per model, component and version, over the latest identities (by model,
+    /// component and version; none with zero devices). Backends keep these counts as the
+    /// latest identities change (see [`CountDeltas`]) rather than count on every request.
     async fn version_counts(&self) -> Result<Vec<VersionCount>, StoreError>;
     /// Recorded forks, oldest first.
     async fn forks(&self) -> Result<Vec<ForkRow>, StoreError>;

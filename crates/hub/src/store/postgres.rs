@@ -41,8 +41,8 @@ use crate::rules::{DeviceQuery, EntryQuery};
 mod postmarket;
 
 /// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
-/// 2 adds the post-market tables ([`crate::postmarket::store`]).
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_1), (2, postmarket::SCHEMA_2)];
+/// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes.
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_1), (2, postmarket::SCHEMA_2), (3, SCHEMA_3)];
 
 const SCHEMA_1: &str = r#"
 CREATE TABLE laptops(
@@ -151,6 +151,32 @@ CREATE TRIGGER forks_append_only BEFORE UPDATE OR DELETE ON forks
     FOR EACH ROW EXECUTE FUNCTION fieldkit_refuse_change();
 CREATE TRIGGER forks_no_truncate BEFORE TRUNCATE ON forks
     FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
+"#;
+
+/// Every timeline index ends with the page order (time, laptop, seq), so a page is read in
+/// index order and never sorted; model and outcome filters get indexes; the indexes of the
+/// broad filters (time, model, event, outcome) also carry the other broad columns, so that
+/// combining them is decided, and counted, in the index; the version counts of the fleet chart
+/// are kept as they change instead of counted on every request.
+const SCHEMA_3: &str = r#"
+DROP INDEX entries_time, entries_serial, entries_technician, entries_site, entries_event;
+CREATE INDEX entries_time ON entries(time_us, laptop_id, seq, device_model, event, outcome);
+CREATE INDEX entries_serial ON entries(device_serial, time_us, laptop_id, seq);
+CREATE INDEX entries_technician ON entries(technician, time_us, laptop_id, seq);
+CREATE INDEX entries_site ON entries(site, time_us, laptop_id, seq);
+CREATE INDEX entries_event ON entries(event, time_us, laptop_id, seq, device_model, outcome);
+CREATE INDEX entries_model ON entries(device_model, time_us, laptop_id, seq, event, outcome);
+CREATE INDEX entries_outcome ON entries(outcome, time_us, laptop_id, seq, device_model, event);
+CREATE TABLE firmware_counts(
+    model TEXT COLLATE "C" NOT NULL,
+    component TEXT COLLATE "C" NOT NULL,
+    version TEXT COLLATE "C" NOT NULL,
+    devices BIGINT NOT NULL,
+    PRIMARY KEY(model, component, version)
+);
+INSERT INTO firmware_counts(model, component, version, devices)
+    SELECT model, component, version, COUNT(*) FROM device_firmware
+    GROUP BY model, component, version;
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
@@ -438,7 +464,7 @@ impl LogTx for PgTx {
         row.map(|r| get(&r, 0)).transpose()
     }
 
-    async fn append(&mut self, rows: &AppendRows) -> Result<(), StoreError> {
+    async fn append(&mut self, rows: AppendRows) -> Result<(), StoreError> {
         let Some(last) = rows.entries.last() else {
             return Ok(());
         };
@@ -537,13 +563,19 @@ impl LogTx for PgTx {
                 .map(|r| get::<String>(r, 0))
                 .collect::<Result<_, _>>()?;
             if !changed.is_empty() {
+                let mut counts = super::CountDeltas::default();
                 let gone: Vec<&str> = changed.iter().map(String::as_str).collect();
-                c.execute(
-                    "DELETE FROM device_firmware WHERE serial = ANY($1)",
-                    &[&gone],
-                )
-                .await
-                .map_err(pg)?;
+                let removed = c
+                    .query(
+                        "DELETE FROM device_firmware WHERE serial = ANY($1)
+                         RETURNING model, component, version",
+                        &[&gone],
+                    )
+                    .await
+                    .map_err(pg)?;
+                for r in &removed {
+                    counts.remove((get(r, 0)?, get(r, 1)?, get(r, 2)?));
+                }
                 let (mut s, mut comp, mut ver, mut model) = (vec![], vec![], vec![], vec![]);
                 for d in d.iter().filter(|d| changed.contains(&d.serial)) {
                     for (c, v) in &d.firmware {
@@ -551,6 +583,7 @@ impl LogTx for PgTx {
                         comp.push(c.as_str());
                         ver.push(v.as_str());
                         model.push(d.model.as_str());
+                        counts.add((d.model.clone(), c.clone(), v.clone()));
                     }
                 }
                 let stmt = c
@@ -563,6 +596,28 @@ impl LogTx for PgTx {
                 c.execute(&stmt, &[&s, &comp, &ver, &model])
                     .await
                     .map_err(pg)?;
+                // In key order: concurrent appends lock the count rows in one order.
+                let (mut m, mut comp, mut ver, mut delta) = (vec![], vec![], vec![], vec![]);
+                for ((model, component, version), d) in counts.changed() {
+                    m.push(model.as_str());
+                    comp.push(component.as_str());
+                    ver.push(version.as_str());
+                    delta.push(d);
+                }
+                if !m.is_empty() {
+                    let stmt = c
+                        .prepare_cached(
+                            "INSERT INTO firmware_counts AS f(model, component, version, devices)
+                             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                             ON CONFLICT(model, component, version)
+                             DO UPDATE SET devices = f.devices + excluded.devices",
+                        )
+                        .await
+                        .map_err(pg)?;
+                    c.execute(&stmt, &[&m, &comp, &ver, &delta])
+                        .await
+                        .map_err(pg)?;
+                }
             }
         }
         postmarket::append_installs(c, &rows.installs).await?;
@@ -885,7 +940,7 @@ impl Store for PostgresStore {
                     e.site, e.device_serial, e.device_model, e.event, e.outcome, e.clock_flag, e.body
              FROM entries e JOIN laptops l ON l.id = e.laptop_id
              {wh}
-             ORDER BY e.time_us DESC, e.laptop_id ASC, e.seq DESC
+             ORDER BY e.time_us DESC, e.laptop_id DESC, e.seq DESC
              LIMIT {} OFFSET {}",
             q.limit, q.offset
         );
@@ -914,13 +969,17 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn count(&self, q: &EntryQuery) -> Result<u64, StoreError> {
+    async fn count(&self, q: &EntryQuery, at_most: u64) -> Result<u64, StoreError> {
         let (wh, args) = where_sql(q);
-        let sql = if q.origin.is_some() {
-            format!("SELECT COUNT(*) FROM entries e JOIN laptops l ON l.id = e.laptop_id {wh}")
+        let join = if q.origin.is_some() {
+            "JOIN laptops l ON l.id = e.laptop_id"
         } else {
-            format!("SELECT COUNT(*) FROM entries e {wh}")
+            ""
         };
+        let at_most = i64::try_from(at_most).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM entries e {join} {wh} LIMIT {at_most}) AS m"
+        );
         let c = self.client().await?;
         let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
         let row = c.query_one(&stmt, &refs(&args)).await.map_err(pg)?;
@@ -963,8 +1022,12 @@ impl Store for PostgresStore {
     async fn devices(&self, q: &DeviceQuery) -> Result<Vec<StoredDevice>, StoreError> {
         let (wh, args) = device_where(q);
         let sql = format!(
-            "SELECT serial, model, time_us, site, technician, last_event, device FROM devices
-             {wh} ORDER BY model, serial LIMIT {} OFFSET {}",
+            // The page's serials are found in the (model, serial) index alone, however deep
+            // the offset; only the page's own rows are then read.
+            "SELECT d.serial, d.model, d.time_us, d.site, d.technician, d.last_event, d.device
+             FROM (SELECT serial FROM devices {wh} ORDER BY model, serial LIMIT {} OFFSET {}) AS p
+             JOIN devices d ON d.serial = p.serial
+             ORDER BY d.model, d.serial",
             q.limit, q.offset
         );
         let c = self.client().await?;
@@ -1026,8 +1089,8 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT model, component, version, COUNT(*) FROM device_firmware
-                 GROUP BY model, component, version ORDER BY model, component, version",
+                "SELECT model, component, version, devices FROM firmware_counts
+                 WHERE devices > 0 ORDER BY model, component, version",
                 &[],
             )
             .await

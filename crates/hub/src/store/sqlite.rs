@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,9 +30,48 @@ use crate::rules::{DeviceQuery, EntryQuery};
 mod postmarket;
 
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
-/// the database, times as text); version 3 added the post-market tables
-/// ([`crate::postmarket::store`]), and a version 2 database is migrated to it on open.
-pub const SCHEMA_VERSION: i64 = 3;
+/// the database, times as text); [`SCHEMA`] creates version 2 and [`MIGRATIONS`] take it on.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// A migration: what it does to a database one version below its number.
+type Migration = fn(&Connection) -> Result<(), StoreError>;
+
+/// Numbered migrations from version 2, applied in order, each in the transaction that sets
+/// `user_version` to its number.
+const MIGRATIONS: &[(i64, Migration)] = &[(3, migrate_3), (4, migrate_4)];
+
+/// Version 4: every timeline index ends with the page order (time, laptop, seq) so a page is
+/// read in index order and never sorted; model and outcome filters get indexes; the indexes of
+/// the broad filters (time, model, event, outcome) also carry the other broad columns, so that
+/// combining them is decided, and counted, in the index; the version counts of the fleet chart
+/// are kept as they change instead of counted on every request.
+const MIGRATION_4: &str = "
+DROP INDEX entries_time;
+DROP INDEX entries_serial;
+DROP INDEX entries_technician;
+DROP INDEX entries_site;
+DROP INDEX entries_event;
+CREATE INDEX entries_time ON entries(time_us, laptop_id, seq, device_model, event, outcome);
+CREATE INDEX entries_serial ON entries(device_serial, time_us, laptop_id, seq);
+CREATE INDEX entries_technician ON entries(technician, time_us, laptop_id, seq);
+CREATE INDEX entries_site ON entries(site, time_us, laptop_id, seq);
+CREATE INDEX entries_event ON entries(event, time_us, laptop_id, seq, device_model, outcome);
+CREATE INDEX entries_model ON entries(device_model, time_us, laptop_id, seq, event, outcome);
+CREATE INDEX entries_outcome ON entries(outcome, time_us, laptop_id, seq, device_model, event);
+CREATE TABLE firmware_counts(
+    model TEXT NOT NULL,
+    component TEXT NOT NULL,
+    version TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    PRIMARY KEY(model, component, version)
+) STRICT, WITHOUT ROWID;
+INSERT INTO firmware_counts(model, component, version, devices)
+    SELECT model, component, version, COUNT(*) FROM device_firmware
+    GROUP BY model, component, version;
+";
+
+/// Entries appended between two `PRAGMA optimize` runs (planner statistics).
+const OPTIMIZE_EVERY: u64 = 20_000;
 
 const EVIDENCE: [&str; 4] = ["entries", "tree_hashes", "checkpoints", "forks"];
 
@@ -128,8 +168,13 @@ CREATE INDEX device_firmware_version ON device_firmware(model, component, versio
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    /// The reader, and the statistics generation its planner has loaded.
+    reader: Arc<Mutex<(Connection, u64)>>,
     path: PathBuf,
+    /// Entries appended since the planner statistics were last refreshed.
+    appended: Arc<AtomicU64>,
+    /// Bumped whenever the writer refreshes the planner statistics.
+    stats: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -165,8 +210,20 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    // A server's cache, not a library's 2 MiB: the timeline indexes of a large hub are read
+    // and written all over with every batch. And fewer, larger checkpoints of the WAL into the
+    // database, so a page written by many batches is copied once per checkpoint.
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
+        .map_err(db)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+        .map_err(db)?;
     Ok(conn)
 }
+
+/// Page cache per connection, in KiB (two connections).
+const CACHE_KIB: i64 = 64 * 1024;
+/// WAL pages between automatic checkpoints (4 KiB pages: 64 MiB).
+const WAL_CHECKPOINT_PAGES: i64 = 16384;
 
 impl SqliteStore {
     /// The file path of `sqlite:PATH` or `sqlite://PATH`.
@@ -192,54 +249,26 @@ impl SqliteStore {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
-        match version {
-            0 => {
-                conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
-                // Another process may have created it meanwhile.
-                let version: i64 = conn
-                    .pragma_query_value(None, "user_version", |r| r.get(0))
-                    .map_err(db)?;
-                let res = if version == 0 { create(&conn) } else { Ok(()) };
-                match res {
-                    Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
-                    Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        return Err(e);
-                    }
-                }
-            }
-            SCHEMA_VERSION => {}
-            2 => {
-                conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
-                let version: i64 = conn
-                    .pragma_query_value(None, "user_version", |r| r.get(0))
-                    .map_err(db)?;
-                let res = if version == 2 {
-                    migrate_2_to_3(&conn)
-                } else {
-                    Ok(())
-                };
-                match res {
-                    Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
-                    Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        return Err(e);
-                    }
-                }
-            }
-            found => {
-                return Err(StoreError::Schema {
-                    what: path.display().to_string(),
-                    found,
-                    required: SCHEMA_VERSION,
-                });
-            }
+        if version > SCHEMA_VERSION || version == 1 {
+            return Err(StoreError::Schema {
+                what: path.display().to_string(),
+                found: version,
+                required: SCHEMA_VERSION,
+            });
         }
+        if version < SCHEMA_VERSION {
+            migrate(&conn)?;
+        }
+        // Planner statistics for tables that lack them or grew (cheap: analysis_limit).
+        conn.execute_batch("PRAGMA analysis_limit = 10000; PRAGMA optimize = 0x10002;")
+            .map_err(db)?;
         let reader = connect(path)?;
         Ok(Self {
             writer: Arc::new(tokio::sync::Mutex::new(conn)),
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Mutex::new((reader, 0))),
             path: path.into(),
+            appended: Arc::new(AtomicU64::new(0)),
+            stats: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -253,9 +282,18 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let reader = self.reader.clone();
+        let stats = self.stats.load(Ordering::Acquire);
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            let mut guard = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let (conn, loaded) = &mut *guard;
+            if *loaded != stats {
+                // A connection reads the planner statistics when it opens (reloading them in
+                // place would take the write lock): the writer refreshed them, so reopen.
+                *conn = connect(&path)?;
+                *loaded = stats;
+            }
+            f(conn)
         })
         .await
         .map_err(joined)?
@@ -275,17 +313,18 @@ impl SqliteStore {
 fn create(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA).map_err(db)?;
     append_only(conn, &EVIDENCE)?;
-    conn.execute_batch(postmarket::SCHEMA_3).map_err(db)?;
-    append_only(conn, &postmarket::EVIDENCE_3)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(db)
+    conn.pragma_update(None, "user_version", 2).map_err(db)
 }
 
 /// Version 3 adds the post-market tables; nothing held changes.
-fn migrate_2_to_3(conn: &Connection) -> Result<(), StoreError> {
+fn migrate_3(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(postmarket::SCHEMA_3).map_err(db)?;
-    append_only(conn, &postmarket::EVIDENCE_3)?;
-    conn.pragma_update(None, "user_version", 3).map_err(db)
+    append_only(conn, &postmarket::EVIDENCE_3)
+}
+
+/// See [`MIGRATION_4`].
+fn migrate_4(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(MIGRATION_4).map_err(db)
 }
 
 fn append_only(conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
@@ -298,6 +337,36 @@ fn append_only(conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
             ))
             .map_err(db)?;
         }
+    }
+    Ok(())
+}
+
+/// Brings a database to [`SCHEMA_VERSION`]: creates version 2 in an empty one, then applies
+/// each migration above its version, one transaction each. Another process doing the same at
+/// once waits for the lock and then finds the work done.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let step = |f: &dyn Fn(i64) -> Result<(), StoreError>| -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db)?;
+        match f(version) {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(db),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    };
+    step(&|version| if version == 0 { create(conn) } else { Ok(()) })?;
+    for (number, migration) in MIGRATIONS {
+        step(&|version| {
+            if version + 1 != *number {
+                return Ok(());
+            }
+            migration(conn)?;
+            conn.pragma_update(None, "user_version", number).map_err(db)
+        })?;
     }
     Ok(())
 }
@@ -349,6 +418,10 @@ struct SqliteTx {
     conn: Option<TxConn>,
     laptop: i64,
     state: LogState,
+    /// Entries this transaction appended.
+    added: u64,
+    appended: Arc<AtomicU64>,
+    stats: Arc<AtomicU64>,
 }
 
 impl SqliteTx {
@@ -446,12 +519,12 @@ impl LogTx for SqliteTx {
         .await
     }
 
-    async fn append(&mut self, rows: &AppendRows) -> Result<(), StoreError> {
-        let rows = rows.clone();
+    async fn append(&mut self, rows: AppendRows) -> Result<(), StoreError> {
         let Some(last) = rows.entries.last() else {
             return Ok(());
         };
         let (size, last_leaf) = (last.seq + 1, last.leaf);
+        let added = rows.entries.len() as u64;
         self.run(move |c, laptop| {
             let received = now();
             let mut ins = c
@@ -503,13 +576,16 @@ impl LogTx for SqliteTx {
                 )
                 .map_err(db)?;
             let mut clear = c
-                .prepare_cached("DELETE FROM device_firmware WHERE serial = ?1")
+                .prepare_cached(
+                    "DELETE FROM device_firmware WHERE serial = ?1 RETURNING model, component, version",
+                )
                 .map_err(db)?;
             let mut fw = c
                 .prepare_cached(
                     "INSERT INTO device_firmware(serial, component, version, model) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(db)?;
+            let mut counts = super::CountDeltas::default();
             for d in &rows.devices {
                 let changed = upsert
                     .execute(params![
@@ -526,11 +602,28 @@ impl LogTx for SqliteTx {
                 if changed == 0 {
                     continue;
                 }
-                clear.execute([&d.serial]).map_err(db)?;
+                let gone = clear
+                    .query_map([&d.serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(db)?;
+                for row in gone {
+                    counts.remove(row.map_err(db)?);
+                }
                 for (component, version) in &d.firmware {
                     fw.execute(params![d.serial, component, version, d.model])
                         .map_err(db)?;
+                    counts.add((d.model.clone(), component.clone(), version.clone()));
                 }
+            }
+            let mut count = c
+                .prepare_cached(
+                    "INSERT INTO firmware_counts(model, component, version, devices) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO UPDATE SET devices = devices + excluded.devices",
+                )
+                .map_err(db)?;
+            for ((model, component, version), delta) in counts.changed() {
+                count
+                    .execute(params![model, component, version, delta])
+                    .map_err(db)?;
             }
             postmarket::append_installs(c, &rows.installs)?;
             c.execute(
@@ -542,6 +635,7 @@ impl LogTx for SqliteTx {
             Ok(())
         })
         .await?;
+        self.added += added;
         self.state = LogState { size, last_leaf };
         Ok(())
     }
@@ -579,7 +673,20 @@ impl LogTx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.run(|c, _| c.execute_batch("COMMIT").map_err(db)).await
+        self.run(|c, _| c.execute_batch("COMMIT").map_err(db))
+            .await?;
+        // Keep the planner's statistics in step with the data, every so many entries (after
+        // the commit: a failure here loses nothing).
+        let before = self.appended.fetch_add(self.added, Ordering::Relaxed);
+        if before / OPTIMIZE_EVERY != (before + self.added) / OPTIMIZE_EVERY
+            && self
+                .run(|c, _| c.execute_batch("PRAGMA optimize = 0x10002").map_err(db))
+                .await
+                .is_ok()
+        {
+            self.stats.fetch_add(1, Ordering::Release);
+        }
+        Ok(())
     }
 
     async fn rollback(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -837,6 +944,9 @@ impl Store for SqliteStore {
             conn: Some(conn),
             laptop: id,
             state: state?,
+            added: 0,
+            appended: self.appended.clone(),
+            stats: self.stats.clone(),
         }))
     }
 
@@ -847,7 +957,7 @@ impl Store for SqliteStore {
                     e.site, e.device_serial, e.device_model, e.event, e.outcome, e.clock_flag, e.body
              FROM entries e JOIN laptops l ON l.id = e.laptop_id
              {wh}
-             ORDER BY e.time_us DESC, e.laptop_id ASC, e.seq DESC
+             ORDER BY e.time_us DESC, e.laptop_id DESC, e.seq DESC
              LIMIT {} OFFSET {}",
             q.limit, q.offset
         );
@@ -878,15 +988,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn count(&self, q: &EntryQuery) -> Result<u64, StoreError> {
+    async fn count(&self, q: &EntryQuery, at_most: u64) -> Result<u64, StoreError> {
         let (wh, args) = where_sql(q);
-        let sql = if q.origin.is_some() {
-            format!("SELECT COUNT(*) FROM entries e JOIN laptops l ON l.id = e.laptop_id {wh}")
+        let join = if q.origin.is_some() {
+            "JOIN laptops l ON l.id = e.laptop_id"
         } else {
-            format!("SELECT COUNT(*) FROM entries e {wh}")
+            ""
         };
+        let at_most = i64::try_from(at_most).unwrap_or(i64::MAX);
+        let sql =
+            format!("SELECT COUNT(*) FROM (SELECT 1 FROM entries e {join} {wh} LIMIT {at_most})");
         self.read(move |c| {
-            c.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))
+            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+            stmt.query_row(params_from_iter(args.iter()), |r| r.get(0))
                 .map_err(db)
         })
         .await
@@ -920,8 +1034,12 @@ impl Store for SqliteStore {
     async fn devices(&self, q: &DeviceQuery) -> Result<Vec<StoredDevice>, StoreError> {
         let (wh, args) = device_where(q);
         let sql = format!(
-            "SELECT serial, model, time_us, site, technician, last_event, device FROM devices
-             {wh} ORDER BY model, serial LIMIT {} OFFSET {}",
+            // The page's serials are found in the (model, serial) index alone, however deep
+            // the offset; only the page's own rows are then read.
+            "SELECT d.serial, d.model, d.time_us, d.site, d.technician, d.last_event, d.device
+             FROM (SELECT serial FROM devices {wh} ORDER BY model, serial LIMIT {} OFFSET {}) AS p
+             JOIN devices d ON d.serial = p.serial
+             ORDER BY d.model, d.serial",
             q.limit, q.offset
         );
         self.read(move |c| {
@@ -972,8 +1090,8 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT model, component, version, COUNT(*) FROM device_firmware
-                     GROUP BY model, component, version ORDER BY model, component, version",
+                    "SELECT model, component, version, devices FROM firmware_counts
+                     WHERE devices > 0 ORDER BY model, component, version",
                 )
                 .map_err(db)?;
             let rows = stmt

@@ -200,7 +200,12 @@ pub async fn laptops_syncing_at_once_do_not_wait_for_or_disturb_each_other(b: Ba
         }
         .to_query(200, 1000)
         .unwrap();
-        assert_eq!(hub.store.count(&q).await.unwrap(), 25);
+        assert_eq!(hub.store.count(&q, u64::MAX).await.unwrap(), 25);
+        // Counting stops where it is told to.
+        assert_eq!(hub.store.count(&q, 26).await.unwrap(), 25);
+        assert_eq!(hub.store.count(&q, 25).await.unwrap(), 25);
+        assert_eq!(hub.store.count(&q, 10).await.unwrap(), 10);
+        assert_eq!(hub.store.count(&q, 0).await.unwrap(), 0);
     }
 }
 
@@ -480,7 +485,7 @@ pub async fn an_old_copy_restored_after_a_sync_is_detected_as_a_fork(b: Backend)
     assert_ne!(forks[0].held, forks[0].sent);
     assert_eq!(hub.size().await, 10);
     let q = fieldkit_hub::rules::EntryQuery::default();
-    let (_, rows) = fieldkit_hub::api::timeline(&*hub.store, &q).await.unwrap();
+    let rows = fieldkit_hub::api::timeline(&*hub.store, &q).await.unwrap();
     let flagged: Vec<u64> = rows
         .iter()
         .filter(|r| r.badges.fork)

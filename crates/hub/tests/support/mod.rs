@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod kit;
-pub mod pg;
+pub use fieldkit_testpg as pg;
 
 use std::sync::Arc;
 
@@ -96,7 +96,10 @@ impl TestHub {
 
     /// Entries matching nothing in particular: every entry row.
     pub async fn count(&self) -> u64 {
-        self.store.count(&Default::default()).await.unwrap()
+        self.store
+            .count(&Default::default(), u64::MAX)
+            .await
+            .unwrap()
     }
 
     /// Enrols a laptop.

@@ -1,6 +1,9 @@
-//! A real PostgreSQL server for the tests, started here without Docker: `initdb` and
-//! `postgres` from Debian's `postgresql` package, as the `postgres` user when the tests run as
-//! root, on loopback and a free port, in a temporary directory.
+//! A real PostgreSQL server for the hub's tests and benchmarks, started here without Docker:
+//! `initdb` and `postgres` from Debian's `postgresql` package, as the `postgres` user when run
+//! as root, on loopback and a free port, in a temporary directory.
+//!
+//! This is a test harness: where the machine lacks something (the package, the `postgres`
+//! user) it panics with what to install, as a test would fail.
 //!
 //! The server runs in a process group of its own. A small watchdog shell holds the read end of
 //! a pipe whose write end this process keeps: when this process exits (or is killed), the pipe
@@ -37,11 +40,46 @@ fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The live children of process `parent`.
+fn children(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // pid (comm) state ppid …
+                    let mut rest = s[s.rfind(')')? + 2..].split(' ');
+                    let state = rest.next()?;
+                    let ppid: i32 = rest.next()?.parse().ok()?;
+                    Some(ppid == parent && state != "Z" && state != "X")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// The PostgreSQL role the tests use.
 pub const USER: &str = "fieldkit";
 
+/// Server settings for tests: room for many connections, little memory. After a crash,
+/// PostgreSQL makes everything in the data directory durable before replaying WAL; the default
+/// fsyncs each of its ~1000 files (3.7 s per restart here), syncfs makes the same guarantee with
+/// one call per file system (0.1 s). Commits stay as durable as in production: `fsync` and
+/// `synchronous_commit` are on.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("max_connections", "300"),
+    ("shared_buffers", "64MB"),
+    ("recovery_init_sync_method", "syncfs"),
+];
+
 /// A running (or killed) PostgreSQL server.
+#[derive(Debug)]
 pub struct Pg {
+    settings: Vec<(String, String)>,
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -98,13 +136,24 @@ fn free_port() -> u16 {
 }
 
 impl Pg {
-    /// Creates a cluster in a new temporary directory and starts it.
+    /// Creates a cluster in a new temporary directory and starts it with [`TEST_SETTINGS`].
     pub fn start() -> Self {
+        Self::start_with(TEST_SETTINGS)
+    }
+
+    /// Creates a cluster in a new temporary directory (under `$TMPDIR`) and starts it with
+    /// these `postgresql.conf` settings.
+    pub fn start_with(settings: &[(&str, &str)]) -> Self {
+        Self::start_in(&std::env::temp_dir(), settings)
+    }
+
+    /// The same, with the cluster in a new directory under `parent`.
+    pub fn start_in(parent: &Path, settings: &[(&str, &str)]) -> Self {
         let bin = bin_dir();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
             .prefix("fieldkit-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .unwrap()
             .keep();
         let password = {
@@ -134,6 +183,10 @@ impl Pg {
             .unwrap();
         let stdin = watchdog.stdin.take().unwrap();
         let mut pg = Self {
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             dir,
             bin,
             port: free_port(),
@@ -196,13 +249,11 @@ impl Pg {
             .arg("-k")
             .arg(&self.dir)
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "max_connections=300"])
-            .args(["-c", "shared_buffers=64MB"])
-            // After a crash, PostgreSQL makes everything in the data directory durable before
-            // replaying WAL. The default fsyncs each of its ~1000 files (3.7 s per restart
-            // here); syncfs makes the same guarantee with one call per file system (0.1 s).
-            // Commits stay as durable as in production: fsync and synchronous_commit are on.
-            .args(["-c", "recovery_init_sync_method=syncfs"])
+            .args(
+                self.settings
+                    .iter()
+                    .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -266,6 +317,35 @@ impl Pg {
         // The postmaster's lock file names a dead process now; the next start removes it.
     }
 
+    /// CPU time (user and system, in seconds) the server's processes have used so far: the
+    /// postmaster, its live children (backends, WAL writer, checkpointer: each makes itself a
+    /// process group of its own, so they are found by parent) and the children that have
+    /// exited (the postmaster reaped them). Zero when the server is not running.
+    pub fn cpu_secs(&self) -> f64 {
+        let Some(server) = &self.server else {
+            return 0.0;
+        };
+        let postmaster = server.id() as i32;
+        let ticks = |pid: i32, with_children: bool| -> f64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+            // cmajflt utime stime cutime cstime.
+            let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+            rest.split_whitespace()
+                .skip(11)
+                .take(if with_children { 4 } else { 2 })
+                .filter_map(|v| v.parse::<f64>().ok())
+                .sum()
+        };
+        let all: f64 = ticks(postmaster, true)
+            + children(postmaster)
+                .into_iter()
+                .map(|pid| ticks(pid, false))
+                .sum::<f64>();
+        // Linux reports clock ticks: 100 per second.
+        all / 100.0
+    }
+
     /// The URL of database `db`.
     pub fn url(&self, db: &str) -> String {
         format!(
@@ -313,6 +393,7 @@ pub async fn database() -> String {
 }
 
 /// What creating a database needs, without holding the server.
+#[derive(Debug, Clone)]
 pub struct Base {
     url_postgres: String,
     prefix: String,
