@@ -2,9 +2,9 @@
 //! and runs `fieldkit-bench` (`crates/bench`), which measures them.
 //!
 //! The measuring code lives in `crates/bench` because it links the workspace's crates; xtask
-//! only builds and starts things. The groups are `crates/bench`'s; the `app` group (the
-//! default runs it too) also needs the web view, the release app and an X display, which are
-//! prepared here.
+//! only builds and starts things. The groups are `crates/bench`'s; the `hub` group measures the
+//! release `fieldkit-hub`, and the `app` group (the default runs both) also needs the web view,
+//! the release app and an X display, which are prepared here.
 
 use std::process::Command;
 
@@ -25,6 +25,9 @@ pub(crate) fn run(groups: &[String]) -> anyhow::Result<()> {
         "--package",
         "fieldkit-bench",
     ];
+    if groups.is_empty() || groups.iter().any(|g| g == "hub") {
+        build.extend(["--package", "fieldkit-hub"]);
+    }
     if app {
         build_ui()?;
         build.extend(["--package", "fieldkit-app"]);

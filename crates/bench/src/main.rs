@@ -13,6 +13,7 @@
 
 mod app;
 mod audit;
+mod hub;
 mod line;
 mod postmarket;
 mod smp;
@@ -41,8 +42,13 @@ const GROUPS: &[Group] = &[
     ("line", line::run),
     ("trust", trust::run),
     ("audit", audit::run),
+    // The hub for a fleet (ingest, timeline, inventory), then its post-market answers
+    // (exposure, advisory import) over their own fleet: one command for every hub figure.
+    ("hub", |rows| {
+        hub::run(rows)?;
+        postmarket::run(rows)
+    }),
     ("app", app::run),
-    ("postmarket", postmarket::run),
 ];
 
 fn main() -> ExitCode {
