@@ -18,28 +18,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// The live (not yet exited) processes of process group `pgid`.
-fn group_members(pgid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    // pid (comm) state ppid pgrp …
-                    let mut rest = s[s.rfind(')')? + 2..].split(' ');
-                    let state = rest.next()?;
-                    let pgrp: i32 = rest.nth(1)?.parse().ok()?;
-                    Some(pgrp == pgid && state != "Z" && state != "X")
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// The live children of process `parent`.
 fn children(parent: i32) -> Vec<i32> {
     std::fs::read_dir("/proc")
@@ -283,36 +261,35 @@ impl Pg {
     /// Kills the server and all its backends with SIGKILL, as a crash would, and returns when
     /// every one of them is gone.
     pub fn kill(&mut self) {
+        use rustix::process::{Pid, PidfdFlags, Signal};
         let Some(mut server) = self.server.take() else {
             return;
         };
-        let pgid = server.id() as i32;
-        let group = rustix::process::Pid::from_raw(pgid).unwrap();
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        let postmaster = Pid::from_raw(server.id() as i32).unwrap();
+        // Every child of the postmaster (backends, WAL writer, checkpointer) makes itself a
+        // process group of its own, so the postmaster's group does not reach them. Stopped, the
+        // postmaster forks no new child while they are listed; each is then killed through a
+        // pidfd, so a pid reused meanwhile is never hit.
+        let _ = rustix::process::kill_process(postmaster, Signal::STOP);
+        let kids: Vec<_> = children(postmaster.as_raw_nonzero().get())
+            .into_iter()
+            .filter_map(|pid| {
+                rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
+            })
+            .collect();
+        let _ = rustix::process::kill_process_group(postmaster, Signal::KILL);
+        for fd in &kids {
+            let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
+        }
         server.wait().unwrap();
-        // A backend forked just before the signal may still be on its way out, attached to
-        // the shared memory the next start checks: wait until no live member is left.
-        loop {
-            let live = group_members(pgid);
-            if live.is_empty() {
-                break;
-            }
-            let fds: Vec<_> = live
-                .iter()
-                .filter_map(|&pid| {
-                    let pid = rustix::process::Pid::from_raw(pid)?;
-                    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-                })
-                .collect();
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            for fd in fds {
-                // A pidfd becomes readable when its process has exited.
-                let mut p = [rustix::event::PollFd::new(
-                    &fd,
-                    rustix::event::PollFlags::IN,
-                )];
-                let _ = rustix::event::poll(&mut p, None);
-            }
+        // Wait until every child is gone: a live one stays attached to the shared memory the
+        // next start checks. A pidfd becomes readable when its process has exited.
+        for fd in kids {
+            let mut p = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let _ = rustix::event::poll(&mut p, None);
         }
         // The postmaster's lock file names a dead process now; the next start removes it.
     }
