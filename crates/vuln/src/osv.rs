@@ -264,6 +264,33 @@ fn purl_of(ecosystem: &str, name: &str) -> Option<String> {
     Some(format!("pkg:{ty}/{name}"))
 }
 
+/// The purl of a source repository on a forge purl has a type for
+/// (`https://github.com/Mbed-TLS/mbedtls` -> `pkg:github/Mbed-TLS/mbedtls`): the identity of
+/// an entry that names its software only by a GIT range, as OSV's records converted from CVEs
+/// do for C libraries and firmware (no ecosystem has them).
+fn purl_of_repo(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .or_else(|| url.strip_prefix("git://"))?;
+    let (host, path) = rest.split_once('/')?;
+    let ty = match host.to_ascii_lowercase().as_str() {
+        "github.com" | "www.github.com" => "github",
+        "gitlab.com" => "gitlab",
+        "bitbucket.org" => "bitbucket",
+        _ => return None,
+    };
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let (owner, name) = path.split_once('/')?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    (plain(owner) && plain(name)).then(|| format!("pkg:{ty}/{owner}/{name}"))
+}
+
 fn severity_of(list: &[OsvSeverity], database_specific: Option<&Value>) -> Severity {
     let mut best: Option<Severity> = None;
     for s in list {
@@ -351,6 +378,24 @@ pub fn parse_advisory(document: &str, bytes: &[u8], limits: &Limits) -> Result<A
         let versions = a.versions.unwrap_or_default();
         for (j, v) in versions.iter().enumerate() {
             json::identifier(document, &format!("{at}.versions[{j}]"), v)?;
+        }
+        // No purl, but one repository in its GIT ranges (or a GIT "package" named by its URL):
+        // the repository is the package.
+        if package.is_none() {
+            let mut repos = ranges
+                .iter()
+                .filter(|r| r.kind == RangeKind::Git)
+                .filter_map(|r| r.repo.as_deref())
+                .chain(
+                    name.as_deref()
+                        .filter(|_| ecosystem.as_deref() == Some("GIT")),
+                );
+            let first = repos.next();
+            if let Some(repo) = first.filter(|f| repos.all(|r| r == *f))
+                && let Some(purl) = purl_of_repo(repo)
+            {
+                package = PackageKey::from_purl(&purl).ok().map(|(key, _)| key);
+            }
         }
         let mut hashes = Vec::new();
         if let Some(list) = a.database_specific.as_ref().and_then(|d| d.get("hashes")) {
@@ -609,10 +654,27 @@ impl Affected {
                 .any(|r| r.kind == RangeKind::Semver)
                 .then_some(Scheme::Semver)
         });
-        // Tags are often written `v3.6.0` where an SBOM says `3.6.0`.
+        // Tags are often written `v3.6.0` or `mbedtls-3.6.0` where an SBOM says `3.6.0`.
+        let short = self
+            .package
+            .as_ref()
+            .and_then(|p| p.as_str().rsplit('/').next())
+            .unwrap_or("");
+        let untagged = |v: &str| match v.get(..short.len() + 1) {
+            Some(head)
+                // `-` ends `head`, so `short.len()` is a character boundary.
+                if !short.is_empty()
+                    && head.ends_with('-')
+                    && head[..short.len()].eq_ignore_ascii_case(short) =>
+            {
+                bare(&v[short.len() + 1..])
+            }
+            _ => bare(v),
+        };
         let listed = self.versions.iter().any(|v| {
             v == version
                 || bare(v) == bare(version)
+                || untagged(v) == bare(version)
                 || list_scheme.is_some_and(|s| s.compare(v, version) == Ok(Ordering::Equal))
         });
         if listed {

@@ -162,6 +162,64 @@ fn ranges_and_lists() {
     );
 }
 
+/// The shape OSV's records converted from CVEs take for C libraries and firmware, which have no
+/// ecosystem: no `package`, a GIT range naming the repository, and the affected tags, written
+/// as the project tags them (`mbedtls-3.6.0`, `v3.6.0`). The repository is the package
+/// (`pkg:github/OWNER/NAME`), so an SBOM's component matches it by purl.
+#[test]
+fn a_record_without_a_package_matches_by_its_repository() {
+    let record = json!({
+        "schema_version": "1.6.0",
+        "id": "CVE-2024-45159",
+        "modified": "2026-10-01T00:00:00Z",
+        "published": "2024-09-05T06:15:00Z",
+        "details": "Mbed TLS 3.x before 3.6.1 ...",
+        "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
+        "affected": [{
+            "ranges": [{
+                "type": "GIT",
+                "repo": "https://github.com/Mbed-TLS/mbedtls.git",
+                "events": [{ "introduced": "0" }, { "fixed": "a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e" }],
+                "database_specific": { "versions": [{ "introduced": "3.0.0" }, { "fixed": "3.6.1" }] }
+            }],
+            "versions": ["mbedtls-3.5.0", "mbedtls-3.6.0", "v3.6.0"],
+            "database_specific": { "source": "https://storage.googleapis.com/cve-osv-conversion/osv-output/CVE-2024-45159.json" }
+        }],
+        "references": [{ "type": "ADVISORY", "url": "https://mbed-tls.readthedocs.io/en/latest/security-advisories/" }]
+    });
+    let a = parse(&record);
+    let mbedtls = |v: &str| component(&format!("pkg:github/Mbed-TLS/mbedtls@v{v}"), v);
+    for v in ["3.5.0", "3.6.0"] {
+        match a.check(&mbedtls(v)) {
+            Some(Verdict::Affected { via, because, .. }) => {
+                assert_eq!(via, MatchedBy::Purl, "{v}");
+                assert!(because.contains("listed"), "{v}: {because}");
+            }
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+    assert_eq!(a.check(&mbedtls("3.6.2")), None);
+    // Another project's 3.6.0 is not this one.
+    assert_eq!(
+        a.check(&component(
+            "pkg:github/zephyrproject-rtos/zephyr@v3.6.0",
+            "3.6.0"
+        )),
+        None
+    );
+    // Two repositories, or a forge purl has no type for: no identity is guessed, and the record
+    // matches by nothing but hashes (as before).
+    let mut two = record.clone();
+    two["affected"][0]["ranges"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "GIT", "repo": "https://github.com/ARMmbed/mbedtls", "events": [{ "introduced": "0" }] }));
+    assert_eq!(parse(&two).check(&mbedtls("3.6.0")), None);
+    let mut elsewhere = record;
+    elsewhere["affected"][0]["ranges"][0]["repo"] = json!("https://git.example.org/mbedtls.git");
+    assert_eq!(parse(&elsewhere).check(&mbedtls("3.6.0")), None);
+}
+
 #[test]
 fn a_withdrawn_advisory_affects_nothing() {
     let mut v = advisory(
