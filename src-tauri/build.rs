@@ -4,6 +4,8 @@
 /// Every command of `src/commands.rs`; a command missing here cannot be allowed.
 const COMMANDS: &[&str] = &[
     "app_info",
+    "import_trust_root",
+    "start_demo",
     "ui_ready",
     "list_devices",
     "start_simulator",

@@ -26,6 +26,10 @@ struct Cli {
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Use the DEMO's own home, beside the data directory (`<home>-demo`): demo keys, trust
+    /// root and packages, never mixed with real ones.
+    #[arg(long, global = true)]
+    demo: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +60,8 @@ enum Command {
     Entitlement(cmd::entitlement::Args),
     /// Issue, inspect and import recall lists.
     Recall(cmd::recall::Args),
-    /// Fill the home with a complete demo kit.
+    /// Fill the DEMO's home with a complete demo kit (the platform's default home's DEMO home
+    /// unless --home or FIELDKIT_HOME names one).
     Demo(cmd::demo::Args),
     /// The audit log: list, show, verify, export, sync to a hub, print this laptop's id.
     Audit(cmd::audit::Args),
@@ -83,6 +88,19 @@ fn main() -> ExitCode {
             Err(e) => return out.fail(&anyhow::Error::from(e)),
         },
     };
+    // The DEMO is a choice, and keeps a home of its own: `--demo`, or `demo init` where no home
+    // was named (the platform's default home is the technician's real one).
+    let demo_init = matches!(cli.command, Command::Demo(_)) && cli.home.is_none();
+    let home = if cli.demo || demo_init {
+        home.demo_home()
+    } else {
+        home
+    };
+    // Everything done in a DEMO home is labelled: a line on stderr once the command is done
+    // (stdout stays the command's own, for pipes; a failure stays one line).
+    let label = !cli.json
+        && !matches!(cli.command, Command::Demo(_) | Command::Sim(_))
+        && (home.is_demo() || matches!(fieldkit_demo::read_kit(&home), Ok(Some(_))));
     let result = match cli.command {
         Command::Ports => cmd::ports::run(&home, &out),
         Command::Sim(args) => cmd::sim::run(&home, &out, args),
@@ -100,7 +118,15 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(&home, &out, args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            if label {
+                eprintln!(
+                    "DEMO: done in the DEMO's home {} (demo keys, trust root and packages; nothing here is trusted for real devices)",
+                    fieldkit_inert::terminal(&home.root().display().to_string())
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => out.fail(&e),
     }
 }

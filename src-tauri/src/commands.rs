@@ -74,17 +74,57 @@ pub(crate) struct AppInfo {
     home: PathBuf,
     demo: bool,
     usb_stick: Option<PathBuf>,
+    /// No trust root is installed, imported or pinned into the build, and this is not the
+    /// DEMO: the first-start screen asks for the manufacturer's root or the choice of the DEMO.
+    needs_trust_root: bool,
+}
+
+fn app_info_of(state: &AppState) -> AppInfo {
+    let home = state.home();
+    let stick = usb_stick(&home);
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        home: home.root().to_owned(),
+        demo: state.demo(),
+        usb_stick: (state.demo() && stick.is_dir()).then_some(stick),
+        needs_trust_root: state.needs_trust_root(),
+    }
 }
 
 #[tauri::command]
 pub(crate) fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
-    let stick = usb_stick(&state.home);
-    AppInfo {
-        version: env!("CARGO_PKG_VERSION"),
-        home: state.home.root().to_owned(),
-        demo: state.demo,
-        usb_stick: (state.demo && stick.is_dir()).then_some(stick),
-    }
+    app_info_of(&state)
+}
+
+/// First start: installs the manufacturer's first trust root from the file the technician
+/// named (`fieldkit trust import FILE`), only where none is trusted yet.
+#[tauri::command]
+pub(crate) async fn import_trust_root<R: Runtime>(
+    app: AppHandle<R>,
+    path: PathBuf,
+) -> Result<AppInfo, AppError> {
+    work(&app, move |s| {
+        if s.demo() {
+            return Err(AppError::new(
+                "demo",
+                "this is the DEMO, which trusts only its own demo root; required the app started without --demo to install your manufacturer's trust root",
+            ));
+        }
+        trust_store::import_root(&s.home(), &path)?;
+        Ok(app_info_of(s))
+    })
+    .await
+}
+
+/// First start: the technician chose to try fieldkit with simulated devices. The app moves to
+/// the DEMO's own home (made on first use), never the installation's.
+#[tauri::command]
+pub(crate) async fn start_demo<R: Runtime>(app: AppHandle<R>) -> Result<AppInfo, AppError> {
+    work(&app, |s| {
+        s.switch_to_demo()?;
+        Ok(app_info_of(s))
+    })
+    .await
 }
 
 /// The web view calls this once its first screen is painted: `FIELDKIT_BENCH_FIRST_PAINT`
@@ -148,7 +188,7 @@ fn prompts(profile: &fieldkit_profile::Profile) -> Vec<FieldPrompt> {
 #[tauri::command]
 pub(crate) async fn list_devices<R: Runtime>(app: AppHandle<R>) -> Result<Devices, AppError> {
     work(&app, |s| {
-        let profiles = s.home.profiles()?;
+        let profiles = s.home().profiles()?;
         let (ports, ports_error) = match fieldkit_link::discover(&profiles) {
             Ok(p) => (p, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
@@ -188,7 +228,7 @@ pub(crate) async fn start_simulator<R: Runtime>(
     profile: String,
 ) -> Result<PathBuf, AppError> {
     work(&app, move |s| {
-        let profiles = s.home.profiles()?;
+        let profiles = s.home().profiles()?;
         let p = profile_of(&profiles, &profile)?;
         // A device in its bootloader boots its application on reset.
         let application = p
@@ -256,7 +296,7 @@ pub(crate) struct DeviceView {
 }
 
 fn device_view(s: &AppState, c: &Connected) -> Result<DeviceView, AppError> {
-    let profiles = s.home.profiles()?;
+    let profiles = s.home().profiles()?;
     let profile = profile_of(&profiles, &c.identity.profile)?;
     Ok(DeviceView {
         port: c.port.clone(),
@@ -286,7 +326,7 @@ fn running_sboms(s: &AppState, identity: &Identity, profile: &Profile) -> Vec<Ru
     let Ok(audit) = s.audit() else {
         return Vec::new();
     };
-    let Ok(material) = TrustMaterial::load(&s.home, &audit) else {
+    let Ok(material) = TrustMaterial::load(&s.home(), &audit) else {
         return Vec::new();
     };
     let Ok(now) = material.now(Utc::now()) else {
@@ -329,7 +369,7 @@ pub(crate) async fn identify<R: Runtime>(
         let _device = lock(&s.device);
         let audit = s.audit()?;
         let visit = Visit {
-            home: &s.home,
+            home: &s.home(),
             audit: &audit,
         };
         let simulated = lock(&s.sims).profile_of(&port).is_some();
@@ -452,14 +492,14 @@ fn package_view(
 pub(crate) async fn list_packages<R: Runtime>(app: AppHandle<R>) -> Result<Packages, AppError> {
     work(&app, |s| {
         let audit = s.audit()?;
-        let material = TrustMaterial::load(&s.home, &audit)?;
+        let material = TrustMaterial::load(&s.home(), &audit)?;
         let now = material
             .now(Utc::now())
             .map_err(|e| AppError::new("clock", e.to_string()))?;
         let connected = lock(&s.connected).clone();
         let device = connected.as_ref().map(|c| &c.identity);
         let visit = Visit {
-            home: &s.home,
+            home: &s.home(),
             audit: &audit,
         };
         let mut entitlement = |vp: &fieldkit_trust::VerifiedPackage| {
@@ -493,7 +533,7 @@ pub(crate) struct Folder {
 #[tauri::command]
 pub(crate) fn suggest_import_folders(state: tauri::State<'_, AppState>) -> Vec<Folder> {
     let mut out = Vec::new();
-    let stick = usb_stick(&state.home);
+    let stick = usb_stick(&state.home());
     if stick.is_dir() {
         out.push(Folder {
             path: stick,
@@ -546,18 +586,18 @@ pub(crate) async fn import_packages<R: Runtime>(
     work(&app, move |s| {
         let files = package_files(&path)?;
         let audit = s.audit()?;
-        let settings = Settings::load(&s.home)?;
+        let settings = Settings::load(&s.home())?;
         let recorder = trust_store::Recorder {
             audit: &audit,
             technician: &settings.technician,
             site: &settings.site,
         };
-        let mut material = TrustMaterial::load(&s.home, &audit)?;
+        let mut material = TrustMaterial::load(&s.home(), &audit)?;
         let mut out = Vec::new();
         for file in files {
             out.push(
                 match trust_store::import_package(
-                    &s.home,
+                    &s.home(),
                     &recorder,
                     &mut material,
                     &file,
@@ -650,7 +690,7 @@ pub(crate) async fn check<R: Runtime>(
             typed: c.typed.clone(),
         };
         let visit = Visit {
-            home: &s.home,
+            home: &s.home(),
             audit: &audit,
         };
         let checked = block_on(session::check(visit, &request, Utc::now()))??;
@@ -692,7 +732,7 @@ pub(crate) async fn update<R: Runtime>(
         *lock(&s.cancel) = Some(cancel.clone());
         let mut progress = ChannelProgress::new(on_progress);
         let visit = Visit {
-            home: &s.home,
+            home: &s.home(),
             audit: &audit,
         };
         let result = block_on(session::update(
@@ -788,7 +828,7 @@ fn audit_status_of(s: &AppState) -> Result<AuditStatus, AppError> {
         size,
         acked,
         unsynced: size.saturating_sub(acked),
-        hub: Settings::load(&s.home)?.hub,
+        hub: Settings::load(&s.home())?.hub,
         origin: log.origin().to_owned(),
     })
 }
@@ -803,7 +843,7 @@ pub(crate) async fn sync_now<R: Runtime>(
     app: AppHandle<R>,
 ) -> Result<fieldkit_sync::SyncReport, AppError> {
     work(&app, |s| {
-        let hub = Settings::load(&s.home)?
+        let hub = Settings::load(&s.home())?
             .hub
             .filter(|h| !h.trim().is_empty())
             .ok_or_else(|| {
@@ -813,7 +853,7 @@ pub(crate) async fn sync_now<R: Runtime>(
                 )
             })?;
         let log = s.audit()?;
-        let pinned = match fieldkit_sync::pin::load_pin(s.home.root())? {
+        let pinned = match fieldkit_sync::pin::load_pin(s.home().root())? {
             Some(key) => key,
             None => {
                 // The technician confirms the key first (confirm_hub_key); nothing is sent
@@ -843,7 +883,7 @@ pub(crate) async fn confirm_hub_key<R: Runtime>(
     key: String,
 ) -> Result<String, AppError> {
     work(&app, move |s| {
-        let hub = Settings::load(&s.home)?
+        let hub = Settings::load(&s.home())?
             .hub
             .filter(|h| !h.trim().is_empty())
             .ok_or_else(|| {
@@ -855,7 +895,7 @@ pub(crate) async fn confirm_hub_key<R: Runtime>(
         let config = fieldkit_sync::SyncConfig::default();
         let info = block_on(fieldkit_sync::fetch_hub_info(&hub, &config))??;
         Ok(fieldkit_sync::pin::pin_confirmed(
-            s.home.root(),
+            s.home().root(),
             &info,
             &key,
         )?)
@@ -865,7 +905,7 @@ pub(crate) async fn confirm_hub_key<R: Runtime>(
 
 #[tauri::command]
 pub(crate) async fn get_settings<R: Runtime>(app: AppHandle<R>) -> Result<Settings, AppError> {
-    work(&app, |s| Ok(Settings::load(&s.home)?)).await
+    work(&app, |s| Ok(Settings::load(&s.home())?)).await
 }
 
 #[tauri::command]
@@ -885,7 +925,7 @@ pub(crate) async fn set_settings<R: Runtime>(
                 "technician and site are empty: required both, they are written into every audit entry",
             ));
         }
-        settings.save(&s.home)?;
+        settings.save(&s.home())?;
         Ok(settings)
     })
     .await
@@ -933,8 +973,8 @@ pub(crate) struct EntitlementView {
 pub(crate) async fn trust_details<R: Runtime>(app: AppHandle<R>) -> Result<TrustDetails, AppError> {
     work(&app, |s| {
         let mut d = TrustDetails {
-            demo: s.demo,
-            home: s.home.root().to_owned(),
+            demo: s.demo(),
+            home: s.home().root().to_owned(),
             root_version: None,
             root_expires: None,
             roles: Vec::new(),
@@ -950,7 +990,7 @@ pub(crate) async fn trust_details<R: Runtime>(app: AppHandle<R>) -> Result<Trust
         };
         let loaded = s
             .audit()
-            .and_then(|audit| Ok(TrustMaterial::load(&s.home, &audit)?));
+            .and_then(|audit| Ok(TrustMaterial::load(&s.home(), &audit)?));
         match loaded {
             Ok(m) => {
                 let meta = m.root.metadata();

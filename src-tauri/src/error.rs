@@ -42,6 +42,7 @@ impl From<fieldkit_core::StoreError> for AppError {
         let kind = match &e {
             fieldkit_core::StoreError::NoRoot { .. } => "no_trust_root",
             fieldkit_core::StoreError::Refused { .. } => "refused",
+            fieldkit_core::StoreError::RootPresent { .. } => "root_present",
             fieldkit_core::StoreError::Conflict { .. } => "conflict",
             _ => "trust_store",
         };

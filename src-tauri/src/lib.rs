@@ -29,6 +29,8 @@ use tauri::{Manager, Runtime};
 pub fn builder<R: Runtime>(base: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
     base.manage(state).invoke_handler(tauri::generate_handler![
         commands::app_info,
+        commands::import_trust_root,
+        commands::start_demo,
         commands::ui_ready,
         commands::list_devices,
         commands::start_simulator,
@@ -53,8 +55,28 @@ pub fn builder<R: Runtime>(base: tauri::Builder<R>, state: AppState) -> tauri::B
 }
 
 /// Runs the app on the real runtime until its window closes. Simulated devices stop with it.
+///
+/// `fieldkit-app --demo` opens the DEMO, in its own home beside the installation's; without it
+/// the app works in the installation's home, which trusts only a root pinned into the build or
+/// explicitly imported.
 pub fn run() {
-    let state = match AppState::from_env() {
+    let mut demo = false;
+    for arg in std::env::args_os().skip(1) {
+        match arg.to_str() {
+            Some("--demo") => demo = true,
+            Some("--help" | "-h") => {
+                println!(
+                    "usage: fieldkit-app [--demo]\n\n  --demo  try fieldkit with simulated devices, demo keys and packages, in a home of\n          its own beside the data directory (FIELDKIT_HOME, or the platform's)"
+                );
+                return;
+            }
+            _ => {
+                eprintln!("fieldkit-app: unknown argument {arg:?}; required nothing, or --demo");
+                std::process::exit(2);
+            }
+        }
+    }
+    let state = match AppState::from_env(demo) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fieldkit-app: {}", e.message);

@@ -1,7 +1,7 @@
 //! The app's managed state: one [`AppState`], reached from commands as `State<'_, AppState>`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use fieldkit_audit::AuditLog;
 use fieldkit_core::Home;
@@ -29,10 +29,18 @@ pub(crate) struct LastCheck {
     pub(crate) checked: Checked,
 }
 
+/// Which home the app works in, and whether it is the DEMO's.
+#[derive(Debug, Clone)]
+struct Mode {
+    home: Home,
+    demo: bool,
+}
+
 /// Everything the commands share.
 pub struct AppState {
-    pub(crate) home: Home,
-    pub(crate) demo: bool,
+    /// Switched once, from an installation without a trust root to the DEMO, when the
+    /// technician chooses it on the first screen.
+    mode: RwLock<Mode>,
     audit: Mutex<Option<Arc<AuditLog>>>,
     pub(crate) sims: Mutex<Simulators>,
     pub(crate) connected: Mutex<Option<Connected>>,
@@ -49,14 +57,24 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AppState {
-    /// The state for `home`. When the home has no trust root yet, it is filled with the DEMO
-    /// kit (`fieldkit demo init`), and the kit's packages are moved to a DEMO USB stick folder,
-    /// `demo/usb-stick/`, for the technician to import on the Packages screen.
-    pub fn new(home: Home) -> Result<AppState, AppError> {
-        let demo = prepare_demo(&home)?;
+    /// The state for `home`, or with `demo` for its DEMO home (`<home>-demo`, filled with the
+    /// DEMO kit on first use, the kit's packages on a DEMO USB stick folder,
+    /// `demo/usb-stick/`, for the technician to import on the Packages screen). Nothing is
+    /// made in `home` itself: without a trust root (installed, imported or pinned into the
+    /// build) the app asks for one, or for the choice of the DEMO.
+    pub fn new(home: Home, demo: bool) -> Result<AppState, AppError> {
+        let mode = if demo {
+            let home = home.demo_home();
+            prepare_demo(&home)?;
+            Mode { home, demo: true }
+        } else {
+            // A home the DEMO kit was made in by hand (`fieldkit --home DIR demo init`) is a
+            // DEMO home too, and labelled as one.
+            let demo = fieldkit_demo::read_kit(&home)?.is_some();
+            Mode { home, demo }
+        };
         Ok(AppState {
-            home,
-            demo,
+            mode: RwLock::new(mode),
             audit: Mutex::new(None),
             sims: Mutex::new(Simulators::default()),
             connected: Mutex::new(None),
@@ -67,13 +85,54 @@ impl AppState {
         })
     }
 
-    /// The state for `FIELDKIT_HOME`, or the platform's data directory (the CLI's default).
-    pub fn from_env() -> Result<AppState, AppError> {
+    /// The state for `FIELDKIT_HOME`, or the platform's data directory (the CLI's default);
+    /// with `demo`, for its DEMO home.
+    pub fn from_env(demo: bool) -> Result<AppState, AppError> {
         let home = match std::env::var_os("FIELDKIT_HOME") {
             Some(dir) if !dir.is_empty() => Home::at(PathBuf::from(dir)),
             _ => Home::platform_default()?,
         };
-        AppState::new(home)
+        AppState::new(home, demo)
+    }
+
+    /// The home the app works in.
+    pub(crate) fn home(&self) -> Home {
+        self.mode
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .home
+            .clone()
+    }
+
+    /// Whether that home is the DEMO's (everything shown is then labelled DEMO).
+    pub(crate) fn demo(&self) -> bool {
+        self.mode.read().unwrap_or_else(|p| p.into_inner()).demo
+    }
+
+    /// An installation that trusts no root yet (none installed, imported or pinned into the
+    /// build) and is not the DEMO: it checks nothing until the technician installs the
+    /// manufacturer's root or chooses the DEMO.
+    pub(crate) fn needs_trust_root(&self) -> bool {
+        !self.demo()
+            && matches!(
+                fieldkit_core::trust_store::load_root(&self.home()),
+                Err(fieldkit_core::StoreError::NoRoot { .. })
+            )
+    }
+
+    /// The technician chose the DEMO: from now on the app works in the DEMO's own home,
+    /// filled with the kit on first use. What belonged to the other home (its audit log, the
+    /// connected device, the last check, simulated devices) is let go.
+    pub(crate) fn switch_to_demo(&self) -> Result<(), AppError> {
+        let home = self.home().demo_home();
+        prepare_demo(&home)?;
+        self.stop_simulators();
+        *lock(&self.audit) = None;
+        *lock(&self.connected) = None;
+        *lock(&self.last_check) = None;
+        *lock(&self.cancel) = None;
+        *self.mode.write().unwrap_or_else(|p| p.into_inner()) = Mode { home, demo: true };
+        Ok(())
     }
 
     /// The audit log, opened on first use.
@@ -82,14 +141,14 @@ impl AppState {
         if let Some(log) = slot.as_ref() {
             return Ok(log.clone());
         }
-        let log = Arc::new(AuditLog::open_in_home(self.home.root())?);
+        let log = Arc::new(AuditLog::open_in_home(self.home().root())?);
         *slot = Some(log.clone());
         Ok(log)
     }
 
     /// Where the simulated devices keep their ports and state.
     pub(crate) fn sim_dir(&self) -> PathBuf {
-        self.home.join("simulators")
+        self.home().join("simulators")
     }
 
     /// Stops every simulated device (at exit).
@@ -103,12 +162,10 @@ pub(crate) fn usb_stick(home: &Home) -> PathBuf {
     home.demo_dir().join("usb-stick")
 }
 
-fn prepare_demo(home: &Home) -> Result<bool, AppError> {
+/// Fills a DEMO home with the kit, once.
+fn prepare_demo(home: &Home) -> Result<(), AppError> {
     if fieldkit_demo::read_kit(home)?.is_some() {
-        return Ok(true);
-    }
-    if home.trust_root().exists() {
-        return Ok(false);
+        return Ok(());
     }
     home.ensure()?;
     let profiles = home.profiles()?;
@@ -121,7 +178,7 @@ fn prepare_demo(home: &Home) -> Result<bool, AppError> {
     )
     .map_err(|e| AppError::new("demo", e.to_string()))?;
     move_packages(&home.packages_dir(), &usb_stick(home))?;
-    Ok(true)
+    Ok(())
 }
 
 fn move_packages(from: &Path, to: &Path) -> Result<(), AppError> {

@@ -20,12 +20,23 @@ struct Harness {
 }
 
 impl Harness {
-    /// An app over a new home, which it fills with the DEMO kit. The context is the real one
-    /// (`tauri.conf.json` and the capability file), so a command the capability does not
-    /// allow fails here as it would in the window.
+    /// The DEMO (`fieldkit-app --demo`) over a new home: its DEMO home beside it, filled with
+    /// the DEMO kit. The context is the real one (`tauri.conf.json` and the capability file),
+    /// so a command the capability does not allow fails here as it would in the window.
     fn new() -> Harness {
+        Harness::started(true)
+    }
+
+    /// A fresh installation (`fieldkit-app`): a new home, no trust root, and a build that
+    /// pins none.
+    fn installed() -> Harness {
+        Harness::started(false)
+    }
+
+    fn started(demo: bool) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
-        let state = AppState::new(fieldkit_core::Home::at(dir.path().join("home"))).expect("state");
+        let state =
+            AppState::new(fieldkit_core::Home::at(dir.path().join("home")), demo).expect("state");
         let app = crate::builder(mock_builder(), state)
             .build(tauri::generate_context!(test = true))
             .expect("app");
@@ -56,6 +67,10 @@ impl Harness {
     fn ok(&self, cmd: &str, args: Value) -> Value {
         self.invoke(cmd, args)
             .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn home(&self) -> PathBuf {
+        self._dir.path().join("home")
     }
 
     fn err_kind(&self, cmd: &str, args: Value) -> String {
@@ -324,6 +339,87 @@ fn a_device_in_serial_recovery_is_updated_in_place() {
     h.ok(
         "stop_simulator",
         json!({ "profile": "vitalis-monitor-m3-recovery" }),
+    );
+}
+
+#[test]
+fn a_fresh_installation_checks_nothing_until_it_has_a_root_or_the_demo_is_chosen() {
+    assert!(
+        fieldkit_core::pinned::pinned_root().is_none(),
+        "the tests' build pins no root"
+    );
+    let h = Harness::installed();
+    let info = h.ok("app_info", json!({}));
+    assert_eq!(info["needs_trust_root"], true);
+    assert_eq!(info["demo"], false);
+    assert_eq!(info["usb_stick"], Value::Null);
+    assert!(
+        !h.home().exists(),
+        "nothing is made before the technician chooses"
+    );
+
+    // A device can be read, but nothing is checked, listed or imported without a root, and
+    // the refusal says what to do.
+    let port = h.ok("start_simulator", json!({ "profile": "acme-infusion-p7" }));
+    h.ok("identify", json!({ "port": port, "profile": null }));
+    let stick = h._dir.path().join("stick");
+    std::fs::create_dir(&stick).expect("mkdir");
+    std::fs::write(stick.join("x.fkpkg"), b"not checked without a root").expect("write");
+    for (cmd, args) in [
+        ("check", json!({ "package": null })),
+        ("list_packages", json!({})),
+        ("import_packages", json!({ "path": stick })),
+    ] {
+        let e = h.invoke(cmd, args).expect_err(cmd);
+        assert_eq!(e["kind"], "no_trust_root", "{cmd}: {e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("fieldkit trust import FILE") && m.contains("--demo")),
+            "{e}"
+        );
+    }
+
+    // A file that is not a root is refused; the installation still has none.
+    let bogus = h._dir.path().join("bogus.json");
+    std::fs::write(&bogus, "{\"signed\": {}}\n").expect("write");
+    assert_eq!(
+        h.err_kind("import_trust_root", json!({ "path": bogus })),
+        "refused"
+    );
+    assert_eq!(h.ok("app_info", json!({}))["needs_trust_root"], true);
+
+    // One click: the DEMO, in its own home; the installation's home gets no demo material.
+    let demo = h.ok("start_demo", json!({}));
+    assert_eq!(demo["demo"], true);
+    assert_eq!(demo["needs_trust_root"], false);
+    let demo_home = PathBuf::from(demo["home"].as_str().expect("home"));
+    assert_eq!(demo_home, h._dir.path().join("home-demo"));
+    assert!(demo["usb_stick"].as_str().is_some(), "{demo}");
+    let keys: Vec<String> = std::fs::read_dir(h.home().join("keys"))
+        .map(|d| {
+            d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        fieldkit_demo::read_kit(&fieldkit_core::Home::at(h.home()))
+            .expect("read")
+            .is_none()
+            && !keys.iter().any(|k| k.starts_with("demo"))
+            && !h.home().join("trust").exists(),
+        "no demo keys or root in the installation's home: {keys:?}"
+    );
+    assert_eq!(h.ok("trust_details", json!({}))["demo"], true);
+    // The DEMO trusts its own root only: a manufacturer's root is not installed there.
+    assert_eq!(
+        h.err_kind("import_trust_root", json!({ "path": bogus })),
+        "demo"
+    );
+    assert_eq!(
+        fieldkit_private::find_not_private(&demo_home).expect("walk the home"),
+        vec![],
+        "every directory 0700, every file 0600"
     );
 }
 

@@ -63,7 +63,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Show a trust root: the home's, or FILE.
+    /// Install the manufacturer's first trust root (root.json from your service manager) in a
+    /// home that has none and whose build pins none.
+    Import {
+        /// The root file.
+        file: PathBuf,
+    },
+    /// Show a trust root: the home's (or the one pinned into this build), or FILE.
     Show {
         /// A root file; default: the installed root.
         file: Option<PathBuf>,
@@ -332,6 +338,17 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
             };
             out.print(&v, || render(&v, headline));
         }
+        Command::Import { file } => {
+            let root = trust_store::import_root(home, &file)?;
+            let v = view(
+                &root,
+                &home.trust_root(),
+                true,
+                Vec::new(),
+                trusted_now(home),
+            );
+            out.print(&v, || render(&v, "Trust root installed"));
+        }
         Command::Show { file } => {
             let (root, file, installed) = match file {
                 Some(f) => {
@@ -340,7 +357,15 @@ pub(crate) fn run(home: &Home, out: &Output, args: Args) -> anyhow::Result<()> {
                         .with_context(|| format!("{}", f.display()))?;
                     (root, f, false)
                 }
-                None => (trust_store::load_root(home)?, home.trust_root(), true),
+                None => {
+                    let root = trust_store::load_root(home)?;
+                    let file = if home.trust_root().exists() {
+                        home.trust_root()
+                    } else {
+                        PathBuf::from(trust_store::PINNED_ROOT)
+                    };
+                    (root, file, true)
+                }
             };
             let v = view(
                 &root,

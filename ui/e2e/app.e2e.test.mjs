@@ -8,177 +8,25 @@
 //   TAURI_DRIVER      tauri-driver (default: on PATH)
 //   FIELDKIT_SCREENSHOTS  optional: a folder to save a screenshot of every screen into
 //
-// The WebDriver client is a few lines over fetch (W3C WebDriver protocol), so no browser or
-// driver is downloaded. Waiting for the UI is done in the page: a MutationObserver resolves an
-// async script as soon as the condition holds (no sleeps).
+// The WebDriver client is webdriver.mjs: a few lines over fetch, so no browser or driver is
+// downloaded, and waiting for the UI happens in the page (no sleeps).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, basename } from "node:path";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+
+import { Session, freePort, startAndRead, driverReady } from "./webdriver.mjs";
 
 const APP = process.env.FIELDKIT_APP;
 const HUB = process.env.FIELDKIT_HUB;
 const CLI = process.env.FIELDKIT_CLI;
 const DRIVER = process.env.TAURI_DRIVER || "tauri-driver";
 const SHOTS = process.env.FIELDKIT_SCREENSHOTS;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A minimal W3C WebDriver session. */
-class Session {
-  constructor(base, id) {
-    this.base = base;
-    this.id = id;
-  }
-
-  static async create(base, application) {
-    const r = await wd(base, "POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application } } },
-    });
-    const s = new Session(base, r.sessionId);
-    await s.cmd("POST", "/timeouts", { implicit: 20000, script: 180000, pageLoad: 60000 });
-    return s;
-  }
-
-  cmd(method, path, body) {
-    return wd(this.base, method, `/session/${this.id}${path}`, body).then((r) => r.value);
-  }
-
-  async find(css) {
-    const el = await this.cmd("POST", "/element", { using: "css selector", value: css });
-    return Object.values(el)[0];
-  }
-
-  /**
-   * Runs `f` on the element `css`, finding it again if the screen was redrawn in between (the
-   * UI rebuilds a screen's DOM whenever its state changes, e.g. on every progress message).
-   */
-  async withElement(css, f) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await f(await this.find(css));
-      } catch (e) {
-        if (attempt >= 5 || !/stale element/.test(e.message)) throw e;
-      }
-    }
-  }
-
-  click(css) {
-    return this.withElement(css, (el) => this.cmd("POST", `/element/${el}/click`, {}));
-  }
-
-  text(css) {
-    return this.withElement(css, (el) => this.cmd("GET", `/element/${el}/text`));
-  }
-
-  type(css, value) {
-    return this.withElement(css, async (el) => {
-      await this.cmd("POST", `/element/${el}/clear`, {});
-      await this.cmd("POST", `/element/${el}/value`, { text: value });
-    });
-  }
-
-  script(body, ...args) {
-    return this.cmd("POST", "/execute/sync", { script: body, args });
-  }
-
-  /**
-   * Resolves with the value of `predicate` (a function body run in the page) as soon as it is
-   * truthy, re-evaluating on every DOM change; fails with `what` after the script timeout.
-   */
-  async waitFor(what, predicate) {
-    try {
-      return await this.cmd("POST", "/execute/async", {
-        script: `
-          const done = arguments[arguments.length - 1];
-          const pred = () => { ${predicate} };
-          let obs;
-          const check = () => {
-            let v;
-            try { v = pred(); } catch (e) { v = null; }
-            if (v) { if (obs) obs.disconnect(); done(v); return true; }
-            return false;
-          };
-          if (!check()) {
-            obs = new MutationObserver(check);
-            obs.observe(document.documentElement, { subtree: true, childList: true, characterData: true, attributes: true });
-          }`,
-        args: [],
-      });
-    } catch (e) {
-      const page = await this.script("return document.querySelector('main')?.innerText ?? ''").catch(() => "");
-      throw new Error(`waiting for ${what}: ${e.message}\n--- the screen shows ---\n${page}`);
-    }
-  }
-
-  async screenshot(name) {
-    if (!SHOTS) return;
-    // Let the window paint what the DOM holds now before it is captured.
-    await this.cmd("POST", "/execute/async", {
-      script: "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
-      args: [],
-    });
-    const png = await this.cmd("GET", "/screenshot");
-    mkdirSync(SHOTS, { recursive: true });
-    writeFileSync(join(SHOTS, `app-${name}.png`), Buffer.from(png, "base64"));
-  }
-
-  async go(screen) {
-    await this.click(`#nav-${screen}`);
-    await this.waitFor(`the ${screen} screen`, `return document.querySelector('main')?.dataset.screen === ${JSON.stringify(screen)} && !document.getElementById('busy')`);
-  }
-
-  close() {
-    return wd(this.base, "DELETE", `/session/${this.id}`).catch(() => {});
-  }
-}
-
-async function wd(base, method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const v = json.value ?? {};
-    throw new Error(`${method} ${path}: ${res.status} ${v.error ?? ""} ${v.message ?? ""}`);
-  }
-  return json.value && json.value.sessionId ? json.value : json;
-}
-
-/** Starts a process and resolves with the first stdout line matching `pattern`. */
-async function startAndRead(cmd, args, pattern, env) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout });
-  const exited = once(child, "exit").then(([code]) => {
-    throw new Error(`${cmd} exited (${code}) before printing ${pattern}`);
-  });
-  const found = (async () => {
-    for await (const line of lines) {
-      const m = line.match(pattern);
-      if (m) return m;
-    }
-    throw new Error(`${cmd} closed its output before printing ${pattern}`);
-  })();
-  const match = await Promise.race([found, exited]);
-  return { child, match };
-}
 
 /**
  * Starts `fieldkit sim` for a factory-fresh device and resolves with its port (the first line
@@ -196,22 +44,6 @@ async function startSim(profile, dir) {
   });
   const [port] = await Promise.race([first, exited]);
   return { child, port: port.trim() };
-}
-
-/** Waits until the WebDriver server answers /status (it prints nothing when ready). */
-async function driverReady(base, child) {
-  let exited = false;
-  child.once("exit", () => (exited = true));
-  for (let i = 0; i < 400 && !exited; i++) {
-    try {
-      const r = await fetch(`${base}/status`);
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`tauri-driver did not start listening on ${base}`);
 }
 
 test("a technician's visit: connect, identify, import, refused and passing checks, update, audit, sync", { timeout: 600_000 }, async (t) => {
@@ -237,7 +69,24 @@ test("a technician's visit: connect, identify, import, refused and passing check
   children.push(driver);
   const base = `http://127.0.0.1:${port}`;
   await driverReady(base, driver);
-  s = await Session.create(base, APP);
+  s = await Session.create(base, APP, SHOTS);
+
+  // First start without a trust root (this build pins none): nothing can be checked; the app
+  // says so and offers to install the manufacturer's root or to try the DEMO.
+  const first = await s.waitFor("the first-start screen", "return document.querySelector('#first-start') && !document.getElementById('busy') && document.querySelector('main').innerText");
+  assert.match(first, /no trust root/i);
+  assert.match(first, /refuses to check or update/);
+  assert.equal(await s.script("return document.querySelector('#nav-check')"), null, "no screen to check from");
+  await s.screenshot("first-start");
+  // A file that is not a trust root is refused, and the first screen stays.
+  writeFileSync(join(dir, "not-a-root.json"), "{\"signed\": {}}\n");
+  await s.type("#root-path", join(dir, "not-a-root.json"));
+  await s.click("#import-root");
+  const refusal = await s.waitFor("the refusal", "return !document.getElementById('busy') && document.querySelector('#error')?.innerText");
+  assert.match(refusal, /not-a-root\.json/);
+  assert.ok(await s.script("return document.querySelector('#first-start')"));
+  // One click: the DEMO, in a home of its own.
+  await s.click("#try-demo");
 
   // Connect: nothing is plugged in; the simulated devices are offered, labelled.
   await s.waitFor("the simulated pump", "return document.querySelector('#connect-sim-acme-infusion-p7') && !document.getElementById('busy')");
@@ -279,7 +128,11 @@ test("a technician's visit: connect, identify, import, refused and passing check
   await s.screenshot("device");
 
   // A refused check, with its reasons: the release made for another hardware revision.
-  const kit = JSON.parse(readFileSync(join(home, "demo", "kit.json"), "utf8"));
+  // The DEMO lives beside the real home, never in it.
+  assert.ok(!existsSync(join(home, "demo")), "no demo material in the production home");
+  const prodKeys = existsSync(join(home, "keys")) ? readdirSync(join(home, "keys")) : [];
+  assert.deepEqual(prodKeys.filter((k) => k.startsWith("demo")), [], "no demo keys in the production home");
+  const kit = JSON.parse(readFileSync(join(`${home}-demo`, "demo", "kit.json"), "utf8"));
   const wrong = kit.items.find((i) => i.kind === "package" && i.label === "wrong-hardware" && i.product === "acme-infusion-p7");
   assert.ok(wrong, "the demo kit has a wrong-hardware package for the pump");
   await s.go("check");
@@ -324,7 +177,7 @@ test("a technician's visit: connect, identify, import, refused and passing check
   await s.screenshot("update-done");
 
   // The screen renders the value core decided, as the CLI's `--json` does: a second pump,
-  // factory-fresh, updated by the CLI from this home, ends with the same steps, verdicts,
+  // factory-fresh, updated by the CLI from the app's (DEMO) home, ends with the same steps, verdicts,
   // descriptions and summary as the screen shows.
   const screen = await s.script(
     `return {
@@ -334,7 +187,7 @@ test("a technician's visit: connect, identify, import, refused and passing check
   );
   const second = await startSim("acme-infusion-p7", dir);
   children.push(second.child);
-  const out = execFileSync(CLI, ["--home", home, "--json", "update", "--port", second.port, "--yes"], {
+  const out = execFileSync(CLI, ["--home", `${home}-demo`, "--json", "update", "--port", second.port, "--yes"], {
     encoding: "utf8",
     maxBuffer: 64 << 20,
   });

@@ -23,6 +23,8 @@ export interface AppInfo {
   home: string;
   demo: boolean;
   usb_stick: string | null;
+  /** No trust root is installed or pinned: nothing can be checked until one is, or the demo is chosen. */
+  needs_trust_root: boolean;
 }
 
 export interface PortInfo {
@@ -312,6 +314,8 @@ export interface TrustDetails {
 
 export const api = {
   appInfo: () => invoke<AppInfo>("app_info"),
+  importTrustRoot: (path: string) => invoke<AppInfo>("import_trust_root", { path }),
+  startDemo: () => invoke<AppInfo>("start_demo"),
   uiReady: () => invoke<void>("ui_ready"),
   listDevices: () => invoke<Devices>("list_devices"),
   startSimulator: (profile: string) => invoke<string>("start_simulator", { profile }),

@@ -87,7 +87,7 @@ beforeEach(() => {
   document.body.innerHTML = '<div id="app"></div>';
   calls = [];
   handlers = {
-    app_info: () => ({ version: "0.0.0", home: "/home/t", demo: true, usb_stick: "/home/t/demo/usb-stick" }),
+    app_info: () => ({ version: "0.0.0", home: "/home/t", demo: true, usb_stick: "/home/t/demo/usb-stick", needs_trust_root: false }),
     ui_ready: () => null,
     list_devices: () => devices,
     start_simulator: () => device.port,
@@ -176,6 +176,55 @@ describe("connect", () => {
     expect(app.m.screen).toBe("connect");
     expect(text("#error")).toMatch(/did not answer/);
     expect(text("#error")).toMatch(/What to do: .*cable/);
+  });
+});
+
+describe("first start", () => {
+  const bare = { version: "0.0.0", home: "/home/t/.local/share/fieldkit", demo: false, usb_stick: null, needs_trust_root: true };
+
+  it("without a trust root offers to install one or to try the labelled DEMO, and nothing else", async () => {
+    handlers.app_info = () => bare;
+    await started();
+    expect(text("#no-root")).toMatch(/refuses to check or update/);
+    expect($("#import-root")).not.toBeNull();
+    expect(text("#try-demo")).toMatch(/DEMO/);
+    expect($("#nav-check")).toBeNull();
+    expect(calls).not.toContain("list_devices");
+  });
+
+  it("installs the trust root the technician names, then opens Connect without a DEMO banner", async () => {
+    handlers.app_info = () => bare;
+    let given: unknown = null;
+    handlers.import_trust_root = (args) => {
+      given = args.path;
+      return { ...bare, needs_trust_root: false };
+    };
+    const app = await started();
+    await app.importTrustRoot("  /media/usb/root.json ");
+    expect(given).toBe("/media/usb/root.json");
+    expect(app.m.screen).toBe("connect");
+    expect($("#demo-banner")).toBeNull();
+    expect($("#nav-check")).not.toBeNull();
+  });
+
+  it("keeps the first screen and says why when the file is not a trust root", async () => {
+    handlers.app_info = () => bare;
+    handlers.import_trust_root = () => {
+      throw { kind: "refused", message: "/tmp/x.json: not a trust root" };
+    };
+    const app = await started();
+    await app.importTrustRoot("/tmp/x.json");
+    expect($("#first-start")).not.toBeNull();
+    expect(text("#error")).toMatch(/not a trust root/);
+  });
+
+  it("opens the DEMO in one click", async () => {
+    handlers.app_info = () => bare;
+    handlers.start_demo = () => ({ version: "0.0.0", home: "/home/t/.local/share/fieldkit-demo", demo: true, usb_stick: "/x/usb-stick", needs_trust_root: false });
+    const app = await started();
+    await app.tryDemo();
+    expect(text("#demo-banner")).toMatch(/DEMO/);
+    expect(text("#simulators")).toMatch(/SIMULATED/);
   });
 });
 

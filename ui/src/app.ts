@@ -31,6 +31,7 @@ import { checkScreen } from "./screens/check";
 import { updateScreen } from "./screens/update";
 import { auditScreen } from "./screens/audit";
 import { settingsScreen } from "./screens/settings";
+import { firstStartScreen } from "./screens/first-start";
 
 export type ScreenId = "connect" | "device" | "packages" | "check" | "update" | "audit" | "settings";
 
@@ -90,6 +91,8 @@ export interface Model {
   trust: TrustDetails | null;
   /** What the technician typed for each profile's fields the device cannot report. */
   typed: Record<string, Record<string, string>>;
+  /** The trust root file typed on the first-start screen. */
+  rootPath: string;
 }
 
 export function emptyModel(): Model {
@@ -116,6 +119,7 @@ export function emptyModel(): Model {
     settingsSaved: false,
     trust: null,
     typed: {},
+    rootPath: "",
   };
 }
 
@@ -142,7 +146,7 @@ export class App {
     this.render();
     await this.run("connect", "Looking for devices…", async () => {
       this.m.info = await api.appInfo();
-      this.m.devices = await api.listDevices();
+      if (!this.m.info.needs_trust_root) this.m.devices = await api.listDevices();
     });
     requestAnimationFrame(() => requestAnimationFrame(() => void api.uiReady().catch(() => {})));
   }
@@ -225,6 +229,22 @@ export class App {
   }
 
   // Actions shared by several screens.
+
+  /** First start: installs the manufacturer's trust root from `path`, then opens Connect. */
+  async importTrustRoot(path: string): Promise<void> {
+    const ok = await this.run("connect", `Installing the trust root from ${path}…`, async () => {
+      this.m.info = await api.importTrustRoot(path.trim());
+    });
+    if (ok) await this.go("connect");
+  }
+
+  /** First start: switches to the DEMO (its own home, demo kit, simulated devices). */
+  async tryDemo(): Promise<void> {
+    const ok = await this.run("connect", "Preparing the DEMO: demo keys, packages and simulated devices…", async () => {
+      this.m = { ...emptyModel(), info: await api.startDemo() };
+    });
+    if (ok) await this.go("connect");
+  }
 
   async connectSimulator(profile: string): Promise<void> {
     const ok = await this.run("connect", "Starting the simulated device and reading it…", async () => {
@@ -395,6 +415,14 @@ export class App {
 
   private layout(): HTMLElement {
     const m = this.m;
+    if (m.info?.needs_trust_root) {
+      return h(
+        "div",
+        { class: "shell" },
+        h("header", { class: "topbar" }, h("span", { class: "brand" }, "fieldkit")),
+        h("main", { id: "main", class: "first-start", "data-screen": "first-start" }, this.guard(() => firstStartScreen(this))),
+      );
+    }
     return h(
       "div",
       { class: "shell" },
@@ -459,8 +487,12 @@ export class App {
 
   /** The screen, or what went wrong building it: the window never freezes on a bad answer. */
   private safeScreen(): Node {
+    return this.guard(() => this.screen());
+  }
+
+  private guard(screen: () => Node): Node {
     try {
-      return this.screen();
+      return screen();
     } catch (e) {
       return errorBox({
         kind: "internal",

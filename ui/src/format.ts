@@ -32,7 +32,8 @@ const ADVICE: Record<string, string> = {
   audit_integrity:
     "The local audit log has been altered or damaged. Do not delete it: contact your service manager before any further work.",
   trust_store: "The trust material on this laptop could not be read. Ask your service manager to reinstall it.",
-  no_trust_root: "This laptop has no trust root. Ask your service manager to install one.",
+  no_trust_root:
+    "Install your manufacturer's trust root (the root.json file your service manager gives you) on the first screen, or run `fieldkit trust import FILE`. To try fieldkit without one, start the DEMO: `fieldkit-app --demo`.",
   conflict: "A different file with the same name is already imported. Ask your service manager which one is genuine.",
   no_packages: "Choose the folder that contains the .fkpkg files (often the top folder of the USB stick).",
   not_found: "Check the folder path and that the USB stick is mounted.",

@@ -49,8 +49,9 @@ pub(crate) fn build_ui() -> anyhow::Result<()> {
     run_cmd("npm", &["run", "--prefix", "ui", "--silent", "build"])
 }
 
-/// `cargo xtask run`: builds the app and opens it. With nothing plugged in it offers the
-/// simulated devices and the DEMO kit.
+/// `cargo xtask run`: builds the app and opens the DEMO (`fieldkit-app --demo`, in its own
+/// home beside the data directory): simulated devices and the DEMO kit, plus whatever is
+/// plugged in.
 pub(crate) fn run() -> anyhow::Result<()> {
     build_ui()?;
     run_cmd("cargo", &["build", "--locked", "--package", "fieldkit-app"])?;
@@ -60,8 +61,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
             "no display: the app needs a desktop session (DISPLAY or WAYLAND_DISPLAY); `cargo xtask tour` runs the command-line tour instead"
         );
     }
-    eprintln!("$ {}", bin.display());
+    eprintln!("$ {} --demo", bin.display());
     let status = Command::new(&bin)
+        .arg("--demo")
         .current_dir(root())
         .status()
         .with_context(|| format!("cannot start {}", bin.display()))?;

@@ -318,7 +318,9 @@ const CREATES: [&str; 5] = [
 
 /// Files and directories created in `code` other than through `fieldkit_private`.
 fn public_creations(rel: &str, code: &str) -> Vec<String> {
-    if !PRIVATE_FILES.iter().any(|p| rel.starts_with(p)) {
+    // A build script writes into cargo's OUT_DIR at build time, never into a home.
+    let build_script = rel.ends_with("/build.rs");
+    if build_script || !PRIVATE_FILES.iter().any(|p| rel.starts_with(p)) {
         return Vec::new();
     }
     let mut out = Vec::new();

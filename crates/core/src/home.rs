@@ -5,9 +5,14 @@ use std::path::{Path, PathBuf};
 use fieldkit_profile::{ProfileError, ProfileSet};
 
 /// Where fieldkit keeps its data: `--home`, `FIELDKIT_HOME`, or the platform's data directory.
+///
+/// A home is either the technician's own (production) home, or the DEMO's, which sits beside it
+/// ([`Home::demo_home`]) so that demo keys and the demo trust root never share a directory with
+/// real trust material.
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    demo: bool,
 }
 
 /// Why the home directory could not be used.
@@ -34,7 +39,34 @@ pub enum HomeError {
 impl Home {
     /// The home at `root` (not created until something is written).
     pub fn at(root: impl Into<PathBuf>) -> Home {
-        Home { root: root.into() }
+        Home {
+            root: root.into(),
+            demo: false,
+        }
+    }
+
+    /// The DEMO's home that goes with this one: a directory of its own beside it,
+    /// `<home>-demo` (`~/.local/share/fieldkit-demo` for the platform's default), chosen
+    /// explicitly (`fieldkit --demo`, `fieldkit-app --demo`, the app's first screen).
+    pub fn demo_home(&self) -> Home {
+        if self.demo {
+            return self.clone();
+        }
+        let root = match self.root.file_name() {
+            Some(name) => {
+                let mut name = name.to_owned();
+                name.push("-demo");
+                self.root.with_file_name(name)
+            }
+            None => self.root.join("fieldkit-demo"),
+        };
+        Home { root, demo: true }
+    }
+
+    /// Whether this is a DEMO home chosen as such ([`Home::demo_home`]). A home that the demo
+    /// kit was made in by hand (`--home DIR demo init`) is labelled by its kit instead.
+    pub fn is_demo(&self) -> bool {
+        self.demo
     }
 
     /// The platform's default home (`~/.local/share/fieldkit` on Linux).

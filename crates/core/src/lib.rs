@@ -15,8 +15,9 @@
 //!
 //! [`home::Home`] is the technician's data directory: trust root, packages, entitlements, the
 //! audit database, keys and extra device profiles. [`trust_store`] reads and keeps the trust
-//! material there (the IO around `fieldkit-trust`, which does none). The demo kit lives in
-//! `fieldkit-demo`.
+//! material there (the IO around `fieldkit-trust`, which does none), starting from the root
+//! [`pinned`] into the build when there is one. The demo kit lives in `fieldkit-demo`, in a home
+//! of its own ([`Home::demo_home`]).
 
 pub mod apply;
 pub mod driver;
@@ -25,6 +26,7 @@ pub mod identify;
 pub mod line;
 pub mod outcome;
 pub mod package_store;
+pub mod pinned;
 pub mod progress;
 pub mod record;
 pub mod session;

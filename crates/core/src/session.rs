@@ -142,6 +142,7 @@ impl VisitError {
         match self {
             VisitError::Identify(e) => e.kind(),
             VisitError::Link(_) => "link",
+            VisitError::Store(StoreError::NoRoot { .. }) => "no_trust_root",
             VisitError::Store(_) => "trust_store",
             VisitError::Home(_) => "home",
             VisitError::Audit(_) => "audit",

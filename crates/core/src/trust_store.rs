@@ -89,11 +89,21 @@ impl TrustState {
 pub enum StoreError {
     /// The home has no trust root.
     #[error(
-        "no trust root installed: {path} does not exist; required a trust root (run `fieldkit trust init`, or `fieldkit demo init` for a demo)"
+        "no trust root: {path} does not exist and this build pins none; required your manufacturer's trust root: install it with `fieldkit trust import FILE` or on the app's first screen (a release engineer makes one with `fieldkit trust init`); to try fieldkit without one, use the DEMO, which keeps a home of its own (`fieldkit --demo demo init`, `fieldkit-app --demo`)"
     )]
     NoRoot {
         /// Where the root was looked for.
         path: PathBuf,
+    },
+    /// A first root was offered to a home that already trusts one.
+    #[error(
+        "{path}: a trust root (version {version}) is already trusted here; required none: a new root comes by rotation, signed by the current one (`fieldkit trust rotate`)"
+    )]
+    RootPresent {
+        /// Where the trusted root is (the home's file, or the one pinned into the build).
+        path: PathBuf,
+        /// Its version.
+        version: u64,
     },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -239,14 +249,53 @@ pub fn save_state(home: &Home, state: &TrustState) -> Result<(), StoreError> {
     write_atomic(&home.trust_state(), &bytes)
 }
 
-/// Reads and checks the installed trust root.
+/// What [`load_root`] reports as the place of the root pinned into the build.
+pub const PINNED_ROOT: &str = "(the trust root pinned into this build)";
+
+/// Reads and checks the home's trust root: `trust/root.json`, or, in a home without one, the
+/// root pinned into this build (never in a DEMO home: the demo uses only its own root).
 pub fn load_root(home: &Home) -> Result<TrustRoot, StoreError> {
     let path = home.trust_root();
     if !path.exists() {
-        return Err(StoreError::NoRoot { path });
+        return match crate::pinned::pinned_root().filter(|_| !home.is_demo()) {
+            Some(bytes) => TrustRoot::load_pinned(bytes).map_err(|source| StoreError::Refused {
+                path: PathBuf::from(PINNED_ROOT),
+                source,
+            }),
+            None => Err(StoreError::NoRoot { path }),
+        };
     }
     let bytes = read_small(&path, MAX_DOCUMENT)?;
     TrustRoot::load_pinned(&bytes).map_err(|source| StoreError::Refused { path, source })
+}
+
+/// Installs the manufacturer's first trust root from `source`, explicitly imported (the app's
+/// first screen, `fieldkit trust import`): only into a home that trusts no root yet, and only
+/// a root that verifies (its own signatures, threshold and expiry). A later root comes by
+/// rotation, signed by the current one.
+pub fn import_root(home: &Home, source: &Path) -> Result<TrustRoot, StoreError> {
+    match load_root(home) {
+        Ok(existing) => {
+            let path = if home.trust_root().exists() {
+                home.trust_root()
+            } else {
+                PathBuf::from(PINNED_ROOT)
+            };
+            return Err(StoreError::RootPresent {
+                path,
+                version: existing.version(),
+            });
+        }
+        Err(StoreError::NoRoot { .. }) => {}
+        Err(other) => return Err(other),
+    }
+    let bytes = read_small(source, MAX_DOCUMENT)?;
+    let root = TrustRoot::load_pinned(&bytes).map_err(|e| StoreError::Refused {
+        path: source.to_owned(),
+        source: e,
+    })?;
+    install_root(home, &root)?;
+    Ok(root)
 }
 
 /// Installs `root` as the home's trust root, keeping any previous one in the history.

@@ -148,6 +148,14 @@ pub enum DemoError {
         /// The root file.
         path: PathBuf,
     },
+    /// The home is an installation's own, which trusts the root pinned into the build.
+    #[error(
+        "{path} is this installation's own home, which trusts the manufacturer's root pinned into the build; required the DEMO's home of its own: `fieldkit --demo demo init` (or `fieldkit-app --demo`)"
+    )]
+    ProductionHome {
+        /// The home.
+        path: PathBuf,
+    },
     /// A file could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -212,6 +220,13 @@ pub fn init(
             if home.trust_root().exists() {
                 return Err(DemoError::ForeignRoot {
                     path: home.trust_root(),
+                });
+            }
+            // Demo keys never sit in a production home: in a build that pins the
+            // manufacturer's root, only the DEMO's own home takes the kit.
+            if !home.is_demo() && fieldkit_core::pinned::pinned_root().is_some() {
+                return Err(DemoError::ProductionHome {
+                    path: home.root().to_owned(),
                 });
             }
         }
