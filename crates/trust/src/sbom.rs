@@ -339,6 +339,86 @@ mod tests {
         check("1.6", &nested, Ok(2));
     }
 
+    /// A firmware SBOM in the shape CycloneDX 1.6 tools write (the specification's own
+    /// conformance documents: tools as an object, lifecycles, manufacturer, supplier,
+    /// evidence with identity, external references, properties, licence acknowledgement,
+    /// dependencies, compositions, annotations): every part fieldkit does not read is accepted,
+    /// and the components are read, nested ones included.
+    #[test]
+    fn the_shape_tools_write() {
+        let sbom = serde_json::json!({
+            "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.6",
+            "serialNumber": "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79",
+            "version": 1,
+            "metadata": {
+                "timestamp": "2026-11-02T09:00:00Z",
+                "lifecycles": [{ "phase": "build" }],
+                "tools": { "components": [{ "type": "application", "name": "west", "version": "1.2.0" }] },
+                "manufacturer": { "name": "Acme Medical", "url": ["https://acme-medical.example"] },
+                "component": {
+                    "bom-ref": "pkg:generic/acme-medical/acme-infusion-p7-app@2.4.0",
+                    "type": "firmware",
+                    "supplier": { "name": "Acme Medical" },
+                    "name": "acme-infusion-p7-app",
+                    "version": "2.4.0",
+                    "purl": "pkg:generic/acme-medical/acme-infusion-p7-app@2.4.0",
+                    "hashes": [{ "alg": "SHA-256", "content": "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08" }],
+                    "licenses": [{ "license": { "id": "LicenseRef-Acme-Proprietary", "acknowledgement": "declared" } }]
+                },
+                "properties": [{ "name": "acme:hardware-revision", "value": "C" }]
+            },
+            "components": [{
+                "bom-ref": "pkg:github/zephyrproject-rtos/zephyr@v3.7.0",
+                "type": "operating-system",
+                "name": "zephyr",
+                "version": "3.7.0",
+                "purl": "pkg:github/zephyrproject-rtos/zephyr@v3.7.0",
+                "licenses": [{ "expression": "Apache-2.0", "acknowledgement": "concluded" }],
+                "externalReferences": [{ "type": "vcs", "url": "https://github.com/zephyrproject-rtos/zephyr" }],
+                "evidence": { "identity": [{ "field": "purl", "confidence": 1, "methods": [{ "technique": "manifest-analysis", "confidence": 1 }] }] },
+                "components": [{
+                    "type": "library",
+                    "name": "mbedtls",
+                    "version": "3.6.0",
+                    "purl": "pkg:github/Mbed-TLS/mbedtls@v3.6.0",
+                    "cpe": "cpe:2.3:a:arm:mbed_tls:3.6.0:*:*:*:*:*:*:*",
+                    "licenses": [{ "license": { "id": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0" } }]
+                }]
+            }, {
+                "type": "cryptographic-asset",
+                "name": "AES-128-GCM",
+                "version": "1",
+                "purl": "pkg:generic/acme-medical/crypto/aes-128-gcm@1",
+                "cryptoProperties": { "assetType": "algorithm", "algorithmProperties": { "primitive": "ae" } }
+            }],
+            "dependencies": [{ "ref": "pkg:generic/acme-medical/acme-infusion-p7-app@2.4.0", "dependsOn": ["pkg:github/zephyrproject-rtos/zephyr@v3.7.0"] }],
+            "compositions": [{ "aggregate": "complete", "assemblies": ["pkg:generic/acme-medical/acme-infusion-p7-app@2.4.0"] }],
+            "annotations": [{ "subjects": ["pkg:github/zephyrproject-rtos/zephyr@v3.7.0"], "annotator": { "organization": { "name": "Acme Medical" } }, "timestamp": "2026-11-02T09:00:00Z", "text": "Reviewed." }]
+        });
+        let s = validate_sbom(sbom.to_string().as_bytes()).unwrap();
+        let names: Vec<(&str, &str)> = s
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("acme-infusion-p7-app", "firmware"),
+                ("zephyr", "operating-system"),
+                ("mbedtls", "library"),
+                ("AES-128-GCM", "cryptographic-asset"),
+            ]
+        );
+        assert_eq!(
+            s.components[0].hashes[0].content,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        assert_eq!(s.components[1].licenses, ["Apache-2.0"]);
+    }
+
     #[test]
     fn not_cyclonedx() {
         for doc in [
