@@ -462,3 +462,66 @@ fn a_line_device_that_runs_another_image_after_the_transfer_is_a_wrong_image_not
     assert_eq!(last["details"]["result"]["required"], "3.4.1");
     fieldkit(h, &["audit", "verify"]).ok();
 }
+
+#[test]
+fn a_line_device_whose_flash_sums_to_other_bytes_is_a_wrong_image() {
+    // The version is right but the device's SHA-256 of its flash is not that of the bytes
+    // sent (flash that reads back other bytes than were written).
+    let home = demo_home();
+    let h = home.path();
+    let other = "ab".repeat(32);
+    let fault = format!("field=firmware_sha256={other}");
+    let sim = Sim::start("labcore-analyzer-l2", &["--fault", &fault]);
+    let package = h.join("packages/labcore-analyzer-l2-3.4.1.fkpkg");
+    let run = fieldkit(
+        h,
+        &[
+            "--json",
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--accept-risk",
+            "--package",
+            p(&package),
+        ],
+    );
+    let reason = run.fails().to_owned();
+    assert!(
+        reason.contains(&format!(
+            "WRONG IMAGE: firmware runs firmware 3.4.1, firmware_sha256 {other}"
+        )),
+        "{reason}"
+    );
+    let entries = audit_entries(h);
+    let last = entries.last().unwrap();
+    assert_eq!(last["event"], "update_wrong_image");
+    let required = last["details"]["result"]["required"].as_str().unwrap();
+    let sent = required
+        .strip_prefix("firmware_sha256 ")
+        .and_then(|r| r.strip_suffix(" (the bytes sent)"))
+        .unwrap_or_else(|| panic!("{required}"));
+    assert_eq!(sent.len(), 64, "{required}");
+    assert_ne!(sent, other);
+    // The sum the device would have reported for those bytes is the one required: the same
+    // package on a device without the fault is applied in place.
+    let sim = Sim::start("labcore-analyzer-l2", &[]);
+    fieldkit(
+        h,
+        &[
+            "update",
+            "--port",
+            sim.port(),
+            "--yes",
+            "--accept-risk",
+            "--package",
+            p(&package),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        audit_entries(h).last().unwrap()["event"],
+        "update_succeeded"
+    );
+    fieldkit(h, &["audit", "verify"]).ok();
+}

@@ -24,6 +24,7 @@ use fieldkit_profile::{
 };
 use fieldkit_wire::line::{self as wire_line, Fields, LineSplitter, Pattern};
 use fieldkit_wire::ymodem::{self, Check, Protocol, Sender, Status, Wait};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -661,12 +662,49 @@ impl<C: Connector> LineDriver<C> {
                     required: img.version.clone(),
                 });
             }
+            if let Some(wrong) = self.wrong_checksum(&identity, img) {
+                return Ok(wrong);
+            }
         }
         progress.stage(
             Stage::Done,
             "the new firmware was written in place and runs",
         );
         Ok(StepOutcome::AppliedInPlace)
+    }
+}
+
+impl<C: Connector> LineDriver<C> {
+    /// Where the profile declares a field in which the device reports the SHA-256 of a
+    /// component's firmware, the read-back requires it to be the SHA-256 of the bytes sent:
+    /// the right version with other bytes is the wrong image. A device that does not report
+    /// it (or a value the technician typed) cannot prove it, so that is wrong too.
+    fn wrong_checksum(&self, identity: &Identity, img: &ImageToInstall) -> Option<StepOutcome> {
+        let field = self
+            .profile
+            .component(&img.component)?
+            .sha256_field
+            .as_ref()?;
+        let sent = hex::encode(Sha256::digest(img.bytes.as_slice()));
+        let reported = identity
+            .fields
+            .get(field.get_ref())
+            .filter(|r| !r.typed())
+            .map(|r| r.value.to_string().to_ascii_lowercase());
+        if reported.as_deref() == Some(sent.as_str()) {
+            return None;
+        }
+        Some(StepOutcome::WrongImage {
+            component: img.component.clone(),
+            found: format!(
+                "{} {}, {} {}",
+                img.component,
+                img.version,
+                field.get_ref(),
+                reported.unwrap_or_else(|| "not reported".into())
+            ),
+            required: format!("{} {sent} (the bytes sent)", field.get_ref()),
+        })
     }
 }
 

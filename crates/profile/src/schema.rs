@@ -447,6 +447,12 @@ pub struct Component {
     /// Whether fieldkit may update this component (bootloaders usually are not).
     #[serde(default = "default_true")]
     pub updatable: bool,
+    /// The identity field in which the device reports the SHA-256 of this component's
+    /// firmware as it is in flash (a line query, say). After an in-place update the read-back
+    /// compares it with the SHA-256 of the bytes sent: a device that runs the right version
+    /// but other bytes ran the wrong image.
+    #[serde(default)]
+    pub sha256_field: Option<Spanned<String>>,
 }
 
 fn default_image() -> Spanned<u32> {

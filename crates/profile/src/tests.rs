@@ -209,6 +209,20 @@ fn broken_rules_name_file_line_and_field() {
         ),
     );
     check(
+        "description = \"Pump application firmware\"",
+        "description = \"Pump application firmware\"\nsha256_field = \"app_sha256\"",
+        &format!(
+            "{file}: 1 problem(s):\n  line 89: component[0].sha256_field: found \"app_sha256\", required one of the [identity] fields: battery_percent, bootloader_version, hardware_revision, model, security_counter, serial, therapy_running"
+        ),
+    );
+    check(
+        "description = \"Pump application firmware\"",
+        "description = \"Pump application firmware\"\nsha256_field = \"battery_percent\"",
+        &format!(
+            "{file}: 1 problem(s):\n  line 89: component[0].sha256_field: found \"battery_percent\" (integer from \"vendor\"), required a text field the device reports, never typed"
+        ),
+    );
+    check(
         "framing = \"console\"",
         "framing = \"slip\"",
         &format!(

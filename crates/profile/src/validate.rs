@@ -360,6 +360,33 @@ impl Checker<'_> {
                     "empty, required a trust-root role name",
                 );
             }
+            if let Some(field) = &c.sha256_field {
+                let at = format!("component[{i}].sha256_field");
+                match p.identity.get(field.get_ref()) {
+                    None => self.problem(
+                        field.span(),
+                        at,
+                        format!("found {:?}, {}", field.get_ref(), declared(p)),
+                    ),
+                    Some(f)
+                        if *f.kind.get_ref() != FieldType::Text
+                            || *f.from.get_ref() == FieldSource::Typed
+                            || f.or_typed =>
+                    {
+                        self.problem(
+                            field.span(),
+                            at,
+                            format!(
+                                "found {:?} ({} from {:?}), required a text field the device reports, never typed",
+                                field.get_ref(),
+                                f.kind.get_ref().name(),
+                                f.from.get_ref().name()
+                            ),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
         }
     }
 
@@ -640,13 +667,19 @@ impl Checker<'_> {
                 Some(_) => {}
             }
         }
-        // The simulated device reports what it reads out; security_counter is MCUboot's own.
+        // The simulated device reports what it reads out; security_counter is MCUboot's own,
+        // and a firmware's SHA-256 the device computes from its flash.
         for (name, f) in &p.identity {
             let reported = matches!(
                 f.from.get_ref(),
                 FieldSource::Vendor | FieldSource::OsInfo | FieldSource::Line
             );
+            let computed = p
+                .components
+                .iter()
+                .any(|c| c.sha256_field.as_ref().is_some_and(|s| s.get_ref() == name));
             if reported
+                && !computed
                 && name != "security_counter"
                 && name != "model"
                 && !sim.fields.contains_key(name)

@@ -5,7 +5,9 @@
 //! - In its application it answers the text commands of its profile, one reply line each,
 //!   terminated by CRLF: `*IDN?` -> `LABCORE,<model>,<serial>,<hardware revision>`,
 //!   `VER?` -> `FW <firmware version> BL <bootloader version>` (`FW NONE` when no valid
-//!   firmware is in flash), `STATUS?` -> `RUN=0|1` (whether an assay runs). Anything else gets
+//!   firmware is in flash), `SUM?` -> `SHA256 <hex>` (the SHA-256 of the firmware in flash, as
+//!   a bootloader's checksum command computes it; `SHA256 NONE` with no firmware),
+//!   `STATUS?` -> `RUN=0|1` (whether an assay runs). Anything else gets
 //!   `ERR UNKNOWN COMMAND`. The profile's regular expressions read these replies; a test
 //!   checks that they do.
 //! - `BOOT UPDATE` hands over to the bootloader, which answers `READY YMODEM` and becomes a
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use fieldkit_profile::{FieldValue, Profile};
 use fieldkit_wire::line::LineSplitter;
 use fieldkit_wire::ymodem::{self, Receiver, ReceiverConfig, RxEvent, Status, Wait};
+use sha2::{Digest, Sha256};
 
 use crate::fault::Faults;
 use crate::state::{DeviceState, SlotImage, short_hash};
@@ -214,6 +217,18 @@ impl LineDevice {
                 .map_or_else(|| "NONE".to_owned(), |f| f.version.clone());
             let text = format!("FW {fw} BL {}", s.text("bootloader_version"));
             self.reply(&text, out);
+        } else if is("SUM?") {
+            // The SHA-256 of the firmware as it is in flash, computed by the device; a
+            // `field=firmware_sha256=...` fault reports another value (flash that reads back
+            // other bytes than were written).
+            let sum = match self.faults.fields.get("firmware_sha256") {
+                Some(v) => v.to_string(),
+                None => self.firmware().map_or_else(
+                    || "NONE".to_owned(),
+                    |f| hex::encode(Sha256::digest(&f.bytes)),
+                ),
+            };
+            self.reply(&format!("SHA256 {sum}"), out);
         } else if is("STATUS?") {
             self.reply(&format!("RUN={}", u8::from(running)), out);
         } else if is("BOOT UPDATE") {

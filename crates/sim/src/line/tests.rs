@@ -6,6 +6,7 @@ use fieldkit_mcuboot::{ImageVersion, SignOptions};
 use fieldkit_profile::ProfileSet;
 use fieldkit_wire::line::{LineSplitter, Pattern};
 use fieldkit_wire::ymodem::{Protocol, Sender, Status, Wait};
+use sha2::{Digest, Sha256};
 
 use super::LineDevice;
 use crate::fault::{Fault, Faults};
@@ -56,9 +57,13 @@ fn replies_match_the_profile_patterns() {
     assert_eq!(
         fields,
         [
-            r#"LABCORE,L2 Chemistry Analyzer,L2-77810,REV-D -> {"hardware_revision": "REV-D", "model": "L2 Chemistry Analyzer", "serial": "L2-77810"}"#,
-            r#"FW 3.4.0 BL 1.3.0 -> {"bootloader_version": "1.3.0", "version_firmware": "3.4.0"}"#,
-            r#"RUN=0 -> {"therapy_running": "0"}"#,
+            r#"LABCORE,L2 Chemistry Analyzer,L2-77810,REV-D -> {"hardware_revision": "REV-D", "model": "L2 Chemistry Analyzer", "serial": "L2-77810"}"#.to_owned(),
+            r#"FW 3.4.0 BL 1.3.0 -> {"bootloader_version": "1.3.0", "version_firmware": "3.4.0"}"#.to_owned(),
+            format!(
+                r#"SHA256 {sum} -> {{"firmware_sha256": "{sum}"}}"#,
+                sum = hex::encode(Sha256::digest(&dev.firmware().unwrap().bytes))
+            ),
+            r#"RUN=0 -> {"therapy_running": "0"}"#.to_owned(),
         ]
     );
     assert_eq!(ask(&mut dev, "FLY?"), ["ERR UNKNOWN COMMAND"]);
