@@ -14,6 +14,10 @@
 //!   `docs/screenshots/app-*.png`.
 //! - `cargo xtask bench [GROUP]...`: the performance figures, each a ratio measured side by
 //!   side in one run (`crates/bench`, built in release mode after set-up).
+//! - `cargo xtask dist [--trust-root FILE]`: the Debian packages of the app (with the CLI) and
+//!   of the hub, in `target/dist/` ([`dist`]).
+//! - `cargo xtask dist-test`: builds them with a trust root pinned, installs them on this
+//!   machine, starts the installed CLI, hub and app, and removes them ([`dist_test`]; CI).
 //!
 //! xtask itself depends on nothing but pure-Rust crates (today `anyhow` and `serde_json`): it must build
 //! on a machine that has only Rust, because installing the system libraries the workspace
@@ -23,6 +27,8 @@
 
 mod app;
 mod bench;
+mod dist;
+mod dist_test;
 mod setup;
 mod tidy;
 mod tour;
@@ -43,8 +49,12 @@ fn main() -> ExitCode {
             setup::run().and_then(|()| app::e2e(Some(&root().join("docs/screenshots"))))
         }
         Some("bench") => setup::run().and_then(|()| bench::run(&args[1..])),
+        Some("dist") => setup::run().and_then(|()| dist::run(&args[1..])),
+        Some("dist-test") => setup::run().and_then(|()| dist_test::run()),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|tour|test|tidy|bench|screenshots>");
+            eprintln!(
+                "usage: cargo xtask <setup|run|tour|test|tidy|bench|screenshots|dist [--trust-root FILE]|dist-test>"
+            );
             return ExitCode::FAILURE;
         }
     };

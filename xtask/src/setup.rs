@@ -9,7 +9,8 @@ use crate::run_cmd;
 /// Debian packages the build and tests need: libudev for USB port discovery, lrzsz for the
 /// YMODEM interop tests, jq for the README tour (tests/readme_tour.rs), Chromium for the
 /// dashboard's browser test; WebKitGTK and friends for the desktop app (Tauri 2), and Xvfb
-/// with WebKitWebDriver for its end-to-end test; the PostgreSQL server the hub's conformance suite starts (no Docker: initdb and postgres, run by
+/// with WebKitWebDriver for its end-to-end test; dpkg-dev and binutils to pack the Debian
+/// packages (`dpkg-shlibdeps`, `strip`); the PostgreSQL server the hub's conformance suite starts (no Docker: initdb and postgres, run by
 /// the tests themselves).
 const APT: &[&str] = &[
     "pkg-config",
@@ -23,6 +24,8 @@ const APT: &[&str] = &[
     "libayatana-appindicator3-dev",
     "xvfb",
     "webkit2gtk-driver",
+    "dpkg-dev",
+    "binutils",
 ];
 
 /// Python tools the interop tests use: MCUboot's imgtool and the smpclient SMP client.
