@@ -436,16 +436,16 @@ fn package_view(
     material: &TrustMaterial,
     path: &Path,
     now: chrono::DateTime<Utc>,
-    device: Option<&Identity>,
+    product: Option<&str>,
     entitlement: &mut dyn FnMut(&fieldkit_trust::VerifiedPackage) -> Option<Decision>,
 ) -> PackageView {
     match material.verify_package_file(path, now) {
         Ok(vp) => {
             let m = &vp.manifest;
-            let for_device = device.map(|d| d.profile == m.product);
+            let for_device = product.map(|p| p == m.product);
             // The planner's entitlement rules for the connected device and this visit.
-            let entitlement = device
-                .filter(|d| d.profile == m.product)
+            let entitlement = product
+                .filter(|p| *p == m.product)
                 .and_then(|_| entitlement(&vp));
             PackageView {
                 file: path.to_owned(),
@@ -510,10 +510,18 @@ pub(crate) async fn list_packages<R: Runtime>(app: AppHandle<R>) -> Result<Packa
                     .pop()?;
             Some(Decision { findings })
         };
+        // The product the device's packages are made for: a device in serial recovery is the
+        // product its application profile names, as the planner reads it.
+        let profiles = s.home().profiles()?;
+        let product = device.map(|d| {
+            profiles
+                .get(&d.profile)
+                .map_or(d.profile.as_str(), |p| p.product())
+        });
         let packages = material
             .packages
             .iter()
-            .map(|p| package_view(&material, p, now, device, &mut entitlement))
+            .map(|p| package_view(&material, p, now, product, &mut entitlement))
             .collect();
         Ok(Packages {
             device: device.map(|d| format!("{} {}", d.model, d.serial)),

@@ -303,6 +303,22 @@ fn a_device_in_serial_recovery_is_updated_in_place() {
     );
     assert_eq!(device["identity"]["profile"], "vitalis-monitor-m3-recovery");
     assert_eq!(device["identity"]["fields"]["serial"]["source"], "typed");
+    // The monitor's packages are for it in serial recovery too (the product of its
+    // application profile), with their entitlement rules.
+    let packages = h.ok("list_packages", json!({}));
+    let offered: Vec<&str> = packages["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["for_device"] == true)
+        .filter_map(|p| p["file"].as_str())
+        .collect();
+    assert!(
+        offered
+            .iter()
+            .any(|f| f.ends_with("/vitalis-monitor-m3-4.1.0.fkpkg")),
+        "{packages}"
+    );
 
     // The newest release the recovery device can take in one step.
     let home = PathBuf::from(info["home"].as_str().expect("home"));

@@ -245,3 +245,98 @@ test("a technician's visit: connect, identify, import, refused and passing check
   assert.match(text, /update_succeeded/, "the hub holds the update");
   assert.match(text, /P7-004217/);
 });
+
+test("a monitor in MCUboot serial recovery: typed fields, identify, risk accepted, applied in place, audit", { timeout: 600_000 }, async (t) => {
+  assert.ok(APP, "FIELDKIT_APP must name the fieldkit-app binary");
+  const dir = mkdtempSync(join(tmpdir(), "fieldkit-app-e2e-"));
+  const home = join(dir, "home");
+  const children = [];
+  let s = null;
+  t.after(async () => {
+    if (s) await s.close();
+    for (const c of children) c.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = spawn(DRIVER, ["--port", String(port), "--native-port", String(nativePort)], {
+    env: { ...process.env, FIELDKIT_HOME: home },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(driver);
+  const base = `http://127.0.0.1:${port}`;
+  await driverReady(base, driver);
+  s = await Session.create(base, APP, SHOTS);
+  await s.waitFor("the first-start screen", "return document.querySelector('#first-start') && !document.getElementById('busy')");
+  await s.click("#try-demo");
+
+  const profile = "vitalis-monitor-m3-recovery";
+  await s.waitFor("the simulated monitor in serial recovery", `return document.querySelector('#connect-sim-${profile}') && !document.getElementById('busy')`);
+  await s.go("settings");
+  await s.type("#set-technician", "Ana Ruiz");
+  await s.type("#set-site", "DEMO Ward 4");
+  await s.click("#save-settings");
+  await s.waitFor("the settings to be saved", "return document.querySelector('#settings-saved')");
+  await s.go("packages");
+  await s.click("#import");
+  await s.waitFor("the import results", "return document.querySelector('#import-results')?.innerText");
+  await s.go("connect");
+
+  // The bootloader cannot report these: the technician reads them off the rating plate.
+  const typed = { serial: "VM3-1180-2291", hardware_revision: "B2", bootloader_version: "1.10.0", therapy_running: "false", on_mains: "true" };
+  const missing = await s.script(
+    `const [profile, typed] = arguments;
+     const missing = [];
+     for (const [name, value] of Object.entries(typed)) {
+       const el = document.getElementById('typed-' + profile + '-' + name);
+       if (!el) { missing.push(name); continue; }
+       el.value = value;
+       el.dispatchEvent(new Event(el.tagName === 'SELECT' ? 'change' : 'input'));
+     }
+     return missing;`,
+    profile,
+    typed,
+  );
+  assert.deepEqual(missing, [], "every field the bootloader cannot report is offered for typing");
+  await s.screenshot("recovery-connect");
+  await s.click(`#connect-sim-${profile}`);
+  const serial = await s.waitFor("the device's identity", "return document.querySelector('#device-serial')?.textContent");
+  assert.equal(serial, "VM3-1180-2291");
+  assert.match(await s.text("main"), /typed/i, "the screen says which values were typed");
+
+  // The newest release it can take in one step; in place, so the no-test-slot risk is shown.
+  await s.go("check");
+  const chosen = await s.script(
+    `const sel = document.getElementById('check-package');
+     const opt = [...sel.options].find((o) => o.value.endsWith('/vitalis-monitor-m3-4.1.0.fkpkg'));
+     if (!opt) return null;
+     sel.value = opt.value; sel.dispatchEvent(new Event('change'));
+     return opt.value;`,
+  );
+  assert.ok(chosen, "the monitor's 4.1.0 package is offered");
+  await s.click("#run-check");
+  await s.waitFor("an allowed verdict", "return document.querySelector('#verdict[data-verdict=go]')");
+  await s.click("#go-update");
+  await s.waitFor("the plan with its risk", "return document.querySelector('#plan-steps') && document.querySelector('#risks')");
+  assert.match(await s.text("#risks"), /test slot/i);
+  assert.equal(await s.script("return document.getElementById('start-update').disabled"), true, "no update before the risk is accepted");
+  await s.click("#accept-risks");
+  await s.waitFor("the start button", "return !document.getElementById('start-update').disabled");
+  await s.screenshot("recovery-plan");
+  await s.click("#start-update");
+  const result = await s.waitFor("the update to finish", "return document.querySelector('#update-result, #update-error')?.innerText");
+  assert.match(result, /Update complete/, result);
+  assert.match(result, /applied in place/, result);
+  assert.ok(await s.script("return document.querySelector('#update-result li[data-verdict=applied_in_place]')"), result);
+  await s.screenshot("recovery-done");
+
+  await s.go("audit");
+  const events = await s.script("return [...document.querySelectorAll('#audit-entries tbody tr')].map((r) => r.dataset.event)");
+  for (const e of ["device_identified", "check_passed", "update_started", "update_succeeded"]) {
+    assert.ok(events.includes(e), `the audit log shows ${e}: ${events}`);
+  }
+  assert.ok(!events.includes("update_failed"), `${events}`);
+  await s.click("#verify-audit");
+  assert.match(await s.waitFor("the integrity check", "return document.querySelector('#verify-result, #error')?.innerText"), /Intact/);
+});
