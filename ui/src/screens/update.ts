@@ -113,7 +113,7 @@ export function updateScreen(app: App): Node {
   const m = app.m;
   const run = m.update;
   const plan = m.check?.checked.plan;
-  const title = app.title("Update", "Install the checked plan: upload, verify, test boot, confirm. The device never runs an unconfirmed image for good.");
+  const title = app.title("Update", "Install the checked plan: upload, verify, test boot, confirm. The device never runs an unconfirmed image for good; a device without a test slot is written in place, only with its risk accepted.");
   if (run) {
     return h(
       "section",
