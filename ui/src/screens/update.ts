@@ -203,7 +203,7 @@ export function updateScreen(app: App): Node {
         "Start update",
       ),
       " ",
-      h("span", { class: "muted" }, "Keep the cable plugged in until it says complete. You can cancel until the device confirms."),
+      h("span", { class: "muted" }, "Keep the cable plugged in until it says complete. Cancel stays available for as long as stopping is safe."),
     ),
   );
 }
