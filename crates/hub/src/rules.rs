@@ -61,7 +61,12 @@ pub struct QueryRuleError {
     pub required: String,
 }
 
-fn refuse(param: &'static str, found: &str, required: impl Into<String>) -> QueryRuleError {
+/// The refusal of one query parameter: its name, the value found (cut short) and what is required.
+pub(crate) fn refuse(
+    param: &'static str,
+    found: &str,
+    required: impl Into<String>,
+) -> QueryRuleError {
     QueryRuleError {
         param,
         found: found.chars().take(80).collect(),
@@ -144,7 +149,11 @@ impl Default for EntryQuery {
     }
 }
 
-fn text(param: &'static str, v: &Option<String>) -> Result<Option<String>, QueryRuleError> {
+/// Text: at most [`MAX_FILTER_CHARS`] characters, no control characters; empty is absent.
+pub(crate) fn text(
+    param: &'static str,
+    v: &Option<String>,
+) -> Result<Option<String>, QueryRuleError> {
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) if s.chars().count() > MAX_FILTER_CHARS => Err(refuse(
@@ -159,7 +168,8 @@ fn text(param: &'static str, v: &Option<String>) -> Result<Option<String>, Query
     }
 }
 
-fn number(
+/// A whole number from `min` to `max`; empty is absent.
+pub(crate) fn number(
     param: &'static str,
     v: &Option<String>,
     min: u64,

@@ -6,48 +6,7 @@ use fieldkit_vuln::vex::Scope;
 use serde::{Deserialize, Serialize};
 
 use super::answers::{DEFAULT_PAGE, MAX_PAGE, UpToDateFilter};
-use crate::rules::{MAX_FILTER_CHARS, MAX_OFFSET, QueryRuleError};
-
-fn refuse(param: &'static str, found: &str, required: impl Into<String>) -> QueryRuleError {
-    QueryRuleError {
-        param,
-        found: found.chars().take(80).collect(),
-        required: required.into(),
-    }
-}
-
-/// Text: at most [`MAX_FILTER_CHARS`] characters, no control characters; empty is absent.
-pub fn text(param: &'static str, v: &Option<String>) -> Result<Option<String>, QueryRuleError> {
-    match v.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > MAX_FILTER_CHARS => Err(refuse(
-            param,
-            s,
-            format!("at most {MAX_FILTER_CHARS} characters"),
-        )),
-        Some(s) if s.chars().any(char::is_control) => {
-            Err(refuse(param, s, "text without control characters"))
-        }
-        Some(s) => Ok(Some(s.to_owned())),
-    }
-}
-
-fn number(
-    param: &'static str,
-    v: &Option<String>,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, QueryRuleError> {
-    let Some(s) = v.as_deref().filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let required = || format!("a whole number from {min} to {max}");
-    let n: u64 = s.parse().map_err(|_| refuse(param, s, required()))?;
-    if n < min || n > max {
-        return Err(refuse(param, s, required()));
-    }
-    Ok(Some(n))
-}
+use crate::rules::{MAX_OFFSET, QueryRuleError, number, refuse, text};
 
 /// A page: `limit` (1 to [`MAX_PAGE`]) and `offset`.
 pub fn page(limit: &Option<String>, offset: &Option<String>) -> Result<(u32, u64), QueryRuleError> {
