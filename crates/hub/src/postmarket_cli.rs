@@ -313,20 +313,28 @@ fn root_text(r: &RootSummary) -> String {
 
 pub(crate) async fn releases_cmd(cmd: ImportCmd) -> anyhow::Result<()> {
     let ImportCmd::Import { db, out, by, files } = cmd;
-    let hub = db.identity()?;
-    let store = open(&db).await?;
-    let by = operator(by);
-    let cx = ImportContext {
-        hub: &hub,
-        by: &by,
-        now: chrono::Utc::now(),
-    };
-    let r = import::releases(store.postmarket(), cx, &paths(&files)).await?;
-    finish(out, &r)
+    signed_import(Signed::Releases, db, out, by, files).await
 }
 
 pub(crate) async fn advisories_cmd(cmd: ImportCmd) -> anyhow::Result<()> {
     let ImportCmd::Import { db, out, by, files } = cmd;
+    signed_import(Signed::Advisories, db, out, by, files).await
+}
+
+/// The imports the hub records as its own signed decisions, in the operator's name.
+enum Signed {
+    Releases,
+    Advisories,
+    Vex,
+}
+
+async fn signed_import(
+    kind: Signed,
+    db: Db,
+    out: Json,
+    by: Option<String>,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<()> {
     let hub = db.identity()?;
     let store = open(&db).await?;
     let by = operator(by);
@@ -335,7 +343,12 @@ pub(crate) async fn advisories_cmd(cmd: ImportCmd) -> anyhow::Result<()> {
         by: &by,
         now: chrono::Utc::now(),
     };
-    let r = import::advisories(store.postmarket(), cx, &paths(&files)).await?;
+    let (pm, files) = (store.postmarket(), paths(&files));
+    let r = match kind {
+        Signed::Releases => import::releases(pm, cx, &files).await?,
+        Signed::Advisories => import::advisories(pm, cx, &files).await?,
+        Signed::Vex => import::vex(pm, cx, &files).await?,
+    };
     finish(out, &r)
 }
 
@@ -356,16 +369,7 @@ pub(crate) async fn recalls_cmd(cmd: ImportCmd) -> anyhow::Result<()> {
 pub(crate) async fn vex_cmd(cmd: VexCmd) -> anyhow::Result<()> {
     match cmd {
         VexCmd::Import { db, out, by, files } => {
-            let hub = db.identity()?;
-            let store = open(&db).await?;
-            let by = operator(by);
-            let cx = ImportContext {
-                hub: &hub,
-                by: &by,
-                now: chrono::Utc::now(),
-            };
-            let r = import::vex(store.postmarket(), cx, &paths(&files)).await?;
-            finish(out, &r)
+            signed_import(Signed::Vex, db, out, by, files).await
         }
         VexCmd::Decide {
             db,
