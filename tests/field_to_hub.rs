@@ -5,22 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{Sim, fieldkit};
-
-fn hub_bin() -> PathBuf {
-    let path = Path::new(support::bin()).with_file_name("fieldkit-hub");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds it",
-        path.display()
-    );
-    path
-}
+use support::{Served, Sim, fieldkit, hub_bin};
 
 fn hub(args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(hub_bin())
@@ -43,15 +33,6 @@ fn hub(args: &[&str], stdin: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -116,21 +97,8 @@ fn field_work_reaches_the_hub_and_the_dashboard_exactly() {
         &["add-manager", "--db", &db, "--name", "maria"],
         "correct horse battery\n",
     );
-    let mut child = Command::new(hub_bin())
-        .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _served = Served(child);
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let served = Served::start(&db);
+    let url = served.url.clone();
 
     // Back online: sync, twice (the second has nothing to send and changes nothing).
     // The hub key `enroll-laptop` printed is the one the technician confirms.

@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use support::{Sim, fieldkit};
+use support::{Served, Sim, fieldkit, hub_bin};
 
 /// A serial number that a spreadsheet would run as a formula.
 const SERIAL: &str = "=HYPERLINK(\"http://evil.example/x\",\"P7-004217\")";
@@ -17,10 +17,6 @@ const SERIAL: &str = "=HYPERLINK(\"http://evil.example/x\",\"P7-004217\")";
 /// reverses what follows.
 const REVISION: &str =
     "\u{1b}[2K\r\u{1b}[1ASerial: P7-000001\u{1b}]8;;http://evil.example\u{7}\nC\u{202e}D";
-
-fn hub_bin() -> PathBuf {
-    Path::new(support::bin()).with_file_name("fieldkit-hub")
-}
 
 fn hub(args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(hub_bin())
@@ -43,15 +39,6 @@ fn hub(args: &[&str], stdin: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Nothing in `text` can act on a terminal: no control character but newlines, no
@@ -167,21 +154,8 @@ fn hostile_device_strings_stay_inert_from_the_terminal_to_the_dashboard() {
         &["add-manager", "--db", &db, "--name", "maria"],
         "correct horse battery\n",
     );
-    let mut child = Command::new(hub_bin())
-        .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _served = Served(child);
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let served = Served::start(&db);
+    let url = served.url.clone();
     fieldkit(
         h,
         &["audit", "sync", "--hub", &url, "--accept-hub-key", &hub_key],

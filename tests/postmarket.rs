@@ -6,24 +6,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{Sim, fieldkit};
+use support::{Served, Sim, fieldkit, hub_bin};
 
 const ADVISORY: &str = "DEMO-ACME-INFUSION-P7-1";
-
-fn hub_bin() -> PathBuf {
-    let path = Path::new(support::bin()).with_file_name("fieldkit-hub");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds it",
-        path.display()
-    );
-    path
-}
 
 /// Runs `fieldkit-hub ARGS`; returns (success, stdout, stderr).
 fn hub_run(args: &[&str]) -> (bool, String, String) {
@@ -48,15 +37,6 @@ fn hub_ok(args: &[&str]) -> String {
 fn hub_json(args: &[&str]) -> Value {
     let out = hub_ok(args);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<String> {
@@ -181,21 +161,8 @@ fn an_advisory_lists_exactly_the_pumps_running_an_affected_release_until_one_is_
         .find(|w| w.starts_with("fieldkit-hub/"))
         .expect("enroll-laptop names the hub key")
         .to_owned();
-    let mut child = Command::new(hub_bin())
-        .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _served = Served(child);
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let served = Served::start(&db);
+    let url = served.url.clone();
     fieldkit(
         h,
         &["audit", "sync", "--hub", &url, "--accept-hub-key", &hub_key],

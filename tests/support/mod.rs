@@ -384,3 +384,54 @@ pub fn variant(
     .ok();
     out
 }
+
+/// The `fieldkit-hub` binary built beside the binary under test.
+pub fn hub_bin() -> PathBuf {
+    let path = Path::new(bin()).with_file_name("fieldkit-hub");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds it",
+        path.display()
+    );
+    path
+}
+
+/// A `fieldkit-hub serve` process on loopback, stopped when dropped.
+pub struct Served {
+    child: Child,
+    /// The hub's address, as it printed it.
+    pub url: String,
+}
+
+impl Served {
+    /// Serves the hub database `db` on a free loopback port and waits for its first line.
+    pub fn start(db: &str) -> Self {
+        let child = Command::new(hub_bin())
+            .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Owned before reading, so a hub that prints something else is still stopped.
+        let mut served = Served {
+            child,
+            url: String::new(),
+        };
+        let mut line = String::new();
+        BufReader::new(served.child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        served.url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned();
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
