@@ -49,6 +49,8 @@ pub struct AppState {
     pub guard: Arc<SignInGuard>,
     /// Fault injection for crash tests (from the environment).
     pub fault: Option<Arc<Fault>>,
+    /// The post-market answers' trust material and releases, kept while unchanged.
+    pub contexts: Arc<crate::postmarket::answers::ContextCache>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             transport: Transport::LoopbackHttp,
             guard: Arc::new(SignInGuard::new(clock)),
             fault: None,
+            contexts: Arc::default(),
         }
     }
 }

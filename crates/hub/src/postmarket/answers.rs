@@ -17,6 +17,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use fieldkit_licence::Policy;
@@ -27,7 +28,7 @@ use serde::Serialize;
 use super::analysis;
 use super::store::{
     ComponentRow, HistoryRow, InstallKey, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    PostmarketStore, ReleaseRow, VulnRow,
+    MaterialStamp, PostmarketStore, ReleaseRow, SiteDevices, VulnRow,
 };
 use super::trust::{self, Material, PostmarketError};
 
@@ -108,19 +109,35 @@ pub struct Installable {
     pub failed: Vec<Finding>,
 }
 
-/// Everything an answer decides with: the trust material, the releases, "now".
+/// Everything an answer decides with: the trust material and the releases (shared between
+/// answers, see [`ContextCache`]), and "now".
 #[derive(Debug, Clone)]
 pub struct Context {
+    held: Arc<Held>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The trust material and the releases as loaded, with their indexes: read-only once loaded,
+/// so answers share one copy (a context derefs to it).
+#[derive(Debug)]
+pub struct Held {
     /// The trust material (absent before a root is pinned).
     pub material: Option<Material>,
     /// Every release.
     pub releases: Vec<Release>,
-    /// Now.
-    pub now: DateTime<Utc>,
     /// Entitlements by id (indexes into the material's list).
     by_id: HashMap<String, usize>,
     /// Entitlements that grant a whole model (`*`), per model.
     wildcards: HashMap<String, Vec<usize>>,
+}
+
+impl std::ops::Deref for Context {
+    type Target = Held;
+
+    fn deref(&self) -> &Held {
+        &self.held
+    }
 }
 
 /// The customer of an installed row: the one the record names, else the entitlements'.
@@ -132,12 +149,64 @@ pub fn customer_of(named: &str, granted: &str) -> String {
     }
 }
 
+/// Keeps the trust material and releases between answers, so that an answer does not re-read
+/// and re-verify them: they are loaded again when the store's [`MaterialStamp`] changes. Those
+/// tables are append-only evidence (a trigger refuses an update or a delete), so any import
+/// of a root, a release, an entitlement or a recall list changes a count of the stamp; and
+/// nothing loaded depends on the time (expiry is checked against each answer's `now`).
+#[derive(Debug, Default)]
+pub struct ContextCache {
+    held: std::sync::Mutex<Option<(MaterialStamp, Arc<Held>)>>,
+}
+
+impl ContextCache {
+    /// The context for an answer at `now`: the one held if the stamp it was loaded at is still
+    /// the store's, else a fresh load (then held).
+    pub async fn context(
+        &self,
+        store: &dyn PostmarketStore,
+        now: DateTime<Utc>,
+    ) -> Result<Context, PostmarketError> {
+        // The stamp is read before the load: if an import lands in between, the load may see
+        // it under the older stamp, and the next answer, seeing a newer stamp, loads again.
+        let stamp = store.material_stamp().await?;
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, h)| h.clone());
+        let held = match held {
+            Some(h) => h,
+            None => {
+                let h = Arc::new(Held::load(store).await?);
+                *self
+                    .held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, h.clone()));
+                h
+            }
+        };
+        Ok(Context { held, now })
+    }
+}
+
 impl Context {
-    /// Loads the trust material and the releases.
+    /// Loads the trust material and the releases (no cache: see [`ContextCache`]).
     pub async fn load(
         store: &dyn PostmarketStore,
         now: DateTime<Utc>,
     ) -> Result<Context, PostmarketError> {
+        Ok(Context {
+            held: Arc::new(Held::load(store).await?),
+            now,
+        })
+    }
+}
+
+impl Held {
+    async fn load(store: &dyn PostmarketStore) -> Result<Held, PostmarketError> {
         let material = match trust::material(store).await {
             Ok(m) => Some(m),
             Err(PostmarketError::NoRoot) => None,
@@ -168,15 +237,16 @@ impl Context {
                 wildcards.entry(g.model.clone()).or_default().push(i);
             }
         }
-        Ok(Context {
+        Ok(Held {
             material,
             releases,
-            now,
             by_id,
             wildcards,
         })
     }
+}
 
+impl Context {
     /// The entitlements that can cover a device: those naming its serial (its grants) and
     /// those granting its whole model. Any other one fails `entitlement.device` for it, so
     /// leaving it out changes no verdict, and spares checking every serial list of the fleet.
@@ -615,28 +685,20 @@ pub struct VulnExposure {
     pub rows: Page<DeviceRow>,
 }
 
-fn merge_sites(
-    all: Vec<(String, String, String, u64)>,
-    exposed: &[(String, String, String, u64)],
-) -> Vec<SiteCount> {
+fn merge_sites(rows: Vec<SiteDevices>) -> Vec<SiteCount> {
     let mut by: BTreeMap<(String, String), SiteCount> = BTreeMap::new();
-    for (site, named, granted, n) in all {
-        let customer = customer_of(&named, &granted);
+    for r in rows {
+        let customer = customer_of(&r.customer, &r.granted_customer);
         let e = by
-            .entry((site.clone(), customer.clone()))
+            .entry((r.site.clone(), customer.clone()))
             .or_insert(SiteCount {
-                site,
+                site: r.site,
                 customer,
                 devices: 0,
                 exposed: 0,
             });
-        e.devices += n;
-    }
-    for (site, named, granted, n) in exposed {
-        let customer = customer_of(named, granted);
-        if let Some(e) = by.get_mut(&(site.clone(), customer)) {
-            e.exposed += n;
-        }
+        e.devices += r.devices;
+        e.exposed += r.exposed;
     }
     by.into_values().collect()
 }
@@ -672,12 +734,7 @@ pub async fn by_vulnerability(
     };
     let all_keys = keys_for(&affected);
     let exposed_keys = keys_for(&exposed_releases);
-    let all = store.device_counts(&all_keys).await?;
-    let exposed = if exposed_keys == all_keys {
-        all.clone()
-    } else {
-        store.device_counts(&exposed_keys).await?
-    };
+    let counts = store.device_counts(&all_keys, &exposed_keys).await?;
     let rows = if all_keys.is_empty() {
         Vec::new()
     } else {
@@ -701,11 +758,11 @@ pub async fn by_vulnerability(
         .collect();
     Ok(Some(VulnExposure {
         releases: matches.iter().map(release_match).collect(),
-        devices: all.total,
-        exposed: exposed.total,
-        by_site: merge_sites(all.by_site, &exposed.by_site),
+        devices: counts.total,
+        exposed: counts.exposed,
+        by_site: merge_sites(counts.by_site),
         rows: Page {
-            total: all.total,
+            total: counts.total,
             offset,
             rows: device_rows,
         },
@@ -830,14 +887,15 @@ pub async fn by_component(
             .filter(|m| wanted.contains(&(m.release_id.as_str(), m.component_idx)))
             .collect()
     };
-    let mut severity: HashMap<String, String> = HashMap::new();
-    for m in &matches {
-        if !severity.contains_key(&m.vulnerability)
-            && let Some(v) = store.vulnerability(&m.vulnerability).await?
-        {
-            severity.insert(v.name, v.severity);
-        }
-    }
+    let mut names: Vec<String> = matches.iter().map(|m| m.vulnerability.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let severity: HashMap<String, String> = store
+        .vulnerabilities_named(&names)
+        .await?
+        .into_iter()
+        .map(|v| (v.name, v.severity))
+        .collect();
     let carriers: Vec<Carrier> = rows
         .iter()
         .map(|c| Carrier {
@@ -872,8 +930,9 @@ pub async fn by_component(
         k
     };
     let all_keys = keys(&releases);
-    let all = store.device_counts(&all_keys).await?;
-    let exposed = store.device_counts(&keys(&exposed_releases)).await?;
+    let counts = store
+        .device_counts(&all_keys, &keys(&exposed_releases))
+        .await?;
     let page = if all_keys.is_empty() {
         Vec::new()
     } else {
@@ -894,10 +953,10 @@ pub async fn by_component(
     Ok(ComponentExposure {
         component: query.to_owned(),
         releases: carriers,
-        devices: all.total,
-        by_site: merge_sites(all.by_site, &exposed.by_site),
+        devices: counts.total,
+        by_site: merge_sites(counts.by_site),
         rows: Page {
-            total: all.total,
+            total: counts.total,
             offset,
             rows: page
                 .iter()
@@ -1016,10 +1075,33 @@ pub async fn by_device(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
+    // The matches of every release of the device's products (one read): those of the releases
+    // it runs, and those that tell which newer releases still expose each vulnerability.
+    let products: BTreeSet<&str> = rows.iter().map(|d| d.product.as_str()).collect();
+    let lines: Vec<String> = cx
+        .releases
+        .iter()
+        .filter(|r| products.contains(r.row.product.as_str()))
+        .map(|r| r.id().to_owned())
+        .collect();
+    let all = if lines.is_empty() {
+        Vec::new()
+    } else {
+        store.matches(None, &lines).await?
+    };
+    // Per vulnerability, the releases it exposes (only the device's product's count for a
+    // fix: `Context::fix` looks at that product's newer releases alone).
+    let mut exposed_by: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for m in all.iter().filter(|m| m.exposed) {
+        exposed_by
+            .entry(m.vulnerability.as_str())
+            .or_default()
+            .insert(m.release_id.clone());
+    }
+    let none = BTreeSet::new();
     let mut components = Vec::new();
-    let mut vulns = Vec::new();
-    let mut vuln_rows: HashMap<String, VulnRow> = HashMap::new();
-    for d in &rows {
+    let mut found: Vec<(usize, &MatchRow)> = Vec::new();
+    for (i, d) in rows.iter().enumerate() {
         let runs = cx.runs(&d.product, &d.component, &d.version);
         let ids: Vec<String> = runs.iter().map(|r| r.id().to_owned()).collect();
         let mut sbom = Vec::new();
@@ -1044,40 +1126,41 @@ pub async fn by_device(
             sbom,
             last_seen: time(d.time_us),
         });
-        if ids.is_empty() {
+        found.extend(
+            all.iter()
+                .filter(|m| ids.contains(&m.release_id))
+                .map(|m| (i, m)),
+        );
+    }
+    let mut names: Vec<String> = found.iter().map(|(_, m)| m.vulnerability.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let vuln_rows: HashMap<String, VulnRow> = store
+        .vulnerabilities_named(&names)
+        .await?
+        .into_iter()
+        .map(|v| (v.name.clone(), v))
+        .collect();
+    // Many vulnerabilities leave the same newer releases exposed: each fix is decided once per
+    // device component and set of exposed releases.
+    let mut fixes: HashMap<(usize, &BTreeSet<String>), Fix> = HashMap::new();
+    let mut vulns = Vec::new();
+    for (i, m) in found {
+        let d = &rows[i];
+        let Some(v) = vuln_rows.get(&m.vulnerability) else {
             continue;
-        }
-        let customer = customer_of(&d.customer, &d.granted_customer);
-        // The matches of every release of this product: those of the releases it runs, and
-        // those that tell which newer releases still expose each vulnerability (one query).
-        let line: Vec<String> = cx
-            .releases
-            .iter()
-            .filter(|r| r.row.product == d.product)
-            .map(|r| r.id().to_owned())
-            .collect();
-        let all = store.matches(None, &line).await?;
-        for m in all.iter().filter(|m| ids.contains(&m.release_id)) {
-            if !vuln_rows.contains_key(&m.vulnerability)
-                && let Some(v) = store.vulnerability(&m.vulnerability).await?
-            {
-                vuln_rows.insert(m.vulnerability.clone(), v);
-            }
-            let exposed_by: BTreeSet<String> = all
-                .iter()
-                .filter(|x| x.vulnerability == m.vulnerability && x.exposed)
-                .map(|x| x.release_id.clone())
-                .collect();
-            let Some(v) = vuln_rows.get(&m.vulnerability) else {
-                continue;
-            };
-            vulns.push(DeviceVuln {
-                vulnerability: v.clone().into(),
-                component: d.component.clone(),
-                fix: cx.fix(&exposed_by, d, &customer),
-                matched: release_match(m),
-            });
-        }
+        };
+        let exposed = exposed_by.get(m.vulnerability.as_str()).unwrap_or(&none);
+        let fix = fixes
+            .entry((i, exposed))
+            .or_insert_with(|| cx.fix(exposed, d, &customer_of(&d.customer, &d.granted_customer)))
+            .clone();
+        vulns.push(DeviceVuln {
+            vulnerability: v.clone().into(),
+            component: d.component.clone(),
+            fix,
+            matched: release_match(m),
+        });
     }
     vulns.sort_by(|a, b| {
         (
@@ -1197,18 +1280,13 @@ pub async fn overview(
             k.dedup();
             k
         };
-        let all = store.device_counts(&keys(affected)).await?.total;
-        let exp = if exposed == affected {
-            all
-        } else {
-            store.device_counts(&keys(exposed)).await?.total
-        };
+        let counts = store.device_counts(&keys(affected), &keys(exposed)).await?;
         let Some(v) = vulns.get(name) else { continue };
         rows.push(OverviewRow {
             vulnerability: v.clone().into(),
             releases: affected.iter().cloned().collect(),
-            devices: all,
-            exposed: exp,
+            devices: counts.total,
+            exposed: counts.exposed,
         });
     }
     Ok(Page {

@@ -70,7 +70,10 @@ impl From<PostmarketError> for ApiError {
 }
 
 async fn context(state: &AppState) -> Result<Context, ApiError> {
-    Ok(Context::load(state.store.postmarket(), chrono::Utc::now()).await?)
+    Ok(state
+        .contexts
+        .context(state.store.postmarket(), chrono::Utc::now())
+        .await?)
 }
 
 /// What the hub holds for post-market answers.

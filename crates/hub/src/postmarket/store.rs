@@ -371,14 +371,31 @@ pub struct InstalledGroup {
     pub security_counter: Option<u64>,
 }
 
-/// Distinct devices per site and customer among installed rows.
+/// Distinct devices among the installed rows of some keys, and among those of a subset of
+/// them (the exposed ones), in all and per site and customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceCounts {
     /// Distinct serials in all.
     pub total: u64,
-    /// `(site, customer named by the record, customer from the entitlements, distinct
-    /// serials)`, by site.
-    pub by_site: Vec<(String, String, String, u64)>,
+    /// Distinct serials among the rows of the exposed keys.
+    pub exposed: u64,
+    /// Per site and customer, by site.
+    pub by_site: Vec<SiteDevices>,
+}
+
+/// Distinct devices at one site, for one customer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteDevices {
+    /// Site.
+    pub site: String,
+    /// Customer named by the record.
+    pub customer: String,
+    /// Customer from the entitlements.
+    pub granted_customer: String,
+    /// Distinct serials.
+    pub devices: u64,
+    /// Of those, the ones with a row of an exposed key.
+    pub exposed: u64,
 }
 
 /// One observation of the history, as read back.
@@ -419,6 +436,21 @@ pub struct Analysis {
     pub matches: Vec<MatchRow>,
 }
 
+/// How many trust roots, releases, entitlements and recall lists the store holds: those tables
+/// are append-only, so an import of any of them changes the stamp, and a held copy of them
+/// (`super::answers::ContextCache`) is current while the stamp is unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaterialStamp {
+    /// Trust roots.
+    pub trust_roots: u64,
+    /// Releases.
+    pub releases: u64,
+    /// Entitlements (all generations).
+    pub entitlements: u64,
+    /// Recall lists.
+    pub recall_lists: u64,
+}
+
 /// The post-market storage; see the module documentation.
 #[async_trait]
 pub trait PostmarketStore: Send + Sync {
@@ -435,6 +467,8 @@ pub trait PostmarketStore: Send + Sync {
         sbom: &[u8],
         components: &[ComponentRow],
     ) -> Result<AddRelease, StoreError>;
+    /// The counts that change whenever the trust material or the releases do, in one read.
+    async fn material_stamp(&self) -> Result<MaterialStamp, StoreError>;
     /// Every release with its payloads, by id.
     async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError>;
     /// Release components: of one release, or with one package key, or all.
@@ -476,6 +510,9 @@ pub trait PostmarketStore: Send + Sync {
     async fn vulnerability(&self, id: &str) -> Result<Option<VulnRow>, StoreError>;
     /// Every vulnerability, by name.
     async fn vulnerabilities(&self) -> Result<Vec<VulnRow>, StoreError>;
+    /// The vulnerabilities with these names (as [`MatchRow::vulnerability`] gives them), by
+    /// name, in one read; names the hub does not hold are left out.
+    async fn vulnerabilities_named(&self, names: &[String]) -> Result<Vec<VulnRow>, StoreError>;
     /// Matches of one vulnerability, or of some releases, or all; by vulnerability, release,
     /// component index.
     async fn matches(
@@ -491,8 +528,13 @@ pub trait PostmarketStore: Send + Sync {
         &self,
         keys: &[InstallKey],
     ) -> Result<Vec<InstalledGroup>, StoreError>;
-    /// Distinct devices among the installed rows of `keys` (which must not be empty).
-    async fn device_counts(&self, keys: &[InstallKey]) -> Result<DeviceCounts, StoreError>;
+    /// Distinct devices among the installed rows of `keys`, and among those of `exposed` (a
+    /// subset of `keys`), in one pass; nothing when `keys` is empty.
+    async fn device_counts(
+        &self,
+        keys: &[InstallKey],
+        exposed: &[InstallKey],
+    ) -> Result<DeviceCounts, StoreError>;
     /// The observations of one serial, or of `(product, component)` pairs; by time.
     async fn history(
         &self,

@@ -2,7 +2,7 @@
 //! releases verified against the hub's trust root, advisories, VEX, entitlements and recall
 //! lists, and the exposure, up-to-date and licence answers over them.
 
-use fieldkit_hub::postmarket::answers::{self, Context, UpToDateFilter};
+use fieldkit_hub::postmarket::answers::{self, Context, ContextCache, UpToDateFilter};
 use fieldkit_hub::postmarket::api::{ExposureAnswer, answer};
 use fieldkit_hub::postmarket::import::{self, Context as Import};
 use fieldkit_hub::postmarket::query::ExposureParams;
@@ -33,6 +33,9 @@ struct Fleet {
     laptop: crate::support::Laptop,
     /// The image hash of each built release, by `component@version`.
     hashes: std::collections::BTreeMap<String, String>,
+    /// The answers' trust material and releases, held between answers as the API holds them:
+    /// every import below must reach the next answer through it.
+    contexts: ContextCache,
 }
 
 async fn fleet(b: Backend) -> Fleet {
@@ -129,6 +132,7 @@ async fn fleet(b: Backend) -> Fleet {
         kit,
         laptop: l,
         hashes,
+        contexts: ContextCache::default(),
     }
 }
 
@@ -144,7 +148,7 @@ async fn advisories(f: &Fleet, docs: &[(&str, serde_json::Value)]) -> import::Re
 
 async fn exposure(f: &Fleet, params: ExposureParams) -> Option<ExposureAnswer> {
     let pm = f.hub.store.postmarket();
-    let c = Context::load(pm, chrono::Utc::now()).await.unwrap();
+    let c = f.contexts.context(pm, chrono::Utc::now()).await.unwrap();
     answer(pm, &c, params.to_query().unwrap()).await.unwrap()
 }
 

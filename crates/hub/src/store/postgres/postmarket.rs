@@ -13,7 +13,7 @@ use crate::postmarket::observe;
 use crate::postmarket::store::{
     AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceCounts, EntitlementRow, GrantRow,
     HistoryRow, InstallKey, InstallRow, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    PayloadRow, PostmarketStore, ReleaseRow, VexRow, VulnRow,
+    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, SiteDevices, VexRow, VulnRow,
 };
 use crate::store::StoreError;
 
@@ -560,6 +560,24 @@ impl PostmarketStore for PostgresStore {
         .await
     }
 
+    async fn material_stamp(&self) -> Result<MaterialStamp, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM trust_roots), (SELECT COUNT(*) FROM releases),
+                   (SELECT COUNT(*) FROM entitlements), (SELECT COUNT(*) FROM recall_lists)",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(MaterialStamp {
+            trust_roots: uint(get(&r, 0)?)?,
+            releases: uint(get(&r, 1)?)?,
+            entitlements: uint(get(&r, 2)?)?,
+            recall_lists: uint(get(&r, 3)?)?,
+        })
+    }
+
     async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
         let c = self.client().await?;
         let rows = c
@@ -922,6 +940,24 @@ impl PostmarketStore for PostgresStore {
         rows.iter().map(vuln_of).collect()
     }
 
+    async fn vulnerabilities_named(&self, names: &[String]) -> Result<Vec<VulnRow>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {VULN_COLUMNS} FROM vulnerabilities WHERE name = ANY($1::text[])
+                     ORDER BY name"
+                ),
+                &[&names],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(vuln_of).collect()
+    }
+
     async fn matches(
         &self,
         vulnerability: Option<&str>,
@@ -1044,17 +1080,32 @@ impl PostmarketStore for PostgresStore {
             .collect()
     }
 
-    async fn device_counts(&self, keys: &[InstallKey]) -> Result<DeviceCounts, StoreError> {
+    async fn device_counts(
+        &self,
+        keys: &[InstallKey],
+        exposed: &[InstallKey],
+    ) -> Result<DeviceCounts, StoreError> {
         if keys.is_empty() {
             return Ok(DeviceCounts::default());
         }
         let c = self.client().await?;
         let k = KeyArrays::of(keys);
-        let params: [&(dyn ToSql + Sync); 3] = [&k.product, &k.component, &k.version];
+        let e = KeyArrays::of(exposed);
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &k.product,
+            &k.component,
+            &k.version,
+            &e.product,
+            &e.component,
+            &e.version,
+        ];
+        let hit = keys_sql(4);
         let total = c
             .query_one(
                 &format!(
-                    "SELECT COUNT(DISTINCT i.serial) FROM installed i WHERE {}",
+                    "SELECT COUNT(DISTINCT i.serial),
+                       COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
+                     FROM installed i WHERE {}",
                     keys_sql(1)
                 ),
                 &params,
@@ -1064,7 +1115,8 @@ impl PostmarketStore for PostgresStore {
         let rows = c
             .query(
                 &format!(
-                    "SELECT i.site, i.customer, COALESCE(g.customer, '') AS gc, COUNT(DISTINCT i.serial)
+                    "SELECT i.site, i.customer, COALESCE(g.customer, '') AS gc,
+                       COUNT(DISTINCT i.serial), COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
                      FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
                      WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                     keys_sql(1)
@@ -1075,9 +1127,18 @@ impl PostmarketStore for PostgresStore {
             .map_err(pg)?;
         Ok(DeviceCounts {
             total: uint(get(&total, 0)?)?,
+            exposed: uint(get(&total, 1)?)?,
             by_site: rows
                 .iter()
-                .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, uint(get(r, 3)?)?)))
+                .map(|r| {
+                    Ok(SiteDevices {
+                        site: get(r, 0)?,
+                        customer: get(r, 1)?,
+                        granted_customer: get(r, 2)?,
+                        devices: uint(get(r, 3)?)?,
+                        exposed: uint(get(r, 4)?)?,
+                    })
+                })
                 .collect::<Result<_, StoreError>>()?,
         })
     }

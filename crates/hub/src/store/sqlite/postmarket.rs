@@ -11,7 +11,7 @@ use super::{SqliteStore, db, now};
 use crate::postmarket::store::{
     AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceCounts, EntitlementRow, GrantRow,
     HistoryRow, InstallKey, InstallRow, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    PayloadRow, PostmarketStore, ReleaseRow, VexRow, VulnRow,
+    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, SiteDevices, VexRow, VulnRow,
 };
 use crate::store::StoreError;
 
@@ -474,6 +474,26 @@ impl PostmarketStore for SqliteStore {
         .await
     }
 
+    async fn material_stamp(&self) -> Result<MaterialStamp, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT COUNT(*) FROM trust_roots), (SELECT COUNT(*) FROM releases),
+                   (SELECT COUNT(*) FROM entitlements), (SELECT COUNT(*) FROM recall_lists)",
+                [],
+                |r| {
+                    Ok(MaterialStamp {
+                        trust_roots: r.get(0)?,
+                        releases: r.get(1)?,
+                        entitlements: r.get(2)?,
+                        recall_lists: r.get(3)?,
+                    })
+                },
+            )
+            .map_err(db)
+        })
+        .await
+    }
+
     async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
         self.read(|c| {
             let mut stmt = c
@@ -843,6 +863,26 @@ impl PostmarketStore for SqliteStore {
         .await
     }
 
+    async fn vulnerabilities_named(&self, names: &[String]) -> Result<Vec<VulnRow>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One parameter however many names: a JSON array, read by `json_each`.
+        let names = serde_json::to_string(names)
+            .map_err(|e| StoreError::Corrupt(format!("vulnerability names: {e}")))?;
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {VULN_COLUMNS} FROM vulnerabilities
+                     WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map([names], vuln_of).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
+    }
+
     async fn matches(
         &self,
         vulnerability: Option<&str>,
@@ -991,35 +1031,56 @@ impl PostmarketStore for SqliteStore {
         .await
     }
 
-    async fn device_counts(&self, keys: &[InstallKey]) -> Result<DeviceCounts, StoreError> {
+    async fn device_counts(
+        &self,
+        keys: &[InstallKey],
+        exposed: &[InstallKey],
+    ) -> Result<DeviceCounts, StoreError> {
         if keys.is_empty() {
             return Ok(DeviceCounts::default());
         }
-        let keys = keys.to_vec();
+        let (keys, exposed) = (keys.to_vec(), exposed.to_vec());
         self.read(move |c| {
             let mut args = Vec::new();
             let wh = keys_sql(&keys, &mut args);
-            let total: u64 = c
+            let hit = if exposed.is_empty() {
+                "0".to_owned()
+            } else {
+                keys_sql(&exposed, &mut args)
+            };
+            let (total, exposed): (u64, u64) = c
                 .query_row(
-                    &format!("SELECT COUNT(DISTINCT i.serial) FROM installed i WHERE {wh}"),
+                    &format!(
+                        "SELECT COUNT(DISTINCT i.serial),
+                           COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
+                         FROM installed i WHERE {wh}"
+                    ),
                     params_from_iter(args.iter()),
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(db)?;
             let mut stmt = c
                 .prepare(&format!(
-                    "SELECT i.site, i.customer, COALESCE(g.customer, ''), COUNT(DISTINCT i.serial)
+                    "SELECT i.site, i.customer, COALESCE(g.customer, ''), COUNT(DISTINCT i.serial),
+                       COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
                      FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
                      WHERE {wh} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
                 ))
                 .map_err(db)?;
             let rows = stmt
                 .query_map(params_from_iter(args.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok(SiteDevices {
+                        site: r.get(0)?,
+                        customer: r.get(1)?,
+                        granted_customer: r.get(2)?,
+                        devices: r.get(3)?,
+                        exposed: r.get(4)?,
+                    })
                 })
                 .map_err(db)?;
             Ok(DeviceCounts {
                 total,
+                exposed,
                 by_site: rows.collect::<Result<_, _>>().map_err(db)?,
             })
         })
