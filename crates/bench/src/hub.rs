@@ -16,6 +16,12 @@
 //! autovacuum does on a live server within a minute of such a load; the SQLite hub refreshes
 //! its own planner statistics as it grows.
 //!
+//! For a quick look while working on the hub, `FIELDKIT_BENCH_FLEET_LAPTOPS=N` loads the first
+//! N laptops' logs only (5 000 entries each; the figures say how many) and
+//! `FIELDKIT_BENCH_HUB_BACKEND=sqlite` (or `postgres`) measures one backend:
+//! `FIELDKIT_BENCH_FLEET_LAPTOPS=40 FIELDKIT_BENCH_HUB_BACKEND=sqlite target/release/fieldkit-bench fleet`.
+//! The figures of record are the whole fleet on both backends (`cargo xtask bench hub`).
+//!
 //! Adding a query figure (exposure queries, say): a [`QuerySet`] in [`QUERY_SETS`] whose
 //! `paths` returns the requests of one pass. Data the queries need beyond the fleet's logs is
 //! loaded in [`load`], after the ingest and before the queries.
@@ -35,6 +41,8 @@ use crate::Rows;
 
 /// Laptops syncing at once during the ingest.
 const SYNCING_AT_ONCE: usize = 8;
+/// Names the one backend to measure, for a quick look (the module's documentation).
+const BACKEND_VAR: &str = "FIELDKIT_BENCH_HUB_BACKEND";
 /// Measured passes over each query set (after one warm-up pass).
 const PASSES: u64 = 5;
 
@@ -51,8 +59,9 @@ struct QuerySet {
     name: &'static str,
     /// The target for its p95, in milliseconds.
     target_ms: f64,
-    /// The requests (path and query) of pass `n`; passes vary the values asked for.
-    paths: fn(u64) -> Vec<String>,
+    /// The requests (path and query) of pass `n` over a fleet of so many laptops; passes vary
+    /// the values asked for.
+    paths: fn(u64, u64) -> Vec<String>,
 }
 
 /// The query figures, in order.
@@ -102,8 +111,15 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     let hub_bin = crate::sibling("fieldkit-hub")?;
     let batch = SyncConfig::default().max_batch_entries as u64;
     let t = Instant::now();
-    let laptops = Arc::new(fleet::fleet(batch)?);
-    let entries = fleet::LAPTOPS * fleet::ENTRIES_PER_LAPTOP;
+    let fleet_size = fleet::laptops()?;
+    let backends = match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) => vec![Backend::Sqlite, Backend::Postgres],
+        Ok("sqlite") => vec![Backend::Sqlite],
+        Ok("postgres") => vec![Backend::Postgres],
+        Ok(v) => bail!("{BACKEND_VAR} is {v:?}; required sqlite or postgres"),
+    };
+    let laptops = Arc::new(fleet::fleet(fleet_size, batch)?);
+    let entries = fleet_size * fleet::ENTRIES_PER_LAPTOP;
     eprintln!(
         "hub: made {entries} entries from {} laptops in {:.1} s",
         laptops.len(),
@@ -111,7 +127,7 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     );
     let rt = tokio::runtime::Runtime::new()?;
     let mut all = Vec::new();
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in backends {
         let m = rt
             .block_on(measure(&hub_bin, backend, laptops.clone()))
             .with_context(|| format!("on {}", backend.name()))?;
@@ -121,7 +137,7 @@ pub(crate) fn run(rows: &mut Rows) -> anyhow::Result<()> {
     for m in &all {
         let b = m.backend.name();
         rows.push((
-            format!("hub ingest, {n} entries from 200 laptops, all checks, {b}"),
+            format!("hub ingest, {n} entries from {fleet_size} laptops, all checks, {b}"),
             format!("{:.0} entries/s (target >= 20000)", m.ingest_per_s),
         ));
         let server = match m.backend {
@@ -302,7 +318,7 @@ async fn measure(
         w.await??;
     }
     let secs = t.elapsed().as_secs_f64();
-    let entries = fleet::LAPTOPS * fleet::ENTRIES_PER_LAPTOP;
+    let entries = laptops.len() as u64 * fleet::ENTRIES_PER_LAPTOP;
     let ingest_per_s = entries as f64 / secs;
     let hub_cpu = cpu_secs(hub.child.id()) - cpu_before.0;
     let db_cpu = db_cpu() - cpu_before.1;
@@ -324,7 +340,8 @@ async fn measure(
     let cookie = sign_in(&http, &hub.url).await?;
     let mut queries = Vec::new();
     for set in QUERY_SETS {
-        queries.push(time_queries(&http, &hub.url, &cookie, set).await?);
+        let fleet_size = laptops.len() as u64;
+        queries.push(time_queries(&http, &hub.url, &cookie, set, fleet_size).await?);
     }
     let storage_bytes = match backend {
         Backend::Sqlite => ["hub.db", "hub.db-wal"]
@@ -387,10 +404,11 @@ async fn time_queries(
     url: &str,
     cookie: &str,
     set: &QuerySet,
+    laptops: u64,
 ) -> anyhow::Result<(f64, f64, (f64, String))> {
     let mut samples: Vec<(f64, String)> = Vec::new();
     for pass in 0..=PASSES {
-        for path in (set.paths)(pass) {
+        for path in (set.paths)(pass, laptops) {
             let t = Instant::now();
             let resp = http
                 .get(format!("{url}{path}"))
@@ -418,12 +436,12 @@ async fn time_queries(
 
 /// Timeline requests of pass `p`: the unfiltered page, each filter alone, filters together,
 /// dates (a day, a month, before, since) and deeper pages.
-fn timeline_paths(p: u64) -> Vec<String> {
-    let tech = fleet::technician((p * 37 + 11) % fleet::LAPTOPS);
-    let tech2 = fleet::technician((p * 53 + 5) % fleet::LAPTOPS);
-    let site = fleet::site((p * 131 + 7) % (fleet::LAPTOPS * fleet::SITES_PER_LAPTOP));
-    let site2 = fleet::site((p * 71 + 3) % (fleet::LAPTOPS * fleet::SITES_PER_LAPTOP));
-    let devices = fleet::LAPTOPS * fleet::DEVICES_PER_LAPTOP;
+fn timeline_paths(p: u64, laptops: u64) -> Vec<String> {
+    let tech = fleet::technician((p * 37 + 11) % laptops);
+    let tech2 = fleet::technician((p * 53 + 5) % laptops);
+    let site = fleet::site((p * 131 + 7) % (laptops * fleet::SITES_PER_LAPTOP));
+    let site2 = fleet::site((p * 71 + 3) % (laptops * fleet::SITES_PER_LAPTOP));
+    let devices = laptops * fleet::DEVICES_PER_LAPTOP;
     let serial = fleet::serial((p * 7919 + 13) % devices);
     let serial2 = fleet::serial((p * 4099 + 29) % devices);
     let model = fleet::MODELS[(p % 5) as usize].0;
@@ -468,9 +486,9 @@ fn timeline_paths(p: u64) -> Vec<String> {
 
 /// Inventory requests of pass `p`: the first page with the version chart, a model, deeper
 /// pages, one serial, a large page.
-fn inventory_paths(p: u64) -> Vec<String> {
+fn inventory_paths(p: u64, laptops: u64) -> Vec<String> {
     let model = fleet::MODELS[(p % 5) as usize].0;
-    let devices = fleet::LAPTOPS * fleet::DEVICES_PER_LAPTOP;
+    let devices = laptops * fleet::DEVICES_PER_LAPTOP;
     let serial = fleet::serial((p * 7919 + 13) % devices);
     vec![
         "/api/v1/inventory".to_owned(),

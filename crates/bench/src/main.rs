@@ -9,8 +9,8 @@
 //!
 //! The binaries under test are found beside this one (`target/release/`); scripts and data
 //! by the workspace path this crate was built from. A group is a function in [`GROUPS`]; no
-//! argument runs them all, in that order (`postmarket` is also part of `hub`, so no argument
-//! skips it).
+//! argument runs them all, in that order (`postmarket` and `fleet` are parts of `hub`, so no
+//! argument skips them).
 
 mod app;
 mod audit;
@@ -53,6 +53,9 @@ const GROUPS: &[Group] = &[
     // The post-market answers alone (already part of `hub`), to measure them without the
     // fleet's ingest figures.
     ("postmarket", postmarket::run),
+    // The hub's fleet figures alone (ingest, timeline, inventory; already part of `hub`), for
+    // a quick look at the hub (see `hub.rs` for a smaller fleet).
+    ("fleet", hub::run),
 ];
 
 fn main() -> ExitCode {
@@ -86,7 +89,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let mut rows = Rows::new();
     for (name, group) in GROUPS {
-        let by_default = *name != "postmarket";
+        let by_default = !matches!(*name, "postmarket" | "fleet");
         if (args.is_empty() && by_default) || args.iter().any(|a| a == name) {
             group(&mut rows).with_context(|| format!("benchmark group {name}"))?;
         }

@@ -21,6 +21,22 @@ use fieldkit_sync::proto::AppendRequest;
 
 /// Laptops (and technicians).
 pub(crate) const LAPTOPS: u64 = 200;
+/// Names a smaller fleet for a quick look while working on the hub: that many laptops, the
+/// same logs ([`laptops`]). Figures of record use the whole fleet.
+pub(crate) const LAPTOPS_VAR: &str = "FIELDKIT_BENCH_FLEET_LAPTOPS";
+
+/// Laptops in the fleet: [`LAPTOPS`], or fewer when [`LAPTOPS_VAR`] names 1 to [`LAPTOPS`].
+pub(crate) fn laptops() -> anyhow::Result<u64> {
+    match std::env::var(LAPTOPS_VAR) {
+        Err(_) => Ok(LAPTOPS),
+        Ok(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=LAPTOPS).contains(&n) => Ok(n),
+            _ => anyhow::bail!(
+                "{LAPTOPS_VAR} is {v:?}; required a number of laptops from 1 to {LAPTOPS}"
+            ),
+        },
+    }
+}
 /// Log entries per laptop.
 pub(crate) const ENTRIES_PER_LAPTOP: u64 = 5_000;
 /// Devices each laptop's technician looks after: 200 x 500 = 100 000 devices.
@@ -257,14 +273,14 @@ pub(crate) fn laptop(l: u64, batch: u64) -> anyhow::Result<LaptopLog> {
     })
 }
 
-/// Every laptop's log, made on all cores.
-pub(crate) fn fleet(batch: u64) -> anyhow::Result<Vec<LaptopLog>> {
+/// The first `laptops` laptops' logs, made on all cores.
+pub(crate) fn fleet(laptops: u64, batch: u64) -> anyhow::Result<Vec<LaptopLog>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
     let parts: Vec<anyhow::Result<Vec<LaptopLog>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
-                    (0..LAPTOPS)
+                    (0..laptops)
                         .filter(|l| l % threads == t)
                         .map(|l| laptop(l, batch))
                         .collect::<anyhow::Result<Vec<_>>>()
@@ -279,7 +295,7 @@ pub(crate) fn fleet(batch: u64) -> anyhow::Result<Vec<LaptopLog>> {
             })
             .collect()
     });
-    let mut all = Vec::with_capacity(LAPTOPS as usize);
+    let mut all = Vec::with_capacity(laptops as usize);
     for p in parts {
         all.extend(p?);
     }
