@@ -307,7 +307,8 @@ pub struct VersionCount {
 
 /// How an append changes the devices per (model, component, version): a backend removes the
 /// firmware rows a newer identity replaces and adds the new ones, then applies the non-zero
-/// changes to its counts in key order (so concurrent appends lock count rows in one order).
+/// changes to its counts in key order. A backend whose appends run side by side keeps the
+/// counts per laptop (PostgreSQL), so that no two appends wait for each other's count rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CountDeltas(std::collections::BTreeMap<(String, String, String), i64>);
 

@@ -41,8 +41,14 @@ use crate::rules::{DeviceQuery, EntryQuery};
 mod postmarket;
 
 /// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
-/// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_1), (2, postmarket::SCHEMA_2), (3, SCHEMA_3)];
+/// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes; 4
+/// keeps the fleet chart's counts per laptop.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, SCHEMA_1),
+    (2, postmarket::SCHEMA_2),
+    (3, SCHEMA_3),
+    (4, SCHEMA_4),
+];
 
 const SCHEMA_1: &str = r#"
 CREATE TABLE laptops(
@@ -177,6 +183,18 @@ CREATE TABLE firmware_counts(
 INSERT INTO firmware_counts(model, component, version, devices)
     SELECT model, component, version, COUNT(*) FROM device_firmware
     GROUP BY model, component, version;
+"#;
+
+/// The fleet chart's counts are kept per laptop as well: an append changes only its own
+/// laptop's count rows, whose lock it holds anyway. With one row per (model, component,
+/// version) every concurrent append waited for the others' commits on the same few rows. A
+/// count is the sum over laptops; one laptop's share may be negative (a device it moved to
+/// another version was counted by another laptop), the sum never is.
+const SCHEMA_4: &str = r#"
+ALTER TABLE firmware_counts ADD COLUMN laptop_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE firmware_counts ALTER COLUMN laptop_id DROP DEFAULT;
+ALTER TABLE firmware_counts DROP CONSTRAINT firmware_counts_pkey;
+ALTER TABLE firmware_counts ADD PRIMARY KEY(model, component, version, laptop_id);
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
@@ -596,7 +614,7 @@ impl LogTx for PgTx {
                 c.execute(&stmt, &[&s, &comp, &ver, &model])
                     .await
                     .map_err(pg)?;
-                // In key order: concurrent appends lock the count rows in one order.
+                // The laptop's own count rows (migration 4), in key order.
                 let (mut m, mut comp, mut ver, mut delta) = (vec![], vec![], vec![], vec![]);
                 for ((model, component, version), d) in counts.changed() {
                     m.push(model.as_str());
@@ -607,14 +625,15 @@ impl LogTx for PgTx {
                 if !m.is_empty() {
                     let stmt = c
                         .prepare_cached(
-                            "INSERT INTO firmware_counts AS f(model, component, version, devices)
-                             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
-                             ON CONFLICT(model, component, version)
+                            "INSERT INTO firmware_counts AS f(model, component, version, devices, laptop_id)
+                             SELECT u.*, $5::bigint
+                             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u
+                             ON CONFLICT(model, component, version, laptop_id)
                              DO UPDATE SET devices = f.devices + excluded.devices",
                         )
                         .await
                         .map_err(pg)?;
-                    c.execute(&stmt, &[&m, &comp, &ver, &delta])
+                    c.execute(&stmt, &[&m, &comp, &ver, &delta, &laptop])
                         .await
                         .map_err(pg)?;
                 }
@@ -1089,8 +1108,9 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT model, component, version, devices FROM firmware_counts
-                 WHERE devices > 0 ORDER BY model, component, version",
+                "SELECT model, component, version, SUM(devices)::bigint FROM firmware_counts
+                 GROUP BY model, component, version HAVING SUM(devices) > 0
+                 ORDER BY model, component, version",
                 &[],
             )
             .await

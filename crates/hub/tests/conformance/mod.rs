@@ -819,6 +819,17 @@ pub async fn inventory_holds_the_latest_identity_per_serial_and_the_version_coun
     let v = m.json("/api/v1/inventory?serial=SN-2").await;
     assert_eq!(v["devices"][0]["technician"], "chen");
     assert_eq!(v["devices"][0]["firmware"][0], json!(["app", "2.0.0"]));
+    // The chart counts SN-2 once, at its new version: the laptop that moved it is not the one
+    // that counted it before (PostgreSQL keeps each laptop's share of the counts).
+    let v = m.json("/api/v1/inventory").await;
+    assert_eq!(
+        v["versions"],
+        json!([
+            {"model": "infusion-pump", "component": "app", "version": "1.3.0", "devices": 1},
+            {"model": "infusion-pump", "component": "app", "version": "2.0.0", "devices": 1},
+            {"model": "infusion-pump", "component": "net", "version": "0.9.1", "devices": 2},
+        ])
+    );
     let v = m.json("/api/v1/inventory?limit=1").await;
     assert_eq!(
         (v["total"].as_u64(), v["devices"].as_array().unwrap().len()),
