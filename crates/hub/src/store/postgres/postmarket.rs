@@ -211,6 +211,36 @@ const INSTALL_COLUMNS: &str = "serial, component, product, model, hardware, vers
      security_counter, site, customer, technician, event, package, manifest_sha256, sbom_sha256, \
      time_us, recency, origin, seq";
 
+/// [`INSTALL_COLUMNS`] of `installed` as `i`.
+const HELD_COLUMNS: &str = "i.serial, i.component, i.product, i.model, i.hardware, i.version, \
+     i.image_hash, i.security_counter, i.site, i.customer, i.technician, i.event, i.package, \
+     i.manifest_sha256, i.sbom_sha256, i.time_us, i.recency, i.origin, i.seq";
+
+/// An install row read in [`INSTALL_COLUMNS`] order.
+fn install_of(r: &Row) -> Result<InstallRow, StoreError> {
+    Ok(InstallRow {
+        serial: get(r, 0)?,
+        component: get(r, 1)?,
+        product: get(r, 2)?,
+        model: get(r, 3)?,
+        hardware: get(r, 4)?,
+        version: get(r, 5)?,
+        image_hash: get(r, 6)?,
+        security_counter: get::<Option<i64>>(r, 7)?.map(uint).transpose()?,
+        site: get(r, 8)?,
+        customer: get(r, 9)?,
+        technician: get(r, 10)?,
+        event: get(r, 11)?,
+        package: get(r, 12)?,
+        manifest_sha256: get(r, 13)?,
+        sbom_sha256: get(r, 14)?,
+        time_us: get(r, 15)?,
+        recency: get(r, 16)?,
+        origin: get(r, 17)?,
+        seq: uint(get(r, 18)?)?,
+    })
+}
+
 const INSTALL_UNNEST: &str = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], \
      $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bytea[], $18::text[], $19::bigint[])";
@@ -293,8 +323,9 @@ impl<'a> InstallArrays<'a> {
 }
 
 /// Writes what an append's entries show installed (see the SQLite backend), inside the append's
-/// transaction: all observations to the history, the newest per serial and component to
-/// `installed` unless a newer one is held.
+/// transaction: to the history, every observation that says something new
+/// ([`observe::history`], against the `installed` rows held), and the newest per serial and
+/// component to `installed` unless a newer one is held.
 pub(super) async fn append_installs(
     c: &deadpool_postgres::Object,
     rows: &[InstallRow],
@@ -302,17 +333,38 @@ pub(super) async fn append_installs(
     if rows.is_empty() {
         return Ok(());
     }
-    let all: Vec<&InstallRow> = rows.iter().collect();
-    let a = InstallArrays::of(&all)?;
+    // One statement may touch a row once: the newest per key, decided in Rust.
+    let newest = observe::newest_per_component(rows);
+    let (serials, components): (Vec<&str>, Vec<&str>) = newest
+        .iter()
+        .map(|r| (r.serial.as_str(), r.component.as_str()))
+        .unzip();
     let stmt = c
         .prepare_cached(&format!(
-            "INSERT INTO install_history({INSTALL_COLUMNS}) SELECT * FROM {INSTALL_UNNEST}"
+            "SELECT {HELD_COLUMNS} FROM installed i
+             JOIN UNNEST($1::text[], $2::text[]) AS k(serial, component)
+               ON i.serial = k.serial AND i.component = k.component"
         ))
         .await
         .map_err(pg)?;
-    c.execute(&stmt, &a.params()).await.map_err(pg)?;
-    // One statement may touch a row once: the newest per key first, decided in Rust.
-    let newest = observe::newest_per_component(rows);
+    let held = c
+        .query(&stmt, &[&serials, &components])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(install_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let kept = observe::history(rows, &held);
+    if !kept.is_empty() {
+        let a = InstallArrays::of(&kept)?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "INSERT INTO install_history({INSTALL_COLUMNS}) SELECT * FROM {INSTALL_UNNEST}"
+            ))
+            .await
+            .map_err(pg)?;
+        c.execute(&stmt, &a.params()).await.map_err(pg)?;
+    }
     let a = InstallArrays::of(&newest)?;
     let stmt = c
         .prepare_cached(&format!(
@@ -1196,31 +1248,7 @@ impl PostmarketStore for PostgresStore {
             )
             .await
             .map_err(pg)?;
-        rows.iter()
-            .map(|r| {
-                Ok(InstallRow {
-                    serial: get(r, 0)?,
-                    component: get(r, 1)?,
-                    product: get(r, 2)?,
-                    model: get(r, 3)?,
-                    hardware: get(r, 4)?,
-                    version: get(r, 5)?,
-                    image_hash: get(r, 6)?,
-                    security_counter: get::<Option<i64>>(r, 7)?.map(uint).transpose()?,
-                    site: get(r, 8)?,
-                    customer: get(r, 9)?,
-                    technician: get(r, 10)?,
-                    event: get(r, 11)?,
-                    package: get(r, 12)?,
-                    manifest_sha256: get(r, 13)?,
-                    sbom_sha256: get(r, 14)?,
-                    time_us: get(r, 15)?,
-                    recency: get(r, 16)?,
-                    origin: get(r, 17)?,
-                    seq: uint(get(r, 18)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(install_of).collect()
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

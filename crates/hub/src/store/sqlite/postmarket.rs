@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{SqliteStore, db, now};
+use crate::postmarket::observe;
 use crate::postmarket::store::{
     AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceCounts, EntitlementRow, GrantRow,
     HistoryRow, InstallKey, InstallRow, Installed, InstalledGroup, InstalledQuery, MatchRow,
@@ -194,12 +195,29 @@ const INSTALL_COLUMNS: &str = "serial, component, product, model, hardware, vers
      security_counter, site, customer, technician, event, package, manifest_sha256, sbom_sha256, \
      time_us, recency, origin, seq";
 
-/// Writes what an append's entries show installed: every observation to the history, and the
-/// newest per serial and component to `installed` (a row is replaced only by a newer one).
-/// Runs inside the append's transaction.
+/// Writes what an append's entries show installed: to the history, every observation that
+/// says something new ([`observe::history`], against the `installed` rows held), and the newest
+/// per serial and component to `installed` (a row is replaced only by a newer one). Runs
+/// inside the append's transaction.
 pub(super) fn append_installs(c: &Connection, rows: &[InstallRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
+    }
+    let newest = observe::newest_per_component(rows);
+    let mut get = c
+        .prepare_cached(&format!(
+            "SELECT {INSTALL_COLUMNS} FROM installed WHERE serial = ?1 AND component = ?2"
+        ))
+        .map_err(db)?;
+    let mut held = Vec::with_capacity(newest.len());
+    for r in &newest {
+        if let Some(h) = get
+            .query_row([&r.serial, &r.component], install_of)
+            .optional()
+            .map_err(db)?
+        {
+            held.push(h);
+        }
     }
     let mut hist = c
         .prepare_cached(&format!(
@@ -207,6 +225,9 @@ pub(super) fn append_installs(c: &Connection, rows: &[InstallRow]) -> Result<(),
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ))
         .map_err(db)?;
+    for r in observe::history(rows, &held) {
+        execute_install(&mut hist, r)?;
+    }
     let mut upsert = c
         .prepare_cached(&format!(
             "INSERT INTO installed({INSTALL_COLUMNS})
@@ -222,32 +243,65 @@ pub(super) fn append_installs(c: &Connection, rows: &[InstallRow]) -> Result<(),
              WHERE excluded.recency > installed.recency"
         ))
         .map_err(db)?;
-    for r in rows {
-        let args = params![
-            r.serial,
-            r.component,
-            r.product,
-            r.model,
-            r.hardware,
-            r.version,
-            r.image_hash,
-            r.security_counter.map(|n| n as i64),
-            r.site,
-            r.customer,
-            r.technician,
-            r.event,
-            r.package,
-            r.manifest_sha256,
-            r.sbom_sha256,
-            r.time_us,
-            r.recency,
-            r.origin,
-            r.seq,
-        ];
-        hist.execute(args).map_err(db)?;
-        upsert.execute(args).map_err(db)?;
+    for r in newest {
+        execute_install(&mut upsert, r)?;
     }
     Ok(())
+}
+
+/// Runs `stmt` with an install row's columns as parameters, in [`INSTALL_COLUMNS`] order.
+fn execute_install(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    r: &InstallRow,
+) -> Result<(), StoreError> {
+    stmt.execute(params![
+        r.serial,
+        r.component,
+        r.product,
+        r.model,
+        r.hardware,
+        r.version,
+        r.image_hash,
+        r.security_counter.map(|n| n as i64),
+        r.site,
+        r.customer,
+        r.technician,
+        r.event,
+        r.package,
+        r.manifest_sha256,
+        r.sbom_sha256,
+        r.time_us,
+        r.recency,
+        r.origin,
+        r.seq,
+    ])
+    .map(drop)
+    .map_err(db)
+}
+
+/// An install row read in [`INSTALL_COLUMNS`] order.
+fn install_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstallRow> {
+    Ok(InstallRow {
+        serial: r.get(0)?,
+        component: r.get(1)?,
+        product: r.get(2)?,
+        model: r.get(3)?,
+        hardware: r.get(4)?,
+        version: r.get(5)?,
+        image_hash: r.get(6)?,
+        security_counter: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+        site: r.get(8)?,
+        customer: r.get(9)?,
+        technician: r.get(10)?,
+        event: r.get(11)?,
+        package: r.get(12)?,
+        manifest_sha256: r.get(13)?,
+        sbom_sha256: r.get(14)?,
+        time_us: r.get(15)?,
+        recency: r.get(16)?,
+        origin: r.get(17)?,
+        seq: r.get(18)?,
+    })
 }
 
 fn payloads_of(c: &Connection, id: &str) -> Result<Vec<PayloadRow>, StoreError> {
@@ -1156,31 +1210,7 @@ impl PostmarketStore for SqliteStore {
                      ORDER BY time_us, origin, seq"
                 ))
                 .map_err(db)?;
-            let rows = stmt
-                .query_map([sbom], |r| {
-                    Ok(InstallRow {
-                        serial: r.get(0)?,
-                        component: r.get(1)?,
-                        product: r.get(2)?,
-                        model: r.get(3)?,
-                        hardware: r.get(4)?,
-                        version: r.get(5)?,
-                        image_hash: r.get(6)?,
-                        security_counter: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
-                        site: r.get(8)?,
-                        customer: r.get(9)?,
-                        technician: r.get(10)?,
-                        event: r.get(11)?,
-                        package: r.get(12)?,
-                        manifest_sha256: r.get(13)?,
-                        sbom_sha256: r.get(14)?,
-                        time_us: r.get(15)?,
-                        recency: r.get(16)?,
-                        origin: r.get(17)?,
-                        seq: r.get(18)?,
-                    })
-                })
-                .map_err(db)?;
+            let rows = stmt.query_map([sbom], install_of).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
         .await
