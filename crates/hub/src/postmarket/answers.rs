@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use super::analysis;
 use super::store::{
-    ComponentRow, HistoryRow, InstallKey, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    MaterialStamp, PostmarketStore, ReleaseRow, SiteDevices, VulnRow,
+    ComponentRow, DeviceSite, HistoryRow, InstallKey, Installed, InstalledGroup, InstalledQuery,
+    MatchRow, MaterialStamp, PostmarketStore, ReleaseRow, VulnRow,
 };
 use super::trust::{self, Material, PostmarketError};
 
@@ -130,6 +130,9 @@ pub struct Held {
     by_id: HashMap<String, usize>,
     /// Entitlements that grant a whole model (`*`), per model.
     wildcards: HashMap<String, Vec<usize>>,
+    /// The customer the entitlements give each serial they name ([`trust::grants`], as
+    /// stored for the serials at their import).
+    granted: HashMap<String, String>,
 }
 
 impl std::ops::Deref for Context {
@@ -237,11 +240,17 @@ impl Held {
                 wildcards.entry(g.model.clone()).or_default().push(i);
             }
         }
+        let granted = material
+            .iter()
+            .flat_map(|m| trust::grants(&m.entitlements))
+            .map(|g| (g.serial, g.customer))
+            .collect();
         Ok(Held {
             material,
             releases,
             by_id,
             wildcards,
+            granted,
         })
     }
 }
@@ -685,22 +694,71 @@ pub struct VulnExposure {
     pub rows: Page<DeviceRow>,
 }
 
-fn merge_sites(rows: Vec<SiteDevices>) -> Vec<SiteCount> {
-    let mut by: BTreeMap<(String, String), SiteCount> = BTreeMap::new();
-    for r in rows {
-        let customer = customer_of(&r.customer, &r.granted_customer);
-        let e = by
-            .entry((r.site.clone(), customer.clone()))
-            .or_insert(SiteCount {
-                site: r.site,
-                customer,
-                devices: 0,
-                exposed: 0,
-            });
-        e.devices += r.devices;
-        e.exposed += r.exposed;
+/// Devices among some installed rows: distinct serials in all, of those with an exposed row,
+/// and per site and customer.
+struct Counts {
+    total: u64,
+    exposed: u64,
+    by_site: Vec<SiteCount>,
+}
+
+impl Context {
+    /// Counts the devices of `rows`. A site's devices are the distinct serials per site, customer
+    /// the record names and customer the entitlements give, summed per site and customer shown.
+    fn count(&self, rows: &[DeviceSite]) -> Counts {
+        // Each row with its serial: sorted by serial, a device's rows lie together.
+        let mut by_serial: Vec<&DeviceSite> = rows.iter().collect();
+        by_serial.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
+        // (site, customer named, customer granted) -> index in `groups`.
+        let mut index: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        let mut groups: Vec<((&str, &str, &str), u64, u64)> = Vec::new();
+        let (mut total, mut exposed) = (0, 0);
+        let mut seen: Vec<(usize, bool)> = Vec::new();
+        for device in by_serial.chunk_by(|a, b| a.serial == b.serial) {
+            total += 1;
+            exposed += u64::from(device.iter().any(|r| r.exposed));
+            let granted = self
+                .granted
+                .get(&device[0].serial)
+                .map_or("", String::as_str);
+            // The groups this device is in (one per row at most), each counted once.
+            seen.clear();
+            for r in device {
+                let key = (r.site.as_str(), r.customer.as_str(), granted);
+                let g = *index.entry(key).or_insert_with(|| {
+                    groups.push((key, 0, 0));
+                    groups.len() - 1
+                });
+                match seen.iter_mut().find(|(x, _)| *x == g) {
+                    Some((_, e)) => *e |= r.exposed,
+                    None => seen.push((g, r.exposed)),
+                }
+            }
+            for &(g, e) in &seen {
+                groups[g].1 += 1;
+                groups[g].2 += u64::from(e);
+            }
+        }
+        let mut by: BTreeMap<(String, String), SiteCount> = BTreeMap::new();
+        for ((site, named, granted), devices, hit) in groups {
+            let customer = customer_of(named, granted);
+            let e = by
+                .entry((site.to_owned(), customer.clone()))
+                .or_insert(SiteCount {
+                    site: site.to_owned(),
+                    customer,
+                    devices: 0,
+                    exposed: 0,
+                });
+            e.devices += devices;
+            e.exposed += hit;
+        }
+        Counts {
+            total,
+            exposed,
+            by_site: by.into_values().collect(),
+        }
     }
-    by.into_values().collect()
 }
 
 /// Exposure by vulnerability id (any of its ids or aliases); `None` if the hub knows no
@@ -734,7 +792,7 @@ pub async fn by_vulnerability(
     };
     let all_keys = keys_for(&affected);
     let exposed_keys = keys_for(&exposed_releases);
-    let counts = store.device_counts(&all_keys, &exposed_keys).await?;
+    let counts = cx.count(&store.device_sites(&all_keys, &exposed_keys).await?);
     let rows = if all_keys.is_empty() {
         Vec::new()
     } else {
@@ -760,7 +818,7 @@ pub async fn by_vulnerability(
         releases: matches.iter().map(release_match).collect(),
         devices: counts.total,
         exposed: counts.exposed,
-        by_site: merge_sites(counts.by_site),
+        by_site: counts.by_site,
         rows: Page {
             total: counts.total,
             offset,
@@ -930,9 +988,11 @@ pub async fn by_component(
         k
     };
     let all_keys = keys(&releases);
-    let counts = store
-        .device_counts(&all_keys, &keys(&exposed_releases))
-        .await?;
+    let counts = cx.count(
+        &store
+            .device_sites(&all_keys, &keys(&exposed_releases))
+            .await?,
+    );
     let page = if all_keys.is_empty() {
         Vec::new()
     } else {
@@ -954,7 +1014,7 @@ pub async fn by_component(
         component: query.to_owned(),
         releases: carriers,
         devices: counts.total,
-        by_site: merge_sites(counts.by_site),
+        by_site: counts.by_site,
         rows: Page {
             total: counts.total,
             offset,
@@ -1280,7 +1340,7 @@ pub async fn overview(
             k.dedup();
             k
         };
-        let counts = store.device_counts(&keys(affected), &keys(exposed)).await?;
+        let counts = cx.count(&store.device_sites(&keys(affected), &keys(exposed)).await?);
         let Some(v) = vulns.get(name) else { continue };
         rows.push(OverviewRow {
             vulnerability: v.clone().into(),
@@ -1996,4 +2056,78 @@ pub fn exposure_csv(vulnerability: &str, rows: &[DeviceRow]) -> Vec<u8> {
         );
     }
     w.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(granted: &[(&str, &str)]) -> Context {
+        Context {
+            held: Arc::new(Held {
+                material: None,
+                releases: Vec::new(),
+                by_id: HashMap::new(),
+                wildcards: HashMap::new(),
+                granted: granted
+                    .iter()
+                    .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+                    .collect(),
+            }),
+            now: Utc::now(),
+        }
+    }
+
+    fn row(serial: &str, site: &str, customer: &str, exposed: bool) -> DeviceSite {
+        DeviceSite {
+            serial: serial.into(),
+            site: site.into(),
+            customer: customer.into(),
+            exposed,
+        }
+    }
+
+    fn sites(c: &Counts) -> Vec<(&str, &str, u64, u64)> {
+        c.by_site
+            .iter()
+            .map(|s| (s.site.as_str(), s.customer.as_str(), s.devices, s.exposed))
+            .collect()
+    }
+
+    #[test]
+    fn a_device_counts_once_however_many_of_its_components_match() {
+        let cx = context(&[("D1", "Acme"), ("D2", "Acme"), ("D3", "Acme")]);
+        let c = cx.count(&[
+            // D1's app (not exposed) and netcore (exposed), at one site.
+            row("D1", "North", "", false),
+            row("D1", "North", "", true),
+            row("D2", "North", "", false),
+            // The record names a customer: it wins over the entitlements'.
+            row("D3", "South", "Named", true),
+        ]);
+        assert_eq!((c.total, c.exposed), (3, 2));
+        assert_eq!(
+            sites(&c),
+            [("North", "Acme", 2, 1), ("South", "Named", 1, 1)]
+        );
+    }
+
+    #[test]
+    fn a_device_seen_at_two_sites_counts_at_each_and_once_in_all() {
+        let cx = context(&[]);
+        let c = cx.count(&[
+            row("D1", "North", "", true),
+            row("D1", "South", "", false),
+            row("D2", "South", "Beta", false),
+        ]);
+        assert_eq!((c.total, c.exposed), (2, 1));
+        assert_eq!(
+            sites(&c),
+            [
+                ("North", "", 1, 1),
+                ("South", "", 1, 0),
+                ("South", "Beta", 1, 0)
+            ]
+        );
+    }
 }

@@ -372,31 +372,17 @@ pub struct InstalledGroup {
     pub security_counter: Option<u64>,
 }
 
-/// Distinct devices among the installed rows of some keys, and among those of a subset of
-/// them (the exposed ones), in all and per site and customer.
+/// Where one installed row among some keys is, and whether its key is one of the exposed ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceCounts {
-    /// Distinct serials in all.
-    pub total: u64,
-    /// Distinct serials among the rows of the exposed keys.
-    pub exposed: u64,
-    /// Per site and customer, by site.
-    pub by_site: Vec<SiteDevices>,
-}
-
-/// Distinct devices at one site, for one customer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SiteDevices {
+pub struct DeviceSite {
+    /// Serial.
+    pub serial: String,
     /// Site.
     pub site: String,
-    /// Customer named by the record.
+    /// Customer named by the record, or empty.
     pub customer: String,
-    /// Customer from the entitlements.
-    pub granted_customer: String,
-    /// Distinct serials.
-    pub devices: u64,
-    /// Of those, the ones with a row of an exposed key.
-    pub exposed: u64,
+    /// Whether the row's key is among the exposed keys.
+    pub exposed: bool,
 }
 
 /// One observation of the history, as read back.
@@ -529,13 +515,13 @@ pub trait PostmarketStore: Send + Sync {
         &self,
         keys: &[InstallKey],
     ) -> Result<Vec<InstalledGroup>, StoreError>;
-    /// Distinct devices among the installed rows of `keys`, and among those of `exposed` (a
-    /// subset of `keys`), in one pass; nothing when `keys` is empty.
-    async fn device_counts(
+    /// The installed rows of `keys` (none when empty), each with whether its key is among
+    /// `exposed`: what the answers count devices by, site and customer with.
+    async fn device_sites(
         &self,
         keys: &[InstallKey],
         exposed: &[InstallKey],
-    ) -> Result<DeviceCounts, StoreError>;
+    ) -> Result<Vec<DeviceSite>, StoreError>;
     /// The observations of one serial, or of `(product, component)` pairs; by time.
     async fn history(
         &self,

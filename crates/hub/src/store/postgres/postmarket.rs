@@ -11,9 +11,9 @@ use tokio_postgres::types::ToSql;
 use super::{PostgresStore, get, int, now, pg, uint};
 use crate::postmarket::observe;
 use crate::postmarket::store::{
-    AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceCounts, EntitlementRow, GrantRow,
+    AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceSite, EntitlementRow, GrantRow,
     HistoryRow, InstallKey, InstallRow, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, SiteDevices, VexRow, VulnRow,
+    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, VexRow, VulnRow,
 };
 use crate::store::StoreError;
 
@@ -1132,67 +1132,45 @@ impl PostmarketStore for PostgresStore {
             .collect()
     }
 
-    async fn device_counts(
+    async fn device_sites(
         &self,
         keys: &[InstallKey],
         exposed: &[InstallKey],
-    ) -> Result<DeviceCounts, StoreError> {
+    ) -> Result<Vec<DeviceSite>, StoreError> {
         if keys.is_empty() {
-            return Ok(DeviceCounts::default());
+            return Ok(Vec::new());
         }
         let c = self.client().await?;
         let k = KeyArrays::of(keys);
         let e = KeyArrays::of(exposed);
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &k.product,
-            &k.component,
-            &k.version,
-            &e.product,
-            &e.component,
-            &e.version,
-        ];
-        let hit = keys_sql(4);
-        let total = c
-            .query_one(
-                &format!(
-                    "SELECT COUNT(DISTINCT i.serial),
-                       COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
-                     FROM installed i WHERE {}",
-                    keys_sql(1)
-                ),
-                &params,
-            )
-            .await
-            .map_err(pg)?;
         let rows = c
             .query(
                 &format!(
-                    "SELECT i.site, i.customer, COALESCE(g.customer, '') AS gc,
-                       COUNT(DISTINCT i.serial), COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
-                     FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
-                     WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                    "SELECT i.serial, i.site, i.customer, {} FROM installed i WHERE {}",
+                    keys_sql(4),
                     keys_sql(1)
                 ),
-                &params,
+                &[
+                    &k.product,
+                    &k.component,
+                    &k.version,
+                    &e.product,
+                    &e.component,
+                    &e.version,
+                ],
             )
             .await
             .map_err(pg)?;
-        Ok(DeviceCounts {
-            total: uint(get(&total, 0)?)?,
-            exposed: uint(get(&total, 1)?)?,
-            by_site: rows
-                .iter()
-                .map(|r| {
-                    Ok(SiteDevices {
-                        site: get(r, 0)?,
-                        customer: get(r, 1)?,
-                        granted_customer: get(r, 2)?,
-                        devices: uint(get(r, 3)?)?,
-                        exposed: uint(get(r, 4)?)?,
-                    })
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceSite {
+                    serial: get(r, 0)?,
+                    site: get(r, 1)?,
+                    customer: get(r, 2)?,
+                    exposed: get(r, 3)?,
                 })
-                .collect::<Result<_, StoreError>>()?,
-        })
+            })
+            .collect()
     }
 
     async fn history(

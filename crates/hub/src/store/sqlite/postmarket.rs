@@ -10,9 +10,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::{SqliteStore, db, now};
 use crate::postmarket::observe;
 use crate::postmarket::store::{
-    AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceCounts, EntitlementRow, GrantRow,
+    AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceSite, EntitlementRow, GrantRow,
     HistoryRow, InstallKey, InstallRow, Installed, InstalledGroup, InstalledQuery, MatchRow,
-    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, SiteDevices, VexRow, VulnRow,
+    MaterialStamp, PayloadRow, PostmarketStore, ReleaseRow, VexRow, VulnRow,
 };
 use crate::store::StoreError;
 
@@ -1085,13 +1085,13 @@ impl PostmarketStore for SqliteStore {
         .await
     }
 
-    async fn device_counts(
+    async fn device_sites(
         &self,
         keys: &[InstallKey],
         exposed: &[InstallKey],
-    ) -> Result<DeviceCounts, StoreError> {
+    ) -> Result<Vec<DeviceSite>, StoreError> {
         if keys.is_empty() {
-            return Ok(DeviceCounts::default());
+            return Ok(Vec::new());
         }
         let (keys, exposed) = (keys.to_vec(), exposed.to_vec());
         self.read(move |c| {
@@ -1102,41 +1102,22 @@ impl PostmarketStore for SqliteStore {
             } else {
                 keys_sql(&exposed, &mut args)
             };
-            let (total, exposed): (u64, u64) = c
-                .query_row(
-                    &format!(
-                        "SELECT COUNT(DISTINCT i.serial),
-                           COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
-                         FROM installed i WHERE {wh}"
-                    ),
-                    params_from_iter(args.iter()),
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(db)?;
             let mut stmt = c
                 .prepare(&format!(
-                    "SELECT i.site, i.customer, COALESCE(g.customer, ''), COUNT(DISTINCT i.serial),
-                       COUNT(DISTINCT CASE WHEN {hit} THEN i.serial END)
-                     FROM installed i LEFT JOIN device_grants g ON g.serial = i.serial
-                     WHERE {wh} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                    "SELECT i.serial, i.site, i.customer, {hit} FROM installed i WHERE {wh}"
                 ))
                 .map_err(db)?;
             let rows = stmt
                 .query_map(params_from_iter(args.iter()), |r| {
-                    Ok(SiteDevices {
-                        site: r.get(0)?,
-                        customer: r.get(1)?,
-                        granted_customer: r.get(2)?,
-                        devices: r.get(3)?,
-                        exposed: r.get(4)?,
+                    Ok(DeviceSite {
+                        serial: r.get(0)?,
+                        site: r.get(1)?,
+                        customer: r.get(2)?,
+                        exposed: r.get(3)?,
                     })
                 })
                 .map_err(db)?;
-            Ok(DeviceCounts {
-                total,
-                exposed,
-                by_site: rows.collect::<Result<_, _>>().map_err(db)?,
-            })
+            rows.collect::<Result<_, _>>().map_err(db)
         })
         .await
     }
