@@ -518,10 +518,12 @@ fn parse_batch(
             }
             None => false,
         };
-        // The one reader of the audit record, once per entry: the device as recorded.
-        let device = entry.device_record();
+        // The one reader of the audit record, once per entry: the device as recorded, and
+        // what it shows installed.
+        let reading = entry.read().ok();
+        let device = reading.as_ref().and_then(|r| r.device().cloned());
         let update = rules::device_update(laptop_id, &entry, device.as_ref());
-        let installs = crate::postmarket::observe::installs(laptop_id, &entry);
+        let installs = crate::postmarket::observe::installs(laptop_id, &entry, reading.as_ref());
         let row = row(&entry, body, leaf, clock, device);
         out.push(Parsed {
             entry,

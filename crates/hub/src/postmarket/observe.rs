@@ -24,16 +24,20 @@ use super::store::InstallRow;
 use crate::rules;
 
 /// The observations of one entry, one per component it shows running and confirmed (none for
-/// an intent, an interrupted update, or an entry without a serial and firmware). Entries of
-/// every record schema are read through the audit log's one reader.
-pub fn installs(laptop_id: i64, e: &Entry) -> Vec<InstallRow> {
+/// an intent, an interrupted update, or an entry without a serial and firmware). `reading` is
+/// the entry as the audit log's one reader reads it (`e.read()`, for entries of every record
+/// schema; `None` when it cannot be read), read once by the caller for every use.
+pub fn installs(laptop_id: i64, e: &Entry, reading: Option<&Reading>) -> Vec<InstallRow> {
     if matches!(e.outcome(), Outcome::Started | Outcome::Interrupted) {
         return Vec::new();
     }
-    let Some(device) = e.device_record().filter(|d| !d.serial.is_empty()) else {
+    let Some(device) = reading
+        .and_then(Reading::device)
+        .filter(|d| !d.serial.is_empty())
+    else {
         return Vec::new();
     };
-    let package = installed_package(e);
+    let package = reading.and_then(installed_package);
     let time_us = e.time.timestamp_micros();
     let recency = rules::recency(time_us, laptop_id, e.seq);
     device
@@ -50,7 +54,7 @@ pub fn installs(laptop_id: i64, e: &Entry) -> Vec<InstallRow> {
                 model: device.model.clone(),
                 hardware: device.hardware_revision.clone(),
                 version: version_key(version),
-                image_hash: image_hash(&device, component),
+                image_hash: image_hash(device, component),
                 security_counter: device.security_counter,
                 site: e.site.clone(),
                 // Records do not name the visit's customer yet; the answers take it from the
@@ -80,8 +84,8 @@ struct Installed {
     components: Vec<String>,
 }
 
-fn installed_package(e: &Entry) -> Option<Installed> {
-    let Ok(Reading::Typed(Event::Update(u))) = e.read() else {
+fn installed_package(reading: &Reading) -> Option<Installed> {
+    let Reading::Typed(Event::Update(u)) = reading else {
         return None;
     };
     if !matches!(
@@ -97,9 +101,9 @@ fn installed_package(e: &Entry) -> Option<Installed> {
             .iter()
             .map(|p| p.component.clone())
             .collect(),
-        id: u.package.id,
-        manifest_sha256: u.package.manifest_sha256,
-        sbom_sha256: u.package.sbom_sha256,
+        id: u.package.id.clone(),
+        manifest_sha256: u.package.manifest_sha256.clone(),
+        sbom_sha256: u.package.sbom_sha256.clone(),
     })
 }
 
@@ -261,8 +265,12 @@ mod tests {
         d
     }
 
+    fn observed(e: &Entry) -> Vec<InstallRow> {
+        installs(7, e, e.read().ok().as_ref())
+    }
+
     fn rows(e: &Entry) -> Vec<(String, String, String, String)> {
-        installs(7, e)
+        observed(e)
             .into_iter()
             .map(|r| (r.component, r.version, r.package, r.image_hash))
             .collect()
@@ -302,7 +310,7 @@ mod tests {
             });
         }
         let e = entry(2, applied);
-        let got = installs(7, &e);
+        let got = observed(&e);
         assert_eq!(got[0].package, "");
         assert_eq!(got[1].package, "acme-infusion-p7@1.5.0");
         assert_eq!(got[1].sbom_sha256, "2".repeat(64));
@@ -330,7 +338,7 @@ mod tests {
     #[test]
     fn the_history_keeps_what_says_something_new() {
         let row = |seq: u64, site: &str, version: &str, package: &str| {
-            let mut r = installs(7, &entry(seq, identified(pump("1.4.0"))))
+            let mut r = observed(&entry(seq, identified(pump("1.4.0"))))
                 .into_iter()
                 .find(|r| r.component == "netcore")
                 .unwrap();
