@@ -31,14 +31,14 @@ mod postmarket;
 
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
 /// the database, times as text); [`SCHEMA`] creates version 2 and [`MIGRATIONS`] take it on.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A migration: what it does to a database one version below its number.
 type Migration = fn(&Connection) -> Result<(), StoreError>;
 
 /// Numbered migrations from version 2, applied in order, each in the transaction that sets
 /// `user_version` to its number.
-const MIGRATIONS: &[(i64, Migration)] = &[(3, migrate_3), (4, migrate_4)];
+const MIGRATIONS: &[(i64, Migration)] = &[(3, migrate_3), (4, migrate_4), (5, migrate_5)];
 
 /// Version 4: every timeline index ends with the page order (time, laptop, seq) so a page is
 /// read in index order and never sorted; model and outcome filters get indexes; the indexes of
@@ -325,6 +325,62 @@ fn migrate_3(conn: &Connection) -> Result<(), StoreError> {
 /// See [`MIGRATION_4`].
 fn migrate_4(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(MIGRATION_4).map_err(db)
+}
+
+/// Tables every append writes, keyed by their primary key alone (migration 5).
+const CLUSTERED: [&str; 3] = ["tree_hashes", "device_firmware", "installed"];
+
+/// Version 5: the tables an append writes by primary key are stored in that key's order
+/// (`WITHOUT ROWID`), so that a row written is one B-tree written, not a row and its key's
+/// index. Their indexes and triggers are kept as they are.
+fn migrate_5(conn: &Connection) -> Result<(), StoreError> {
+    for table in CLUSTERED {
+        without_rowid(conn, table)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds `table` (which has a primary key) as `WITHOUT ROWID`, with the same columns, rows,
+/// indexes and triggers.
+fn without_rowid(conn: &Connection, table: &str) -> Result<(), StoreError> {
+    let sql_of = |kind: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT sql FROM sqlite_schema WHERE type = ?1 AND tbl_name = ?2 AND sql IS NOT NULL
+                 ORDER BY name",
+            )
+            .map_err(db)?;
+        let rows = stmt.query_map([kind, table], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    };
+    let create = sql_of("table")?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt(format!("table {table} is missing")))?;
+    let (indexes, triggers) = (sql_of("index")?, sql_of("trigger")?);
+    let rebuilt = format!(
+        "{}, WITHOUT ROWID",
+        create.replacen(
+            &format!("CREATE TABLE {table}("),
+            "CREATE TABLE fieldkit_rebuilt(",
+            1
+        )
+    );
+    if !rebuilt.starts_with("CREATE TABLE fieldkit_rebuilt(") {
+        return Err(StoreError::Corrupt(format!(
+            "table {table} is defined as {create:?}"
+        )));
+    }
+    conn.execute_batch(&format!(
+        "{rebuilt};
+         INSERT INTO fieldkit_rebuilt SELECT * FROM {table};
+         DROP TABLE {table};
+         ALTER TABLE fieldkit_rebuilt RENAME TO {table};"
+    ))
+    .map_err(db)?;
+    for sql in indexes.iter().chain(&triggers) {
+        conn.execute_batch(sql).map_err(db)?;
+    }
+    Ok(())
 }
 
 fn append_only(conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
@@ -1149,5 +1205,92 @@ impl Store for SqliteStore {
             rows.collect::<Result<_, _>>().map_err(db)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database as a version-4 hub left it, with a row in each table migration 5 rebuilds.
+    fn version_4(path: &Path) -> Connection {
+        let conn = connect(path).unwrap();
+        create(&conn).unwrap();
+        migrate_3(&conn).unwrap();
+        migrate_4(&conn).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tree_hashes(laptop_id, idx, hash) VALUES (1, 0, x'00'), (1, 1, x'01');
+             INSERT INTO device_firmware(serial, component, version, model)
+               VALUES ('SN-1', 'app', '1.2.3', 'pump');
+             INSERT INTO installed(serial, component, product, model, hardware, version, image_hash,
+               security_counter, site, customer, technician, event, package, manifest_sha256,
+               sbom_sha256, time_us, recency, origin, seq)
+               VALUES ('SN-1', 'app', 'acme', 'pump', 'C', '1.2.3', '', NULL, 'ICU', '', 'ana',
+                 'device_identified', '', '', '', 7, x'07', 'laptop', 3);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_5_keeps_rows_indexes_and_triggers_in_key_ordered_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        drop(version_4(&path));
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = connect(store.path()).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 5);
+        let sql = |kind: &str, name: &str| -> Option<String> {
+            conn.query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+                [kind, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
+        };
+        for table in CLUSTERED {
+            let create = sql("table", table).unwrap();
+            assert!(create.ends_with("STRICT, WITHOUT ROWID"), "{create}");
+        }
+        assert!(sql("table", "fieldkit_rebuilt").is_none());
+        for index in ["device_firmware_version", "installed_key"] {
+            assert!(sql("index", index).is_some(), "{index} lost");
+        }
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                count("tree_hashes"),
+                count("device_firmware"),
+                count("installed")
+            ),
+            (2, 1, 1)
+        );
+        let version: String = conn
+            .query_row(
+                "SELECT version FROM installed WHERE serial = 'SN-1' AND component = 'app'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, "1.2.3");
+        // Evidence stays append-only.
+        let err = conn
+            .execute("UPDATE tree_hashes SET hash = x'ff' WHERE idx = 0", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        let err = conn.execute("DELETE FROM tree_hashes", []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        // Opening again changes nothing.
+        drop(store);
+        SqliteStore::open(&path).unwrap();
+        assert_eq!(count("tree_hashes"), 2);
     }
 }
