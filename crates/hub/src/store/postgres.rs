@@ -42,12 +42,14 @@ mod postmarket;
 
 /// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
 /// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes; 4
-/// keeps the fleet chart's counts per laptop.
+/// keeps the fleet chart's counts per laptop; 5 trades the entries' foreign key for a refusal to
+/// delete laptops.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, SCHEMA_1),
     (2, postmarket::SCHEMA_2),
     (3, SCHEMA_3),
     (4, SCHEMA_4),
+    (5, SCHEMA_5),
 ];
 
 const SCHEMA_1: &str = r#"
@@ -195,6 +197,19 @@ ALTER TABLE firmware_counts ADD COLUMN laptop_id BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE firmware_counts ALTER COLUMN laptop_id DROP DEFAULT;
 ALTER TABLE firmware_counts DROP CONSTRAINT firmware_counts_pkey;
 ALTER TABLE firmware_counts ADD PRIMARY KEY(model, component, version, laptop_id);
+"#;
+
+/// The foreign key entries → laptops checked every appended row against a laptop row the
+/// appending transaction has already locked `FOR UPDATE` and takes its `laptop_id` from: a
+/// per-row lookup and row lock that could never fail. What it guarded, an entry outliving its
+/// laptop, is kept by refusing to delete or truncate laptops at all (the hub never does; a
+/// laptop's evidence is append-only like its entries).
+const SCHEMA_5: &str = r#"
+ALTER TABLE entries DROP CONSTRAINT entries_laptop_id_fkey;
+CREATE TRIGGER laptops_no_delete BEFORE DELETE ON laptops
+    FOR EACH ROW EXECUTE FUNCTION fieldkit_refuse_change();
+CREATE TRIGGER laptops_no_truncate BEFORE TRUNCATE ON laptops
+    FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
