@@ -5,7 +5,9 @@
 //! One writer connection (appends, enrolment, accounts) and one reader connection (the
 //! dashboard's queries; WAL lets it read while the writer writes). Both are used on tokio's
 //! blocking pool. An append holds the writer for its whole `BEGIN IMMEDIATE` transaction, which
-//! is SQLite's lock on every laptop's tree state at once.
+//! is SQLite's lock on every laptop's tree state at once. A third connection, on a thread of its
+//! own, copies the WAL into the database file while the writer goes on appending, so a commit
+//! does not wait for a checkpoint.
 //!
 //! The file is created 0600: it holds manager password hashes and session hashes.
 
@@ -175,6 +177,8 @@ pub struct SqliteStore {
     appended: Arc<AtomicU64>,
     /// Bumped whenever the writer refreshes the planner statistics.
     stats: Arc<AtomicU64>,
+    /// Wakes the checkpoint thread; dropping it ends the thread.
+    checkpoints: std::sync::mpsc::SyncSender<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -222,8 +226,52 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 
 /// Page cache per connection, in KiB (two connections).
 const CACHE_KIB: i64 = 64 * 1024;
-/// WAL pages between automatic checkpoints (4 KiB pages: 64 MiB).
-const WAL_CHECKPOINT_PAGES: i64 = 16384;
+/// WAL pages after which a commit checkpoints the WAL itself (4 KiB pages: 256 MiB). Only a
+/// backstop: the checkpoint thread keeps the WAL well below it.
+const WAL_CHECKPOINT_PAGES: i64 = 65536;
+/// Entries committed between two checkpoints of the checkpoint thread (about 120 MiB of WAL at
+/// 200,000 entries held: fewer, larger checkpoints copy a page written by many batches once).
+const CHECKPOINT_EVERY: u64 = 20_000;
+
+/// Starts the thread that checkpoints the WAL off the writer's path, and returns what wakes it.
+///
+/// Each wake-up copies the WAL into the database in two passive checkpoints on a connection of
+/// its own: the first while the writer goes on appending (most of the work), the second with the
+/// writer held, for what was committed meanwhile. The WAL is then all in the database, so the next
+/// transaction writes the WAL from its start again: the WAL stays near the pages of
+/// [`CHECKPOINT_EVERY`] entries plus those of one checkpoint, and the writer's own automatic
+/// checkpoint at [`WAL_CHECKPOINT_PAGES`] bounds it if this thread cannot run. A checkpoint only
+/// copies committed pages (both files fsynced, `synchronous=FULL`), so it never loses one.
+fn start_checkpoints(
+    path: &Path,
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+) -> Result<std::sync::mpsc::SyncSender<()>, StoreError> {
+    let conn = connect(path)?;
+    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                if let Err(e) = checkpoint_wal(&conn, &writer) {
+                    tracing::warn!("WAL checkpoint failed (retried at the next wake-up; the automatic checkpoint bounds the WAL meanwhile): {e}");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Db(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(wake)
+}
+
+/// One wake-up of the checkpoint thread (see [`start_checkpoints`]), on its own connection.
+fn checkpoint_wal(
+    conn: &Connection,
+    writer: &tokio::sync::Mutex<Connection>,
+) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .map_err(db)?;
+    let _writer = writer.blocking_lock();
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .map_err(db)
+}
 
 impl SqliteStore {
     /// The file path of `sqlite:PATH` or `sqlite://PATH`.
@@ -263,12 +311,15 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA analysis_limit = 10000; PRAGMA optimize = 0x10002;")
             .map_err(db)?;
         let reader = connect(path)?;
+        let writer = Arc::new(tokio::sync::Mutex::new(conn));
+        let checkpoints = start_checkpoints(path, writer.clone())?;
         Ok(Self {
-            writer: Arc::new(tokio::sync::Mutex::new(conn)),
+            writer,
             reader: Arc::new(Mutex::new((reader, 0))),
             path: path.into(),
             appended: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(AtomicU64::new(0)),
+            checkpoints,
         })
     }
 
@@ -478,6 +529,7 @@ struct SqliteTx {
     added: u64,
     appended: Arc<AtomicU64>,
     stats: Arc<AtomicU64>,
+    checkpoints: std::sync::mpsc::SyncSender<()>,
 }
 
 impl SqliteTx {
@@ -734,6 +786,10 @@ impl LogTx for SqliteTx {
         // Keep the planner's statistics in step with the data, every so many entries (after
         // the commit: a failure here loses nothing).
         let before = self.appended.fetch_add(self.added, Ordering::Relaxed);
+        if before / CHECKPOINT_EVERY != (before + self.added) / CHECKPOINT_EVERY {
+            // Full: a checkpoint is already due; gone: the automatic checkpoint bounds the WAL.
+            let _ = self.checkpoints.try_send(());
+        }
         if before / OPTIMIZE_EVERY != (before + self.added) / OPTIMIZE_EVERY
             && self
                 .run(|c, _| c.execute_batch("PRAGMA optimize = 0x10002").map_err(db))
@@ -1003,6 +1059,7 @@ impl Store for SqliteStore {
             added: 0,
             appended: self.appended.clone(),
             stats: self.stats.clone(),
+            checkpoints: self.checkpoints.clone(),
         }))
     }
 
@@ -1231,6 +1288,46 @@ mod tests {
         )
         .unwrap();
         conn
+    }
+
+    /// Commits `n` transactions of a few pages each on the writer.
+    fn commit_some(store: &SqliteStore, n: u32) {
+        let writer = store.writer.blocking_lock();
+        for i in 0..n {
+            writer
+                .execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                    params![format!("k{i}"), "x".repeat(3000)],
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn the_checkpoint_thread_lets_the_next_commit_write_the_wal_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let wal = || {
+            std::fs::metadata(dir.path().join("hub.db-wal"))
+                .unwrap()
+                .len()
+        };
+        commit_some(&store, 300);
+        let once = wal();
+        commit_some(&store, 300);
+        let twice = wal();
+        assert!(
+            twice > once * 3 / 2,
+            "the WAL grew from {once} to {twice} bytes"
+        );
+        checkpoint_wal(&connect(&path).unwrap(), &store.writer).unwrap();
+        commit_some(&store, 300);
+        assert_eq!(
+            wal(),
+            twice,
+            "after a checkpoint the WAL is written again from its start"
+        );
     }
 
     #[test]
