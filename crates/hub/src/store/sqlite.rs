@@ -11,6 +11,8 @@
 //!
 //! The file is created 0600: it holds manager password hashes and session hashes.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,28 +221,45 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // database, so a page written by many batches is copied once per checkpoint.
     conn.pragma_update(None, "cache_size", -CACHE_KIB)
         .map_err(db)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)
         .map_err(db)?;
     Ok(conn)
 }
 
 /// Page cache per connection, in KiB (two connections).
 const CACHE_KIB: i64 = 64 * 1024;
-/// WAL pages after which a commit checkpoints the WAL itself (4 KiB pages: 256 MiB). Only a
+/// WAL pages after which the writer checkpoints the WAL itself (4 KiB pages: 512 MiB). Only a
 /// backstop: the checkpoint thread keeps the WAL well below it.
-const WAL_CHECKPOINT_PAGES: i64 = 65536;
-/// Entries committed between two checkpoints of the checkpoint thread (about 120 MiB of WAL at
-/// 200,000 entries held: fewer, larger checkpoints copy a page written by many batches once).
-const CHECKPOINT_EVERY: u64 = 20_000;
+const WAL_BACKSTOP_PAGES: c_int = 131_072;
+/// WAL pages after which a commit wakes the checkpoint thread (128 MiB): fewer, larger
+/// checkpoints copy a page written by many batches once.
+const CHECKPOINT_PAGES: c_int = 32_768;
+
+thread_local! {
+    /// Pages in the WAL after the last commit on this thread, noted by [`wal_committed`].
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The writer's WAL hook, which SQLite runs on the committing thread after each commit (in
+/// place of `wal_autocheckpoint`'s): notes the WAL's size for [`SqliteTx::commit`], and past
+/// [`WAL_BACKSTOP_PAGES`] checkpoints on the writer itself. The commit has happened by then, so a
+/// failed checkpoint is not the commit's failure: it is left to the next one.
+fn wal_committed(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    if pages > WAL_BACKSTOP_PAGES {
+        let _ = wal.checkpoint();
+    }
+    Ok(())
+}
 
 /// Starts the thread that checkpoints the WAL off the writer's path, and returns what wakes it.
 ///
 /// Each wake-up copies the WAL into the database in two passive checkpoints on a connection of
 /// its own: the first while the writer goes on appending (most of the work), the second with the
 /// writer held, for what was committed meanwhile. The WAL is then all in the database, so the next
-/// transaction writes the WAL from its start again: the WAL stays near the pages of
-/// [`CHECKPOINT_EVERY`] entries plus those of one checkpoint, and the writer's own automatic
-/// checkpoint at [`WAL_CHECKPOINT_PAGES`] bounds it if this thread cannot run. A checkpoint only
+/// transaction writes the WAL from its start again: the WAL stays near [`CHECKPOINT_PAGES`] plus
+/// the pages committed during one checkpoint, and the writer's own checkpoint at
+/// [`WAL_BACKSTOP_PAGES`] bounds it if this thread cannot keep up. A checkpoint only
 /// copies committed pages (both files fsynced, `synchronous=FULL`), so it never loses one.
 fn start_checkpoints(
     path: &Path,
@@ -253,7 +272,7 @@ fn start_checkpoints(
         .spawn(move || {
             while woken.recv().is_ok() {
                 if let Err(e) = checkpoint_wal(&conn, &writer) {
-                    tracing::warn!("WAL checkpoint failed (retried at the next wake-up; the automatic checkpoint bounds the WAL meanwhile): {e}");
+                    tracing::warn!("WAL checkpoint failed (retried at the next wake-up; the writer's backstop bounds the WAL): {e}");
                 }
             }
         })
@@ -311,6 +330,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA analysis_limit = 10000; PRAGMA optimize = 0x10002;")
             .map_err(db)?;
         let reader = connect(path)?;
+        conn.wal_hook(Some(wal_committed));
         let writer = Arc::new(tokio::sync::Mutex::new(conn));
         let checkpoints = start_checkpoints(path, writer.clone())?;
         Ok(Self {
@@ -781,15 +801,19 @@ impl LogTx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.run(|c, _| c.execute_batch("COMMIT").map_err(db))
+        let wal_pages = self
+            .run(|c, _| {
+                c.execute_batch("COMMIT").map_err(db)?;
+                Ok(WAL_PAGES.get())
+            })
             .await?;
+        if wal_pages >= CHECKPOINT_PAGES {
+            // Full: a checkpoint is already due; gone: the writer's backstop bounds the WAL.
+            let _ = self.checkpoints.try_send(());
+        }
         // Keep the planner's statistics in step with the data, every so many entries (after
         // the commit: a failure here loses nothing).
         let before = self.appended.fetch_add(self.added, Ordering::Relaxed);
-        if before / CHECKPOINT_EVERY != (before + self.added) / CHECKPOINT_EVERY {
-            // Full: a checkpoint is already due; gone: the automatic checkpoint bounds the WAL.
-            let _ = self.checkpoints.try_send(());
-        }
         if before / OPTIMIZE_EVERY != (before + self.added) / OPTIMIZE_EVERY
             && self
                 .run(|c, _| c.execute_batch("PRAGMA optimize = 0x10002").map_err(db))
@@ -1321,12 +1345,20 @@ mod tests {
             twice > once * 3 / 2,
             "the WAL grew from {once} to {twice} bytes"
         );
+        // The hook saw every page of it: a 32-byte header, then frames of a page and 24 bytes.
+        let pages = WAL_PAGES.get();
+        assert_eq!(u64::try_from(pages).unwrap() * (4096 + 24) + 32, twice);
         checkpoint_wal(&connect(&path).unwrap(), &store.writer).unwrap();
         commit_some(&store, 300);
         assert_eq!(
             wal(),
             twice,
             "after a checkpoint the WAL is written again from its start"
+        );
+        assert!(
+            WAL_PAGES.get() < pages * 2 / 3,
+            "{} WAL pages",
+            WAL_PAGES.get()
         );
     }
 
