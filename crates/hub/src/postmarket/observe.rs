@@ -10,10 +10,9 @@
 //!
 //! The hub keeps, per serial and component, the newest observation by the inventory's recency
 //! key ([`crate::rules::recency`]) in `installed`: a laptop that syncs late adds history without
-//! rolling the current state back. The history (`install_history`) keeps every observation
-//! that says something new ([`history`]): a device identified, checked and identified again at
-//! the next visit, all with the same firmware at the same site, is one row, not one per entry
-//! and component.
+//! rolling the current state back. The history (`install_history`) keeps every observation: a
+//! laptop that syncs late may bring one that falls between two held ones, and only all of them
+//! say when each state began and ended (the answers fold repeats when they show it).
 
 use std::collections::BTreeMap;
 
@@ -131,69 +130,6 @@ pub fn newest_per_component(rows: &[InstallRow]) -> Vec<&InstallRow> {
         }
     }
     by.into_values().collect()
-}
-
-/// Whether `later` only repeats `newest`, the newest observation held of its serial and
-/// component: it is newer, credits no package, and shows the same installation (product,
-/// model, hardware, version, image hash, security counter) at the same site and customer.
-/// Only when, by whom and through which entry differ, and `installed` records those.
-pub fn repeats(newest: &InstallRow, later: &InstallRow) -> bool {
-    later.recency > newest.recency
-        && later.package.is_empty()
-        && later.manifest_sha256.is_empty()
-        && later.sbom_sha256.is_empty()
-        && (
-            &later.product,
-            &later.model,
-            &later.hardware,
-            &later.version,
-            &later.image_hash,
-            later.security_counter,
-            &later.site,
-            &later.customer,
-        ) == (
-            &newest.product,
-            &newest.model,
-            &newest.hardware,
-            &newest.version,
-            &newest.image_hash,
-            newest.security_counter,
-            &newest.site,
-            &newest.customer,
-        )
-}
-
-/// The observations of a batch (`rows`, in entry order) that the history keeps: all but those
-/// that [`repeat`](repeats) the newest observation of their serial and component, whether that
-/// is held (`held`: the `installed` rows of the batch's keys) or earlier in the batch. An
-/// observation older than the newest held (a laptop syncing late) is always kept: the history
-/// is read in time order, and it may be the only one of its time.
-///
-/// What the history answers is unchanged by what it leaves out, as long as observations
-/// arrive in time order: the installation at any time (the last observation before it) and
-/// every change with the entry that made or first showed it. An observation that arrives late
-/// and lands between two equal ones, one of them left out, shows its state until the next row
-/// kept rather than until the one left out.
-pub fn history<'a>(rows: &'a [InstallRow], held: &'a [InstallRow]) -> Vec<&'a InstallRow> {
-    let mut newest: BTreeMap<(&str, &str), &InstallRow> = held
-        .iter()
-        .map(|h| ((h.serial.as_str(), h.component.as_str()), h))
-        .collect();
-    let mut kept = Vec::with_capacity(rows.len());
-    for r in rows {
-        let key = (r.serial.as_str(), r.component.as_str());
-        match newest.get(&key) {
-            Some(n) if repeats(n, r) => {
-                newest.insert(key, r);
-            }
-            Some(n) if n.recency >= r.recency => kept.push(r),
-            _ => {
-                kept.push(r);
-                newest.insert(key, r);
-            }
-        }
-    }
-    kept
 }
 
 /// A component version in one spelling, so that what a device reports and what a manifest
@@ -333,48 +269,6 @@ mod tests {
         let mut anon = pump("1.4.0");
         anon.serial.clear();
         assert!(rows(&entry(4, identified(anon))).is_empty());
-    }
-
-    #[test]
-    fn the_history_keeps_what_says_something_new() {
-        let row = |seq: u64, site: &str, version: &str, package: &str| {
-            let mut r = observed(&entry(seq, identified(pump("1.4.0"))))
-                .into_iter()
-                .find(|r| r.component == "netcore")
-                .unwrap();
-            r.recency = rules::recency(1_000 + seq as i64, 7, seq);
-            r.seq = seq;
-            r.site = site.into();
-            r.version = version.into();
-            r.package = package.into();
-            r
-        };
-        let seqs = |kept: Vec<&InstallRow>| kept.iter().map(|r| r.seq).collect::<Vec<_>>();
-        // Identified, checked, identified at the next visit: one row. A new site, a new
-        // version and a package credited each say something new; back to the old site too.
-        let rows = [
-            row(1, "ICU", "1.4.0", ""),
-            row(2, "ICU", "1.4.0", ""),
-            row(3, "ICU", "1.4.0", ""),
-            row(4, "Ward 5", "1.4.0", ""),
-            row(5, "Ward 5", "1.5.0", ""),
-            row(6, "Ward 5", "1.5.0", "acme-infusion-p7@1.5.0"),
-            row(7, "Ward 5", "1.5.0", ""),
-            row(8, "ICU", "1.5.0", ""),
-        ];
-        assert_eq!(seqs(history(&rows, &[])), [1, 4, 5, 6, 8]);
-        // Against what is held: a repeat of the newest held is left out, a change kept.
-        let held = [row(3, "ICU", "1.4.0", "")];
-        let next = [row(9, "ICU", "1.4.0", ""), row(10, "ICU", "1.5.0", "")];
-        assert_eq!(seqs(history(&next, &held)), [10]);
-        // A laptop syncing late: its older observations are kept, even repeats, and they do
-        // not become the newest.
-        let late = [row(2, "ICU", "1.4.0", ""), row(11, "ICU", "1.4.0", "")];
-        assert_eq!(seqs(history(&late, &held)), [2]);
-        // Another component or serial is another history.
-        let mut other = row(12, "ICU", "1.4.0", "");
-        other.component = "app".into();
-        assert_eq!(seqs(history(std::slice::from_ref(&other), &held)), [12]);
     }
 
     #[test]

@@ -20,8 +20,7 @@
 //! - evidence the hub was given, kept as given: `trust_roots`, `releases` (+ `release_sboms`),
 //!   `advisories`, `vex_records`, `entitlements`, `recall_lists`;
 //! - what the field records show: `installed` (newest per serial and component, by the same
-//!   opaque recency key as the inventory) and `install_history` (every observation that says
-//!   something new: [`super::observe::history`]);
+//!   opaque recency key as the inventory) and `install_history` (every observation);
 //! - derived, replaced whole by Rust: `release_payloads`, `release_components` (from the
 //!   releases), `vulnerabilities`, `vuln_ids`, `matches` (from advisories, releases and VEX),
 //!   `device_grants` (from entitlements).

@@ -6,9 +6,12 @@
 //! current one signs (version + 1, a threshold of the old and of the new root keys). Every root
 //! is kept as the exact bytes given, and the chain is re-verified from the pinned first root
 //! whenever the hub loads it, so a row edited in the database breaks the chain rather than
-//! swapping keys silently. Releases, entitlements and recall lists are verified against the
-//! current root at import; entitlements and the recall list are re-read from their verified
-//! form when answers need them.
+//! swapping keys silently. Answers hold what was loaded until an import changes the material
+//! (`answers::ContextCache`): the chain is verified again at every import and every start, so
+//! an edit made behind the tables' triggers is found then, not at the next answer. Releases,
+//! entitlements and recall lists are verified against the current root at import;
+//! entitlements and the recall list are re-read from their verified form when the material is
+//! loaded.
 
 use std::collections::BTreeMap;
 

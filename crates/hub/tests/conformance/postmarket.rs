@@ -429,6 +429,50 @@ pub async fn an_advisory_lists_exactly_the_devices_that_run_an_affected_release(
     assert_eq!(netcore.version, "1.5.0");
     assert_eq!(netcore.releases, ["acme-infusion-p7@1.5.0"]);
 
+    // The late laptop sees P7-001 on 1.5.0 (an update MCUboot later reverted), then the first
+    // laptop sees it back on 1.4.0 and syncs first. When the late laptop syncs, its 1.5.0
+    // falls between two 1.4.0 observations: the history must still end on 1.4.0, as the
+    // device's components say, not on the late 1.5.0.
+    seen(
+        &late.log,
+        "St. Elsewhere ICU",
+        device("P7-001", "2.0.0", "1.5.0", "C"),
+    );
+    seen(
+        &f.laptop.log,
+        "St. Elsewhere ICU",
+        device("P7-001", "2.0.0", "1.4.0", "C"),
+    );
+    f.hub.client().sync(&f.laptop.log).await.unwrap();
+    f.hub.client().sync(&late.log).await.unwrap();
+    let d = match exposure(
+        &f,
+        ExposureParams {
+            device: Some("P7-001".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    {
+        Some(ExposureAnswer::Device(d)) => *d,
+        _ => panic!("device answer"),
+    };
+    let versions: Vec<&str> = d
+        .history
+        .iter()
+        .filter(|h| h.component == "netcore")
+        .map(|h| h.version.as_str())
+        .collect();
+    assert_eq!(versions, ["1.4.0", "1.5.0", "1.4.0"]);
+    let netcore = d
+        .components
+        .iter()
+        .find(|c| c.component == "netcore")
+        .unwrap();
+    assert_eq!(netcore.version, "1.4.0");
+    let v = by_id(&f, "CVE-2026-1001").await;
+    assert_eq!(serials(&v), [("P7-001", true), ("P7-004", true)]);
+
     // An unknown id is no answer (the API makes it a 404).
     assert!(
         exposure(

@@ -211,11 +211,6 @@ const INSTALL_COLUMNS: &str = "serial, component, product, model, hardware, vers
      security_counter, site, customer, technician, event, package, manifest_sha256, sbom_sha256, \
      time_us, recency, origin, seq";
 
-/// [`INSTALL_COLUMNS`] of `installed` as `i`.
-const HELD_COLUMNS: &str = "i.serial, i.component, i.product, i.model, i.hardware, i.version, \
-     i.image_hash, i.security_counter, i.site, i.customer, i.technician, i.event, i.package, \
-     i.manifest_sha256, i.sbom_sha256, i.time_us, i.recency, i.origin, i.seq";
-
 /// An install row read in [`INSTALL_COLUMNS`] order.
 fn install_of(r: &Row) -> Result<InstallRow, StoreError> {
     Ok(InstallRow {
@@ -323,9 +318,8 @@ impl<'a> InstallArrays<'a> {
 }
 
 /// Writes what an append's entries show installed (see the SQLite backend), inside the append's
-/// transaction: to the history, every observation that says something new
-/// ([`observe::history`], against the `installed` rows held), and the newest per serial and
-/// component to `installed` unless a newer one is held.
+/// transaction: every observation to the history, and the newest per serial and component to
+/// `installed` unless a newer one is held.
 pub(super) async fn append_installs(
     c: &deadpool_postgres::Object,
     rows: &[InstallRow],
@@ -335,36 +329,14 @@ pub(super) async fn append_installs(
     }
     // One statement may touch a row once: the newest per key, decided in Rust.
     let newest = observe::newest_per_component(rows);
-    let (serials, components): (Vec<&str>, Vec<&str>) = newest
-        .iter()
-        .map(|r| (r.serial.as_str(), r.component.as_str()))
-        .unzip();
+    let a = InstallArrays::of(&rows.iter().collect::<Vec<_>>())?;
     let stmt = c
         .prepare_cached(&format!(
-            "SELECT {HELD_COLUMNS} FROM installed i
-             JOIN UNNEST($1::text[], $2::text[]) AS k(serial, component)
-               ON i.serial = k.serial AND i.component = k.component"
+            "INSERT INTO install_history({INSTALL_COLUMNS}) SELECT * FROM {INSTALL_UNNEST}"
         ))
         .await
         .map_err(pg)?;
-    let held = c
-        .query(&stmt, &[&serials, &components])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(install_of)
-        .collect::<Result<Vec<_>, _>>()?;
-    let kept = observe::history(rows, &held);
-    if !kept.is_empty() {
-        let a = InstallArrays::of(&kept)?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "INSERT INTO install_history({INSTALL_COLUMNS}) SELECT * FROM {INSTALL_UNNEST}"
-            ))
-            .await
-            .map_err(pg)?;
-        c.execute(&stmt, &a.params()).await.map_err(pg)?;
-    }
+    c.execute(&stmt, &a.params()).await.map_err(pg)?;
     let a = InstallArrays::of(&newest)?;
     let stmt = c
         .prepare_cached(&format!(

@@ -195,37 +195,21 @@ const INSTALL_COLUMNS: &str = "serial, component, product, model, hardware, vers
      security_counter, site, customer, technician, event, package, manifest_sha256, sbom_sha256, \
      time_us, recency, origin, seq";
 
-/// Writes what an append's entries show installed: to the history, every observation that
-/// says something new ([`observe::history`], against the `installed` rows held), and the newest
-/// per serial and component to `installed` (a row is replaced only by a newer one). Runs
+/// Writes what an append's entries show installed: every observation to the history, and the
+/// newest per serial and component to `installed` (a row is replaced only by a newer one). Runs
 /// inside the append's transaction.
 pub(super) fn append_installs(c: &Connection, rows: &[InstallRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     let newest = observe::newest_per_component(rows);
-    let mut get = c
-        .prepare_cached(&format!(
-            "SELECT {INSTALL_COLUMNS} FROM installed WHERE serial = ?1 AND component = ?2"
-        ))
-        .map_err(db)?;
-    let mut held = Vec::with_capacity(newest.len());
-    for r in &newest {
-        if let Some(h) = get
-            .query_row([&r.serial, &r.component], install_of)
-            .optional()
-            .map_err(db)?
-        {
-            held.push(h);
-        }
-    }
     let mut hist = c
         .prepare_cached(&format!(
             "INSERT INTO install_history({INSTALL_COLUMNS})
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ))
         .map_err(db)?;
-    for r in observe::history(rows, &held) {
+    for r in rows {
         execute_install(&mut hist, r)?;
     }
     let mut upsert = c
