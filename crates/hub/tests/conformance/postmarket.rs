@@ -167,6 +167,34 @@ async fn by_id(f: &Fleet, id: &str) -> answers::VulnExposure {
     }
 }
 
+async fn by_device(f: &Fleet, serial: &str) -> answers::DeviceExposure {
+    match exposure(
+        f,
+        ExposureParams {
+            device: Some(serial.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    {
+        Some(ExposureAnswer::Device(d)) => *d,
+        other => panic!("{serial}: {:?}", other.is_some()),
+    }
+}
+
+/// The versions a device's history shows for `component`, oldest first.
+fn history<'a>(d: &'a answers::DeviceExposure, component: &str) -> Vec<&'a str> {
+    d.history
+        .iter()
+        .filter(|h| h.component == component)
+        .map(|h| h.version.as_str())
+        .collect()
+}
+
+fn component<'a>(d: &'a answers::DeviceExposure, name: &str) -> &'a answers::DeviceComponent {
+    d.components.iter().find(|c| c.component == name).unwrap()
+}
+
 fn serials(v: &answers::VulnExposure) -> Vec<(&str, bool)> {
     v.rows
         .rows
@@ -395,37 +423,9 @@ pub async fn an_advisory_lists_exactly_the_devices_that_run_an_affected_release(
     f.hub.client().sync(&late.log).await.unwrap();
     let v = by_id(&f, "CVE-2026-1001").await;
     assert_eq!(serials(&v), [("P7-001", true), ("P7-004", true)]);
-    let d = match exposure(
-        &f,
-        ExposureParams {
-            device: Some("P7-002".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Some(ExposureAnswer::Device(d)) => *d,
-        _ => panic!("device answer"),
-    };
-    let versions: Vec<&str> = d
-        .history
-        .iter()
-        .filter(|h| h.component == "netcore")
-        .map(|h| h.version.as_str())
-        .collect();
-    assert_eq!(versions, ["1.4.0", "1.5.0"]);
-    assert_eq!(
-        d.history
-            .iter()
-            .filter(|h| h.component == "netcore")
-            .count(),
-        2
-    );
-    let netcore = d
-        .components
-        .iter()
-        .find(|c| c.component == "netcore")
-        .unwrap();
+    let d = by_device(&f, "P7-002").await;
+    assert_eq!(history(&d, "netcore"), ["1.4.0", "1.5.0"]);
+    let netcore = component(&d, "netcore");
     assert_eq!(netcore.version, "1.5.0");
     assert_eq!(netcore.releases, ["acme-infusion-p7@1.5.0"]);
 
@@ -445,30 +445,9 @@ pub async fn an_advisory_lists_exactly_the_devices_that_run_an_affected_release(
     );
     f.hub.client().sync(&f.laptop.log).await.unwrap();
     f.hub.client().sync(&late.log).await.unwrap();
-    let d = match exposure(
-        &f,
-        ExposureParams {
-            device: Some("P7-001".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Some(ExposureAnswer::Device(d)) => *d,
-        _ => panic!("device answer"),
-    };
-    let versions: Vec<&str> = d
-        .history
-        .iter()
-        .filter(|h| h.component == "netcore")
-        .map(|h| h.version.as_str())
-        .collect();
-    assert_eq!(versions, ["1.4.0", "1.5.0", "1.4.0"]);
-    let netcore = d
-        .components
-        .iter()
-        .find(|c| c.component == "netcore")
-        .unwrap();
+    let d = by_device(&f, "P7-001").await;
+    assert_eq!(history(&d, "netcore"), ["1.4.0", "1.5.0", "1.4.0"]);
+    let netcore = component(&d, "netcore");
     assert_eq!(netcore.version, "1.4.0");
     let v = by_id(&f, "CVE-2026-1001").await;
     assert_eq!(serials(&v), [("P7-001", true), ("P7-004", true)]);
@@ -550,24 +529,9 @@ pub async fn exposure_by_component_and_by_device(b: Backend) {
         [1, 0, 1]
     );
 
-    let d = match exposure(
-        &f,
-        ExposureParams {
-            device: Some("P7-001".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Some(ExposureAnswer::Device(d)) => *d,
-        _ => panic!(),
-    };
+    let d = by_device(&f, "P7-001").await;
     assert_eq!(d.components.len(), 2);
-    let netcore = d
-        .components
-        .iter()
-        .find(|c| c.component == "netcore")
-        .unwrap();
+    let netcore = component(&d, "netcore");
     assert_eq!(netcore.releases, ["acme-infusion-p7@1.4.0"]);
     assert_eq!(netcore.sbom.len(), 2);
     let names: Vec<(&str, &str)> = d
