@@ -46,20 +46,21 @@ async function startSim(profile, dir) {
   return { child, port: port.trim() };
 }
 
-test("a technician's visit: connect, identify, import, refused and passing checks, update, audit, sync", { timeout: 600_000 }, async (t) => {
-  assert.ok(APP, "FIELDKIT_APP must name the fieldkit-app binary");
-  assert.ok(HUB, "FIELDKIT_HUB must name the fieldkit-hub binary");
-  assert.ok(CLI, "FIELDKIT_CLI must name the fieldkit binary");
+/**
+ * Starts tauri-driver and, through it, the app with a fresh home (`FIELDKIT_HOME`) in a
+ * temporary directory. When test `t` ends the app's window is closed (which ends the app),
+ * every process in `children` is killed and the directory is removed.
+ */
+async function openApp(t) {
   const dir = mkdtempSync(join(tmpdir(), "fieldkit-app-e2e-"));
   const home = join(dir, "home");
   const children = [];
   let s = null;
   t.after(async () => {
-    if (s) await s.close(); // closes the app's window and ends the app
+    if (s) await s.close();
     for (const c of children) c.kill();
     rmSync(dir, { recursive: true, force: true });
   });
-
   const port = await freePort();
   const nativePort = await freePort();
   const driver = spawn(DRIVER, ["--port", String(port), "--native-port", String(nativePort)], {
@@ -70,6 +71,14 @@ test("a technician's visit: connect, identify, import, refused and passing check
   const base = `http://127.0.0.1:${port}`;
   await driverReady(base, driver);
   s = await Session.create(base, APP, SHOTS);
+  return { dir, home, children, s };
+}
+
+test("a technician's visit: connect, identify, import, refused and passing checks, update, audit, sync", { timeout: 600_000 }, async (t) => {
+  assert.ok(APP, "FIELDKIT_APP must name the fieldkit-app binary");
+  assert.ok(HUB, "FIELDKIT_HUB must name the fieldkit-hub binary");
+  assert.ok(CLI, "FIELDKIT_CLI must name the fieldkit binary");
+  const { dir, home, children, s } = await openApp(t);
 
   // First start without a trust root (this build pins none): nothing can be checked; the app
   // says so and offers to install the manufacturer's root or to try the DEMO.
@@ -248,26 +257,7 @@ test("a technician's visit: connect, identify, import, refused and passing check
 
 test("a monitor in MCUboot serial recovery: typed fields, identify, risk accepted, applied in place, audit", { timeout: 600_000 }, async (t) => {
   assert.ok(APP, "FIELDKIT_APP must name the fieldkit-app binary");
-  const dir = mkdtempSync(join(tmpdir(), "fieldkit-app-e2e-"));
-  const home = join(dir, "home");
-  const children = [];
-  let s = null;
-  t.after(async () => {
-    if (s) await s.close();
-    for (const c of children) c.kill();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const port = await freePort();
-  const nativePort = await freePort();
-  const driver = spawn(DRIVER, ["--port", String(port), "--native-port", String(nativePort)], {
-    env: { ...process.env, FIELDKIT_HOME: home },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  children.push(driver);
-  const base = `http://127.0.0.1:${port}`;
-  await driverReady(base, driver);
-  s = await Session.create(base, APP, SHOTS);
+  const { dir, home, children, s } = await openApp(t);
   await s.waitFor("the first-start screen", "return document.querySelector('#first-start') && !document.getElementById('busy')");
   await s.click("#try-demo");
 
