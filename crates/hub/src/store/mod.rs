@@ -330,6 +330,46 @@ impl CountDeltas {
             .filter(|(_, d)| **d != 0)
             .map(|(k, d)| (k, *d))
     }
+
+    /// What a newer identity changes in its serial's firmware rows, given the rows held
+    /// (`(component, version, model)`), with the count changes recorded here. Only what differs
+    /// is written: a newer identity of a device usually repeats every component, and rewriting
+    /// them all dirtied a page per serial in the table and its version index on every visit.
+    pub fn firmware_change(
+        &mut self,
+        held: Vec<(String, String, String)>,
+        newer: &DeviceUpdate,
+    ) -> FirmwareChange {
+        let mut held: std::collections::HashMap<String, (String, String)> = held
+            .into_iter()
+            .map(|(component, version, model)| (component, (version, model)))
+            .collect();
+        let mut change = FirmwareChange::default();
+        for (component, version) in &newer.firmware {
+            match held.remove(component) {
+                Some((v, m)) if *v == *version && m == newer.model => continue,
+                Some((v, m)) => self.remove((m, component.clone(), v)),
+                None => {}
+            }
+            self.add((newer.model.clone(), component.clone(), version.clone()));
+            change.write.push((component.clone(), version.clone()));
+        }
+        for (component, (version, model)) in held {
+            self.remove((model, component.clone(), version));
+            change.delete.push(component);
+        }
+        change.delete.sort_unstable();
+        change
+    }
+}
+
+/// What a newer identity changes in one serial's firmware rows ([`CountDeltas::firmware_change`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirmwareChange {
+    /// `(component, version)` rows to insert, or to replace the held row of that component.
+    pub write: Vec<(String, String)>,
+    /// Components whose rows go: the newer identity no longer shows them.
+    pub delete: Vec<String>,
 }
 
 /// A recorded fork.
@@ -412,4 +452,110 @@ pub trait Store: Send + Sync + 'static {
     async fn forks(&self) -> Result<Vec<ForkRow>, StoreError>;
     /// The latest laptop checkpoint per laptop, for verification bundles: (origin, note).
     async fn latest_checkpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(model: &str, firmware: &[(&str, &str)]) -> DeviceUpdate {
+        DeviceUpdate {
+            serial: "P7-001".into(),
+            model: model.into(),
+            recency: vec![1],
+            time_us: 0,
+            site: String::new(),
+            technician: String::new(),
+            last_event: String::new(),
+            device: String::new(),
+            firmware: firmware
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn held(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(c, v, m)| (c.to_string(), v.to_string(), m.to_string()))
+            .collect()
+    }
+
+    fn key(m: &str, c: &str, v: &str) -> (String, String, String) {
+        (m.into(), c.into(), v.into())
+    }
+
+    #[test]
+    fn a_repeated_identity_writes_nothing_and_counts_nothing() {
+        let mut counts = CountDeltas::default();
+        let change = counts.firmware_change(
+            held(&[("app", "3.1.0", "pump"), ("boot", "2.0.1", "pump")]),
+            &device("pump", &[("app", "3.1.0"), ("boot", "2.0.1")]),
+        );
+        assert_eq!(change, FirmwareChange::default());
+        assert_eq!(counts.changed().count(), 0);
+    }
+
+    #[test]
+    fn only_the_components_that_differ_are_written_and_counted() {
+        let mut counts = CountDeltas::default();
+        let change = counts.firmware_change(
+            held(&[
+                ("app", "3.1.0", "pump"),
+                ("boot", "2.0.1", "pump"),
+                ("net", "1.4.2", "pump"),
+            ]),
+            &device(
+                "pump",
+                &[("app", "3.2.0"), ("boot", "2.0.1"), ("radio", "1.0.0")],
+            ),
+        );
+        assert_eq!(
+            change,
+            FirmwareChange {
+                write: vec![
+                    ("app".into(), "3.2.0".into()),
+                    ("radio".into(), "1.0.0".into())
+                ],
+                delete: vec!["net".into()],
+            }
+        );
+        let changed: Vec<_> = counts.changed().map(|(k, d)| (k.clone(), d)).collect();
+        assert_eq!(
+            changed,
+            vec![
+                (key("pump", "app", "3.1.0"), -1),
+                (key("pump", "app", "3.2.0"), 1),
+                (key("pump", "net", "1.4.2"), -1),
+                (key("pump", "radio", "1.0.0"), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_model_rewrites_every_component_under_it() {
+        let mut counts = CountDeltas::default();
+        let change = counts.firmware_change(
+            held(&[("app", "3.1.0", "")]),
+            &device("pump", &[("app", "3.1.0")]),
+        );
+        assert_eq!(change.write, vec![("app".into(), "3.1.0".into())]);
+        assert!(change.delete.is_empty());
+        let changed: Vec<_> = counts.changed().map(|(k, d)| (k.clone(), d)).collect();
+        assert_eq!(
+            changed,
+            vec![
+                (key("", "app", "3.1.0"), -1),
+                (key("pump", "app", "3.1.0"), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_first_identity_writes_every_component() {
+        let mut counts = CountDeltas::default();
+        let change = counts.firmware_change(Vec::new(), &device("pump", &[("app", "3.1.0")]));
+        assert_eq!(change.write, vec![("app".into(), "3.1.0".into())]);
+        assert_eq!(counts.changed().count(), 1);
+    }
 }

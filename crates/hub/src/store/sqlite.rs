@@ -703,14 +703,19 @@ impl LogTx for SqliteTx {
                      WHERE excluded.recency > devices.recency",
                 )
                 .map_err(db)?;
-            let mut clear = c
+            let mut held = c
                 .prepare_cached(
-                    "DELETE FROM device_firmware WHERE serial = ?1 RETURNING model, component, version",
+                    "SELECT component, version, model FROM device_firmware WHERE serial = ?1",
                 )
+                .map_err(db)?;
+            let mut gone = c
+                .prepare_cached("DELETE FROM device_firmware WHERE serial = ?1 AND component = ?2")
                 .map_err(db)?;
             let mut fw = c
                 .prepare_cached(
-                    "INSERT INTO device_firmware(serial, component, version, model) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO device_firmware(serial, component, version, model) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(serial, component) DO UPDATE SET version = excluded.version,
+                       model = excluded.model",
                 )
                 .map_err(db)?;
             let mut counts = super::CountDeltas::default();
@@ -730,16 +735,18 @@ impl LogTx for SqliteTx {
                 if changed == 0 {
                     continue;
                 }
-                let gone = clear
+                let held = held
                     .query_map([&d.serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(db)?
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(db)?;
-                for row in gone {
-                    counts.remove(row.map_err(db)?);
+                let change = counts.firmware_change(held, d);
+                for component in &change.delete {
+                    gone.execute(params![d.serial, component]).map_err(db)?;
                 }
-                for (component, version) in &d.firmware {
+                for (component, version) in &change.write {
                     fw.execute(params![d.serial, component, version, d.model])
                         .map_err(db)?;
-                    counts.add((d.model.clone(), component.clone(), version.clone()));
                 }
             }
             let mut count = c
