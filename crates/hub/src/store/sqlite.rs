@@ -703,6 +703,16 @@ impl LogTx for SqliteTx {
                      WHERE excluded.recency > devices.recency",
                 )
                 .map_err(db)?;
+            // A device seen again under the same model: an UPDATE that leaves `devices_model`
+            // alone. The upsert sets the model, and SQLite rewrites an index entry whose column
+            // is set even to the same value: a random page of the index per device per batch.
+            let mut refresh = c
+                .prepare_cached(
+                    "UPDATE devices SET recency = ?3, time_us = ?4, site = ?5, technician = ?6,
+                       last_event = ?7, device = ?8
+                     WHERE serial = ?1 AND model = ?2 AND recency < ?3",
+                )
+                .map_err(db)?;
             let mut held = c
                 .prepare_cached(
                     "SELECT component, version, model FROM device_firmware WHERE serial = ?1",
@@ -720,18 +730,20 @@ impl LogTx for SqliteTx {
                 .map_err(db)?;
             let mut counts = super::CountDeltas::default();
             for d in &rows.devices {
-                let changed = upsert
-                    .execute(params![
-                        d.serial,
-                        d.model,
-                        d.recency,
-                        d.time_us,
-                        d.site,
-                        d.technician,
-                        d.last_event,
-                        d.device
-                    ])
-                    .map_err(db)?;
+                let values = params![
+                    d.serial,
+                    d.model,
+                    d.recency,
+                    d.time_us,
+                    d.site,
+                    d.technician,
+                    d.last_event,
+                    d.device
+                ];
+                let changed = match refresh.execute(values).map_err(db)? {
+                    0 => upsert.execute(values).map_err(db)?,
+                    n => n,
+                };
                 if changed == 0 {
                     continue;
                 }

@@ -227,17 +227,33 @@ pub(super) fn append_installs(c: &Connection, rows: &[InstallRow]) -> Result<(),
              WHERE excluded.recency > installed.recency"
         ))
         .map_err(db)?;
+    // A component seen again at the same product and version: an UPDATE that leaves
+    // `installed_key` alone (the upsert sets its columns, and SQLite rewrites an index entry
+    // whose column is set even to the same value: a random page per row per batch).
+    let mut refresh = c
+        .prepare_cached(
+            "UPDATE installed SET model = ?4, hardware = ?5, image_hash = ?7, security_counter = ?8,
+               site = ?9, customer = ?10, technician = ?11, event = ?12, package = ?13,
+               manifest_sha256 = ?14, sbom_sha256 = ?15, time_us = ?16, recency = ?17,
+               origin = ?18, seq = ?19
+             WHERE serial = ?1 AND component = ?2 AND product = ?3 AND version = ?6
+               AND recency < ?17",
+        )
+        .map_err(db)?;
     for r in newest {
-        execute_install(&mut upsert, r)?;
+        if execute_install(&mut refresh, r)? == 0 {
+            execute_install(&mut upsert, r)?;
+        }
     }
     Ok(())
 }
 
-/// Runs `stmt` with an install row's columns as parameters, in [`INSTALL_COLUMNS`] order.
+/// Runs `stmt` with an install row's columns as parameters, in [`INSTALL_COLUMNS`] order, and
+/// returns the rows it changed.
 fn execute_install(
     stmt: &mut rusqlite::CachedStatement<'_>,
     r: &InstallRow,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     stmt.execute(params![
         r.serial,
         r.component,
@@ -259,7 +275,6 @@ fn execute_install(
         r.origin,
         r.seq,
     ])
-    .map(drop)
     .map_err(db)
 }
 
