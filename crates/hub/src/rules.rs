@@ -131,6 +131,20 @@ pub struct EntryQuery {
     pub offset: u64,
 }
 
+impl EntryQuery {
+    /// The outcome to select by: the one asked for, or else the one an event filter implies.
+    /// An entry's stored outcome is its event's ([`Outcome::of_event`], written at ingest), so
+    /// this selects the same entries, and lets one index (outcome, time, …, event) serve both
+    /// filters: the hub keeps no index of its own for events.
+    pub fn outcome_filter(&self) -> Option<String> {
+        self.outcome.clone().or_else(|| {
+            self.event
+                .as_deref()
+                .map(|e| Outcome::of_event(e).as_str().to_owned())
+        })
+    }
+}
+
 impl Default for EntryQuery {
     fn default() -> Self {
         Self {
@@ -605,6 +619,23 @@ mod tests {
             EntryFilter::default().to_query(200, 1000).unwrap(),
             EntryQuery::default()
         );
+    }
+
+    #[test]
+    fn an_event_filter_selects_by_the_outcome_of_that_event_too() {
+        let q = |params: &[(&str, &str)]| f(params).to_query(200, 1000).unwrap().outcome_filter();
+        assert_eq!(q(&[("event", "update_failed")]).as_deref(), Some("failed"));
+        assert_eq!(
+            q(&[("event", "check_passed")]).as_deref(),
+            Some("succeeded")
+        );
+        assert_eq!(q(&[("event", "a_new_kind")]).as_deref(), Some("info"));
+        // An outcome asked for is kept: with a contradicting event nothing matches, as before.
+        assert_eq!(
+            q(&[("event", "update_failed"), ("outcome", "reverted")]).as_deref(),
+            Some("reverted")
+        );
+        assert_eq!(q(&[("model", "infusion-pump")]), None);
     }
 
     #[test]

@@ -724,13 +724,14 @@ impl LogTx for PgTx {
 fn where_sql(q: &EntryQuery) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let mut clauses = Vec::new();
     let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let outcome = q.outcome_filter();
     let texts = [
         ("e.technician =", &q.technician),
         ("e.site =", &q.site),
         ("e.device_serial =", &q.serial),
         ("e.device_model =", &q.model),
         ("e.event =", &q.event),
-        ("e.outcome =", &q.outcome),
+        ("e.outcome =", &outcome),
         ("l.origin =", &q.origin),
     ];
     for (sql, v) in texts {

@@ -35,14 +35,19 @@ mod postmarket;
 
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
 /// the database, times as text); [`SCHEMA`] creates version 2 and [`MIGRATIONS`] take it on.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// A migration: what it does to a database one version below its number.
 type Migration = fn(&Connection) -> Result<(), StoreError>;
 
 /// Numbered migrations from version 2, applied in order, each in the transaction that sets
 /// `user_version` to its number.
-const MIGRATIONS: &[(i64, Migration)] = &[(3, migrate_3), (4, migrate_4), (5, migrate_5)];
+const MIGRATIONS: &[(i64, Migration)] = &[
+    (3, migrate_3),
+    (4, migrate_4),
+    (5, migrate_5),
+    (6, migrate_6),
+];
 
 /// Version 4: every timeline index ends with the page order (time, laptop, seq) so a page is
 /// read in index order and never sorted; model and outcome filters get indexes; the indexes of
@@ -409,6 +414,14 @@ fn migrate_5(conn: &Connection) -> Result<(), StoreError> {
         without_rowid(conn, table)?;
     }
     Ok(())
+}
+
+/// Version 6 drops the event index: an event filter also selects by the outcome it implies
+/// ([`crate::rules::EntryQuery::outcome_filter`]), which `entries_outcome` serves, and carries the
+/// event. Every index ordered by time takes a batch's entries on the same few hundred pages as
+/// the batches of the other laptops syncing at once, so each one costs a commit those pages.
+fn migrate_6(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("DROP INDEX entries_event").map_err(db)
 }
 
 /// Rebuilds `table` (which has a primary key) as `WITHOUT ROWID`, with the same columns, rows,
@@ -859,13 +872,14 @@ fn where_sql(q: &EntryQuery) -> (String, Vec<rusqlite::types::Value>) {
         args.push(v);
         clauses.push(format!("{sql} ?{}", args.len()));
     };
+    let outcome = q.outcome_filter();
     let texts = [
         ("e.technician =", &q.technician),
         ("e.site =", &q.site),
         ("e.device_serial =", &q.serial),
         ("e.device_model =", &q.model),
         ("e.event =", &q.event),
-        ("e.outcome =", &q.outcome),
+        ("e.outcome =", &outcome),
         ("l.origin =", &q.origin),
     ];
     for (sql, v) in texts {
@@ -1382,7 +1396,7 @@ mod tests {
     }
 
     #[test]
-    fn version_5_keeps_rows_indexes_and_triggers_in_key_ordered_tables() {
+    fn versions_5_and_6_keep_rows_indexes_and_triggers_and_drop_the_event_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
         drop(version_4(&path));
@@ -1391,7 +1405,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, SCHEMA_VERSION);
         let sql = |kind: &str, name: &str| -> Option<String> {
             conn.query_row(
                 "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
@@ -1406,9 +1420,14 @@ mod tests {
             assert!(create.ends_with("STRICT, WITHOUT ROWID"), "{create}");
         }
         assert!(sql("table", "fieldkit_rebuilt").is_none());
-        for index in ["device_firmware_version", "installed_key"] {
+        for index in [
+            "device_firmware_version",
+            "installed_key",
+            "entries_outcome",
+        ] {
             assert!(sql("index", index).is_some(), "{index} lost");
         }
+        assert!(sql("index", "entries_event").is_none());
         let count = |table: &str| -> i64 {
             conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap()
