@@ -597,21 +597,34 @@ impl LogTx for PgTx {
                 .collect::<Result<_, _>>()?;
             if !changed.is_empty() {
                 let mut counts = super::CountDeltas::default();
-                let gone: Vec<&str> = changed.iter().map(String::as_str).collect();
-                let removed = c
-                    .query(
-                        "DELETE FROM device_firmware WHERE serial = ANY($1)
-                         RETURNING model, component, version",
-                        &[&gone],
+                let serials: Vec<&str> = changed.iter().map(String::as_str).collect();
+                // The firmware held for the changed serials. Each serial is looked up in the
+                // primary key on its own (the fence keeps the planner from turning the lookups
+                // into a join that reads the whole table while it has no statistics yet). No
+                // other append writes these rows meanwhile: the devices upsert above holds each
+                // changed serial's row lock until commit.
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT s.serial, f.component, f.version, f.model
+                         FROM UNNEST($1::text[]) AS s(serial)
+                         CROSS JOIN LATERAL (SELECT component, version, model FROM device_firmware d
+                           WHERE d.serial = s.serial OFFSET 0) AS f",
                     )
                     .await
                     .map_err(pg)?;
-                for r in &removed {
-                    counts.remove((get(r, 0)?, get(r, 1)?, get(r, 2)?));
+                let mut held: HashMap<(String, String), (String, String)> = HashMap::new();
+                for r in c.query(&stmt, &[&serials]).await.map_err(pg)? {
+                    held.insert((get(&r, 0)?, get(&r, 1)?), (get(&r, 2)?, get(&r, 3)?));
                 }
+                // Only what differs is written: most newer identities repeat most components.
                 let (mut s, mut comp, mut ver, mut model) = (vec![], vec![], vec![], vec![]);
                 for d in d.iter().filter(|d| changed.contains(&d.serial)) {
                     for (c, v) in &d.firmware {
+                        match held.remove(&(d.serial.clone(), c.clone())) {
+                            Some((hv, hm)) if hv == *v && hm == d.model => continue,
+                            Some((hv, hm)) => counts.remove((hm, c.clone(), hv)),
+                            None => {}
+                        }
                         s.push(d.serial.as_str());
                         comp.push(c.as_str());
                         ver.push(v.as_str());
@@ -619,16 +632,37 @@ impl LogTx for PgTx {
                         counts.add((d.model.clone(), c.clone(), v.clone()));
                     }
                 }
-                let stmt = c
-                    .prepare_cached(
-                        "INSERT INTO device_firmware(serial, component, version, model)
-                         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])",
-                    )
-                    .await
-                    .map_err(pg)?;
-                c.execute(&stmt, &[&s, &comp, &ver, &model])
-                    .await
-                    .map_err(pg)?;
+                if !held.is_empty() {
+                    // Components the newer identity no longer shows.
+                    let (mut gs, mut gc) = (vec![], vec![]);
+                    for ((serial, component), (version, model)) in held {
+                        counts.remove((model, component.clone(), version));
+                        gs.push(serial);
+                        gc.push(component);
+                    }
+                    let stmt = c
+                        .prepare_cached(
+                            "DELETE FROM device_firmware
+                             WHERE (serial, component) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+                        )
+                        .await
+                        .map_err(pg)?;
+                    c.execute(&stmt, &[&gs, &gc]).await.map_err(pg)?;
+                }
+                if !s.is_empty() {
+                    let stmt = c
+                        .prepare_cached(
+                            "INSERT INTO device_firmware(serial, component, version, model)
+                             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
+                             ON CONFLICT(serial, component)
+                             DO UPDATE SET version = excluded.version, model = excluded.model",
+                        )
+                        .await
+                        .map_err(pg)?;
+                    c.execute(&stmt, &[&s, &comp, &ver, &model])
+                        .await
+                        .map_err(pg)?;
+                }
                 // The laptop's own count rows (migration 4), in key order.
                 let (mut m, mut comp, mut ver, mut delta) = (vec![], vec![], vec![], vec![]);
                 for ((model, component, version), d) in counts.changed() {
