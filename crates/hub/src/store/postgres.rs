@@ -28,8 +28,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use ed25519_dalek::VerifyingKey;
 use fieldkit_audit::identity::{LAPTOP_PREFIX, key_name, parse_public_key_pem, public_key_pem};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
@@ -505,52 +506,70 @@ impl LogTx for PgTx {
         let laptop = self.laptop;
         let c = self.client()?;
         let received = now();
-        let e = &rows.entries;
-        let seqs: Vec<i64> = e.iter().map(|r| int(r.seq)).collect::<Result<_, _>>()?;
-        let bodies: Vec<&str> = e.iter().map(|r| r.body.as_str()).collect();
-        let leaves: Vec<&[u8]> = e.iter().map(|r| r.leaf.as_slice()).collect();
-        let times: Vec<i64> = e.iter().map(|r| r.time_us).collect();
-        let techs: Vec<&str> = e.iter().map(|r| r.technician.as_str()).collect();
-        let sites: Vec<&str> = e.iter().map(|r| r.site.as_str()).collect();
-        let serials: Vec<Option<&str>> = e.iter().map(|r| r.device_serial.as_deref()).collect();
-        let models: Vec<Option<&str>> = e.iter().map(|r| r.device_model.as_deref()).collect();
-        let events: Vec<&str> = e.iter().map(|r| r.event.as_str()).collect();
-        let outcomes: Vec<&str> = e.iter().map(|r| r.outcome.as_str()).collect();
-        let closes: Vec<Option<i64>> = e
-            .iter()
-            .map(|r| r.closes.map(int).transpose())
-            .collect::<Result<_, _>>()?;
-        let clocks: Vec<bool> = e.iter().map(|r| r.clock_flag).collect();
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO entries(laptop_id, seq, body, leaf, time_us, technician, site, device_serial,
-                   device_model, event, outcome, closes, clock_flag, received_at)
-                 SELECT $1::bigint, u.*, $14::text FROM UNNEST($2::bigint[], $3::text[], $4::bytea[],
-                   $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                   $11::text[], $12::bigint[], $13::bool[]) AS u",
-            )
-            .await
-            .map_err(pg)?;
-        let params: [&(dyn ToSql + Sync); 14] = [
-            &laptop, &seqs, &bodies, &leaves, &times, &techs, &sites, &serials, &models, &events,
-            &outcomes, &closes, &clocks, &received,
-        ];
-        c.execute(&stmt, &params).await.map_err(pg)?;
+        let mut e = Vec::with_capacity(rows.entries.len());
+        for r in &rows.entries {
+            e.push((
+                r,
+                int(r.seq)?,
+                r.closes.map(int).transpose()?,
+                r.leaf.as_slice(),
+            ));
+        }
+        copy_rows(
+            c,
+            "entries(laptop_id, seq, body, leaf, time_us, technician, site, device_serial, \
+             device_model, event, outcome, closes, clock_flag, received_at)",
+            &[
+                Type::INT8,
+                Type::INT8,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+                Type::BOOL,
+                Type::TEXT,
+            ],
+            e.iter()
+                .map(|(r, seq, closes, leaf)| -> Vec<&(dyn ToSql + Sync)> {
+                    vec![
+                        &laptop,
+                        seq,
+                        &r.body,
+                        leaf,
+                        &r.time_us,
+                        &r.technician,
+                        &r.site,
+                        &r.device_serial,
+                        &r.device_model,
+                        &r.event,
+                        &r.outcome,
+                        closes,
+                        &r.clock_flag,
+                        &received,
+                    ]
+                }),
+        )
+        .await?;
 
-        let idx: Vec<i64> = (0..rows.hashes.len() as u64)
-            .map(|i| int(rows.hashes_start + i))
-            .collect::<Result<_, _>>()?;
-        let hashes: Vec<&[u8]> = rows.hashes.iter().map(|h| h.as_slice()).collect();
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO tree_hashes(laptop_id, idx, hash)
-                 SELECT $1::bigint, u.* FROM UNNEST($2::bigint[], $3::bytea[]) AS u",
-            )
-            .await
-            .map_err(pg)?;
-        c.execute(&stmt, &[&laptop, &idx, &hashes])
-            .await
-            .map_err(pg)?;
+        let mut hashes = Vec::with_capacity(rows.hashes.len());
+        for (i, h) in (rows.hashes_start..).zip(&rows.hashes) {
+            hashes.push((int(i)?, h.as_slice()));
+        }
+        copy_rows(
+            c,
+            "tree_hashes(laptop_id, idx, hash)",
+            &[Type::INT8, Type::INT8, Type::BYTEA],
+            hashes
+                .iter()
+                .map(|(i, h)| -> Vec<&(dyn ToSql + Sync)> { vec![&laptop, i, h] }),
+        )
+        .await?;
         c.execute(
             "INSERT INTO checkpoints(laptop_id, size, note, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -809,6 +828,30 @@ fn device_where(q: &DeviceQuery) -> (String, Vec<String>) {
 
 fn refs(args: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect()
+}
+
+/// Writes `rows` with `COPY … FROM STDIN (FORMAT binary)` (`copy` names the table and its
+/// columns, `types` their types in order). The server inserts a COPY's rows page by page, one
+/// WAL record per page, where an `INSERT … SELECT FROM UNNEST` unpacks every array, keeps the
+/// rows in a tuple store and logs each row on its own; triggers and constraints apply alike.
+pub(super) async fn copy_rows<'a>(
+    c: &Object,
+    copy: &str,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<&'a (dyn ToSql + Sync)>>,
+) -> Result<(), StoreError> {
+    let stmt = c
+        .prepare_cached(&format!("COPY {copy} FROM STDIN (FORMAT binary)"))
+        .await
+        .map_err(pg)?;
+    let sink = c.copy_in(&stmt).await.map_err(pg)?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    let mut writer = std::pin::pin!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await.map_err(pg)?;
+    }
+    writer.finish().await.map_err(pg)?;
+    Ok(())
 }
 
 fn exists(e: &tokio_postgres::Error) -> bool {

@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
-use super::{PostgresStore, get, int, now, pg, uint};
+use super::{PostgresStore, copy_rows, get, int, now, pg, uint};
 use crate::postmarket::observe;
 use crate::postmarket::store::{
     AddRelease, AdvisoryRow, Analysis, ComponentRow, DeviceSite, EntitlementRow, GrantRow,
@@ -329,14 +329,66 @@ pub(super) async fn append_installs(
     }
     // One statement may touch a row once: the newest per key, decided in Rust.
     let newest = observe::newest_per_component(rows);
-    let a = InstallArrays::of(&rows.iter().collect::<Vec<_>>())?;
-    let stmt = c
-        .prepare_cached(&format!(
-            "INSERT INTO install_history({INSTALL_COLUMNS}) SELECT * FROM {INSTALL_UNNEST}"
-        ))
-        .await
-        .map_err(pg)?;
-    c.execute(&stmt, &a.params()).await.map_err(pg)?;
+    let mut numbers = Vec::with_capacity(rows.len());
+    for r in rows {
+        numbers.push((
+            r.security_counter.map(int).transpose()?,
+            int(r.seq)?,
+            r.recency.as_slice(),
+        ));
+    }
+    let t = Type::TEXT;
+    copy_rows(
+        c,
+        &format!("install_history({INSTALL_COLUMNS})"),
+        &[
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            Type::INT8,
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            Type::INT8,
+            Type::BYTEA,
+            t,
+            Type::INT8,
+        ],
+        rows.iter()
+            .zip(&numbers)
+            .map(|(r, (counter, seq, recency))| -> Vec<&(dyn ToSql + Sync)> {
+                vec![
+                    &r.serial,
+                    &r.component,
+                    &r.product,
+                    &r.model,
+                    &r.hardware,
+                    &r.version,
+                    &r.image_hash,
+                    counter,
+                    &r.site,
+                    &r.customer,
+                    &r.technician,
+                    &r.event,
+                    &r.package,
+                    &r.manifest_sha256,
+                    &r.sbom_sha256,
+                    &r.time_us,
+                    recency,
+                    &r.origin,
+                    seq,
+                ]
+            }),
+    )
+    .await?;
     let a = InstallArrays::of(&newest)?;
     let stmt = c
         .prepare_cached(&format!(
