@@ -43,3 +43,59 @@ async fn a_laptop_cannot_be_deleted_or_truncated_under_its_entries() {
         .get(0);
     assert_eq!(held, 1);
 }
+
+/// The tables an append updates in place keep room on their pages (migration 6), so that an
+/// update of columns no index holds stays on its page and adds no index entry (a HOT update):
+/// a row on a page filled by inserts is updated without moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_of_unindexed_columns_stay_on_their_page() {
+    let hub = support::TestHub::start(support::Backend::Postgres).await;
+    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Enough rows to fill several pages, as a fleet's sync fills them.
+    client
+        .batch_execute(
+            "INSERT INTO devices(serial, model, recency, time_us, site, technician, last_event, device)
+               SELECT 'SN-' || n, 'infusion-pump', '\\x01', n, 'St. Mary', 'ana', 'device_identified',
+                 repeat('d', 300) FROM generate_series(1, 200) AS n;
+             INSERT INTO installed(serial, component, product, model, hardware, version, image_hash,
+               security_counter, site, customer, technician, event, package, manifest_sha256,
+               sbom_sha256, time_us, recency, origin, seq)
+               SELECT 'SN-' || n, 'app', 'infusion-pump', 'infusion-pump', 'rev-b', '1.2.3',
+                 repeat('h', 64), NULL, 'St. Mary', 'acme', 'ana', 'device_identified', '',
+                 repeat('m', 64), repeat('s', 64), n, '\\x01', 'laptop', n
+               FROM generate_series(1, 200) AS n",
+        )
+        .await
+        .unwrap();
+    for (table, set) in [
+        ("devices", "time_us = time_us + 1, site = 'Riverside'"),
+        ("installed", "time_us = time_us + 1, site = 'Riverside'"),
+    ] {
+        // The first page's first row; the counters are this transaction's own.
+        client.batch_execute("BEGIN").await.unwrap();
+        let n = client
+            .execute(
+                &format!("UPDATE {table} SET {set} WHERE ctid = '(0,1)'"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let hot: i64 = client
+            .query_one(
+                &format!("SELECT pg_stat_get_xact_tuples_hot_updated('{table}'::regclass)"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        client.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            (n, hot),
+            (1, 1),
+            "{table}: updated, of which on its own page"
+        );
+    }
+}

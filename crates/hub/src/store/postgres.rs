@@ -2,8 +2,9 @@
 //!
 //! Why these crates: tokio-postgres is the reference asynchronous driver of the rust-postgres
 //! project (maintained for a decade, used by deadpool, diesel-async and many others), speaks
-//! the extended protocol with pipelining and binds Rust arrays, so a whole batch is inserted by
-//! a handful of `UNNEST` statements; deadpool-postgres is a small pool with statement caching
+//! the extended protocol with pipelining, binds Rust arrays (key lists and upserts travel as
+//! `UNNEST` arrays) and writes binary `COPY`, so a whole batch is written by a handful of
+//! statements; deadpool-postgres is a small pool with statement caching
 //! and recycling checks. sqlx would bring its own SQLite driver next to the rusqlite the laptop
 //! and the SQLite backend use (two `libsqlite3-sys` cannot link into one binary), compile-time
 //! query macros we would not use, and more code to audit for the same queries.
@@ -44,13 +45,14 @@ mod postmarket;
 /// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
 /// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes; 4
 /// keeps the fleet chart's counts per laptop; 5 trades the entries' foreign key for a refusal to
-/// delete laptops.
+/// delete laptops; 6 leaves room on the pages of the tables an append updates in place.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, SCHEMA_1),
     (2, postmarket::SCHEMA_2),
     (3, SCHEMA_3),
     (4, SCHEMA_4),
     (5, SCHEMA_5),
+    (6, SCHEMA_6),
 ];
 
 const SCHEMA_1: &str = r#"
@@ -211,6 +213,17 @@ CREATE TRIGGER laptops_no_delete BEFORE DELETE ON laptops
     FOR EACH ROW EXECUTE FUNCTION fieldkit_refuse_change();
 CREATE TRIGGER laptops_no_truncate BEFORE TRUNCATE ON laptops
     FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
+"#;
+
+/// An append rewrites the rows of the devices it sees again (`devices`, `installed`), mostly
+/// in columns no index holds (time, site, recency, the record). PostgreSQL writes such an
+/// update to the same page without touching any index (a "HOT" update) only if the page has
+/// room; packed full, as by default, most of them moved to another page and added an entry to
+/// every index. Pages written from now on keep 30% free; pages already written keep their fill
+/// until the table is rewritten (`VACUUM FULL`).
+const SCHEMA_6: &str = r#"
+ALTER TABLE devices SET (fillfactor = 70);
+ALTER TABLE installed SET (fillfactor = 70);
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.

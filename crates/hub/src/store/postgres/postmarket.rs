@@ -2,7 +2,7 @@
 //!
 //! The same tables as SQLite's schema 3, with `COLLATE "C"` on every text column that is sorted
 //! or compared, and the same append-only triggers on evidence. Key lists travel as arrays
-//! (`UNNEST`), batches as one statement each.
+//! (`UNNEST`), batches as one statement each (the install history as one binary `COPY`).
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
