@@ -45,7 +45,8 @@ mod postmarket;
 /// Numbered migrations; a database records the ones applied in `schema_migrations`. Migration
 /// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes; 4
 /// keeps the fleet chart's counts per laptop; 5 trades the entries' foreign key for a refusal to
-/// delete laptops; 6 leaves room on the pages of the tables an append updates in place.
+/// delete laptops; 6 leaves room on the pages of the tables an append updates in place and
+/// stores each append's tree hashes as one row.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, SCHEMA_1),
     (2, postmarket::SCHEMA_2),
@@ -215,15 +216,36 @@ CREATE TRIGGER laptops_no_truncate BEFORE TRUNCATE ON laptops
     FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
 "#;
 
+/// Two changes to what an append writes, for its cost.
+///
 /// An append rewrites the rows of the devices it sees again (`devices`, `installed`), mostly
 /// in columns no index holds (time, site, recency, the record). PostgreSQL writes such an
 /// update to the same page without touching any index (a "HOT" update) only if the page has
 /// room; packed full, as by default, most of them moved to another page and added an entry to
 /// every index. Pages written from now on keep 30% free; pages already written keep their fill
 /// until the table is rewritten (`VACUUM FULL`).
+///
+/// A laptop's stored tree hashes are numbered from 0 and each append adds the next run of them
+/// (about two per entry): a row and a primary-key entry per hash became a row per append, its
+/// hashes end to end (`start` is the number of the first). The hashes are random, so they are
+/// stored uncompressed (`EXTERNAL`), which also lets a reader fetch one hash of a long run
+/// without reading the others. The hashes held move over as runs of one.
 const SCHEMA_6: &str = r#"
 ALTER TABLE devices SET (fillfactor = 70);
 ALTER TABLE installed SET (fillfactor = 70);
+CREATE TABLE tree_hash_runs(
+    laptop_id BIGINT NOT NULL,
+    start BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    PRIMARY KEY(laptop_id, start)
+);
+ALTER TABLE tree_hash_runs ALTER COLUMN hashes SET STORAGE EXTERNAL;
+INSERT INTO tree_hash_runs(laptop_id, start, hashes) SELECT laptop_id, idx, hash FROM tree_hashes;
+DROP TABLE tree_hashes;
+CREATE TRIGGER tree_hash_runs_append_only BEFORE UPDATE OR DELETE ON tree_hash_runs
+    FOR EACH ROW EXECUTE FUNCTION fieldkit_refuse_change();
+CREATE TRIGGER tree_hash_runs_no_truncate BEFORE TRUNCATE ON tree_hash_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
@@ -478,9 +500,13 @@ impl LogTx for PgTx {
         }
         let c = self.client()?;
         let wanted: Vec<i64> = idx.iter().map(|&i| int(i)).collect::<Result<_, _>>()?;
+        // Each hash from the run that holds it: the run starting at or before it.
         let stmt = c
             .prepare_cached(
-                "SELECT idx, hash FROM tree_hashes WHERE laptop_id = $1 AND idx = ANY($2)",
+                "SELECT k.idx, substring(r.hashes FROM ((k.idx - r.start) * 32 + 1)::integer FOR 32)
+                 FROM UNNEST($2::bigint[]) AS k(idx)
+                 CROSS JOIN LATERAL (SELECT start, hashes FROM tree_hash_runs
+                   WHERE laptop_id = $1 AND start <= k.idx ORDER BY start DESC LIMIT 1) AS r",
             )
             .await
             .map_err(pg)?;
@@ -570,19 +596,18 @@ impl LogTx for PgTx {
         )
         .await?;
 
-        let mut hashes = Vec::with_capacity(rows.hashes.len());
-        for (i, h) in (rows.hashes_start..).zip(&rows.hashes) {
-            hashes.push((int(i)?, h.as_slice()));
+        if !rows.hashes.is_empty() {
+            let run: Vec<u8> = rows.hashes.concat();
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO tree_hash_runs(laptop_id, start, hashes) VALUES ($1, $2, $3)",
+                )
+                .await
+                .map_err(pg)?;
+            c.execute(&stmt, &[&laptop, &int(rows.hashes_start)?, &run])
+                .await
+                .map_err(pg)?;
         }
-        copy_rows(
-            c,
-            "tree_hashes(laptop_id, idx, hash)",
-            &[Type::INT8, Type::INT8, Type::BYTEA],
-            hashes
-                .iter()
-                .map(|(i, h)| -> Vec<&(dyn ToSql + Sync)> { vec![&laptop, i, h] }),
-        )
-        .await?;
         c.execute(
             "INSERT INTO checkpoints(laptop_id, size, note, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -1274,6 +1299,86 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A database of migration 5 holds one row per tree hash; migration 6 moves them into runs
+    /// (of one), and an append then adds its hashes as one run after them: both read back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migration_6_keeps_the_tree_hashes_held() {
+        let url = fieldkit_testpg::database().await;
+        let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(conn);
+        for (_, sql) in &MIGRATIONS[..5] {
+            client.batch_execute(sql).await.unwrap();
+        }
+        let held: Vec<[u8; 32]> = (0..3u8).map(|i| [i + 1; 32]).collect();
+        client
+            .batch_execute(
+                "CREATE TABLE schema_migrations(version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);
+                 INSERT INTO schema_migrations SELECT n, 'then' FROM generate_series(1, 5) AS n;
+                 INSERT INTO laptops(name, origin, public_key, enrolled_at, size)
+                   VALUES ('l', 'o', 'k', 'then', 2)",
+            )
+            .await
+            .unwrap();
+        for (i, h) in held.iter().enumerate() {
+            client
+                .execute(
+                    "INSERT INTO tree_hashes(laptop_id, idx, hash) VALUES (1, $1, $2)",
+                    &[&(i as i64), &h.as_slice()],
+                )
+                .await
+                .unwrap();
+        }
+        let store = PostgresStore::connect(&url, 2).await.unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        let laptop = Laptop {
+            id: 1,
+            name: "l".into(),
+            origin: "o".into(),
+            key,
+        };
+        let mut tx = store.begin_log(&laptop).await.unwrap();
+        assert_eq!(
+            tx.read_hashes(&[2, 0, 1]).await.unwrap(),
+            [held[2], held[0], held[1]]
+        );
+        let new: Vec<[u8; 32]> = (0..3u8).map(|i| [i + 10; 32]).collect();
+        tx.append(AppendRows {
+            entries: vec![super::super::NewEntryRow {
+                seq: 2,
+                body: "{}".into(),
+                leaf: [9; 32],
+                time_us: 0,
+                technician: "t".into(),
+                site: "s".into(),
+                device_serial: None,
+                device_model: None,
+                event: "e".into(),
+                outcome: "info".into(),
+                closes: None,
+                clock_flag: false,
+            }],
+            hashes_start: 3,
+            hashes: new.clone(),
+            checkpoint: "note".into(),
+            devices: Vec::new(),
+            installs: Vec::new(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            tx.read_hashes(&[5, 3, 2, 4]).await.unwrap(),
+            [new[2], new[0], held[2], new[1]]
+        );
+        let err = tx.read_hashes(&[6]).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt(ref m) if m == "tree hash 6 missing"),
+            "{err}"
+        );
+        tx.commit().await.unwrap();
+    }
+
     #[test]
     fn passwords_are_hidden_in_messages() {
         for (url, want) in [
