@@ -669,34 +669,33 @@ impl LogTx for PgTx {
                     )
                     .await
                     .map_err(pg)?;
-                let mut held: HashMap<(String, String), (String, String)> = HashMap::new();
+                let mut held: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
                 for r in c.query(&stmt, &[&serials]).await.map_err(pg)? {
-                    held.insert((get(&r, 0)?, get(&r, 1)?), (get(&r, 2)?, get(&r, 3)?));
+                    held.entry(get(&r, 0)?).or_default().push((
+                        get(&r, 1)?,
+                        get(&r, 2)?,
+                        get(&r, 3)?,
+                    ));
                 }
-                // Only what differs is written: most newer identities repeat most components.
+                // Only what differs is written (the rule: `CountDeltas::firmware_change`).
                 let (mut s, mut comp, mut ver, mut model) = (vec![], vec![], vec![], vec![]);
+                let (mut gs, mut gc) = (vec![], vec![]);
                 for d in d.iter().filter(|d| changed.contains(&d.serial)) {
-                    for (c, v) in &d.firmware {
-                        match held.remove(&(d.serial.clone(), c.clone())) {
-                            Some((hv, hm)) if hv == *v && hm == d.model => continue,
-                            Some((hv, hm)) => counts.remove((hm, c.clone(), hv)),
-                            None => {}
-                        }
+                    let change =
+                        counts.firmware_change(held.remove(&d.serial).unwrap_or_default(), d);
+                    for (c, v) in change.write {
                         s.push(d.serial.as_str());
-                        comp.push(c.as_str());
-                        ver.push(v.as_str());
+                        comp.push(c);
+                        ver.push(v);
                         model.push(d.model.as_str());
-                        counts.add((d.model.clone(), c.clone(), v.clone()));
+                    }
+                    for c in change.delete {
+                        gs.push(d.serial.as_str());
+                        gc.push(c);
                     }
                 }
-                if !held.is_empty() {
+                if !gs.is_empty() {
                     // Components the newer identity no longer shows.
-                    let (mut gs, mut gc) = (vec![], vec![]);
-                    for ((serial, component), (version, model)) in held {
-                        counts.remove((model, component.clone(), version));
-                        gs.push(serial);
-                        gc.push(component);
-                    }
                     let stmt = c
                         .prepare_cached(
                             "DELETE FROM device_firmware
