@@ -183,6 +183,113 @@ async fn hub_killed_mid_batch(backend: Backend) {
     l.log.verify().unwrap();
 }
 
+/// What the hub holds of `log` (one of several laptops), checked: every entry once, in order,
+/// the laptop's exact bytes. Returns the size.
+async fn held_of(db: &str, log: &AuditLog) -> u64 {
+    let store = fieldkit_hub::open_store(db).await.unwrap();
+    let q = fieldkit_hub::rules::EntryQuery {
+        origin: Some(log.origin().into()),
+        limit: 100_000,
+        ..Default::default()
+    };
+    let mut rows: Vec<_> = store
+        .entries(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.seq, r.body))
+        .collect();
+    rows.sort();
+    let size = rows.len() as u64;
+    let local = log.records(..size).unwrap();
+    for (i, (seq, body)) in rows.iter().enumerate() {
+        assert_eq!(
+            *seq, i as u64,
+            "seqs are 0..{size} without a gap or a repeat"
+        );
+        assert_eq!(
+            *body, local[i].body,
+            "entry {seq} is the laptop's exact bytes"
+        );
+    }
+    let status = store.laptops().await.unwrap();
+    let status = status.iter().find(|s| s.origin == log.origin()).unwrap();
+    assert_eq!(status.size, size, "the laptop's size is its rows");
+    size
+}
+
+/// Several laptops syncing at once, so that their batches share transactions where a backend
+/// groups them (SQLite), and the hub SIGKILLed before or after one of those commits: a batch
+/// waiting for its group's commit must not have been acknowledged.
+async fn hub_killed_while_laptops_sync_at_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = support::database(backend, dir.path()).await;
+    let key = dir.path().join("hub-key.pem");
+    std::fs::write(&key, hub_identity(220).private_key_pem()).unwrap();
+    set_private(&key);
+    let store = fieldkit_hub::open_store(&db).await.unwrap();
+    let mut logs = Vec::new();
+    for seed in 72..76u8 {
+        let l = laptop(seed);
+        store
+            .enroll_laptop(&format!("laptop-{seed}"), &l.log.identity().public_key())
+            .await
+            .unwrap();
+        // The laptop's directory must outlive its log.
+        logs.push((std::sync::Arc::new(l.log), l.dir));
+    }
+    drop(store);
+    for cycle in 0..CYCLES {
+        let point = if cycle % 2 == 0 {
+            "before-commit"
+        } else {
+            "after-commit"
+        };
+        let nth = 2 + cycle % 5;
+        let hub = serve(
+            &db,
+            &key,
+            Some(("FIELDKIT_HUB_CRASH", format!("{point}:{nth}"))),
+        );
+        let mut syncs = Vec::new();
+        for (log, _) in &logs {
+            add(log, 23);
+            let (c, log) = (client(&hub.url, 1), log.clone());
+            syncs.push(tokio::spawn(async move { c.sync(&log).await }));
+        }
+        for s in syncs {
+            if let Err(e) = s.await.unwrap() {
+                assert!(
+                    matches!(e, SyncError::Unreachable { .. }),
+                    "{backend:?} cycle {cycle}: {e}"
+                );
+            }
+        }
+        drop(hub);
+        for (log, _) in &logs {
+            let size = held_of(&db, log).await;
+            let acked = log.acked_size().unwrap();
+            assert!(
+                acked <= size,
+                "{backend:?} cycle {cycle}: the laptop counts {acked} acknowledged, the hub holds {size}"
+            );
+        }
+    }
+    let hub = serve(&db, &key, None);
+    for (log, _) in &logs {
+        let report = client(&hub.url, 2).sync(log).await.unwrap();
+        let total = log.size().unwrap();
+        assert_eq!(report.acked_size, total);
+        assert_eq!(held_of(&db, log).await, total);
+        log.verify().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_sigkilled_while_laptops_sync_at_once_20_times_loses_nothing_on_sqlite() {
+    hub_killed_while_laptops_sync_at_once(Backend::Sqlite).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_sigkilled_mid_batch_20_times_loses_nothing_on_sqlite() {
     hub_killed_mid_batch(Backend::Sqlite).await;

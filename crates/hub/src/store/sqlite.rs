@@ -4,10 +4,11 @@
 //!
 //! One writer connection (appends, enrolment, accounts) and one reader connection (the
 //! dashboard's queries; WAL lets it read while the writer writes). Both are used on tokio's
-//! blocking pool. An append holds the writer for its whole `BEGIN IMMEDIATE` transaction, which
-//! is SQLite's lock on every laptop's tree state at once. A third connection, on a thread of its
-//! own, copies the WAL into the database file while the writer goes on appending, so a commit
-//! does not wait for a checkpoint.
+//! blocking pool. An append holds the writer for its whole batch, in a savepoint of the writer's
+//! transaction, which is SQLite's lock on every laptop's tree state at once; the batches of
+//! laptops syncing at once commit together ([`writer`]: group commit). A third connection, on a
+//! thread of its own, copies the WAL into the database file while the writer goes on appending,
+//! so a commit does not wait for a checkpoint.
 //!
 //! The file is created 0600: it holds manager password hashes and session hashes.
 
@@ -23,7 +24,6 @@ use async_trait::async_trait;
 use ed25519_dalek::VerifyingKey;
 use fieldkit_audit::identity::{LAPTOP_PREFIX, key_name, parse_public_key_pem, public_key_pem};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
-use tokio::sync::OwnedMutexGuard;
 
 use super::{
     AppendRows, EntryFacts, ForkRow, Laptop, LaptopStatus, LogState, LogTx, ManagerRow, NewFork,
@@ -32,6 +32,9 @@ use super::{
 use crate::rules::{DeviceQuery, EntryQuery};
 
 mod postmarket;
+mod writer;
+
+use writer::{Writer, WriterGuard, WriterLock};
 
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
 /// the database, times as text); [`SCHEMA`] creates version 2 and [`MIGRATIONS`] take it on.
@@ -176,16 +179,12 @@ CREATE INDEX device_firmware_version ON device_firmware(model, component, versio
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: Arc<tokio::sync::Mutex<Connection>>,
+    writer: WriterLock,
     /// The reader, and the statistics generation its planner has loaded.
     reader: Arc<Mutex<(Connection, u64)>>,
     path: PathBuf,
-    /// Entries appended since the planner statistics were last refreshed.
-    appended: Arc<AtomicU64>,
     /// Bumped whenever the writer refreshes the planner statistics.
     stats: Arc<AtomicU64>,
-    /// Wakes the checkpoint thread; dropping it ends the thread.
-    checkpoints: std::sync::mpsc::SyncSender<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -246,7 +245,7 @@ thread_local! {
 }
 
 /// The writer's WAL hook, which SQLite runs on the committing thread after each commit (in
-/// place of `wal_autocheckpoint`'s): notes the WAL's size for [`SqliteTx::commit`], and past
+/// place of `wal_autocheckpoint`'s): notes the WAL's size for the committer, and past
 /// [`WAL_BACKSTOP_PAGES`] checkpoints on the writer itself. The commit has happened by then, so a
 /// failed checkpoint is not the commit's failure: it is left to the next one.
 fn wal_committed(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
@@ -266,29 +265,35 @@ fn wal_committed(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<(
 /// the pages committed during one checkpoint, and the writer's own checkpoint at
 /// [`WAL_BACKSTOP_PAGES`] bounds it if this thread cannot keep up. A checkpoint only
 /// copies committed pages (both files fsynced, `synchronous=FULL`), so it never loses one.
+///
+/// The writer holds what wakes the thread, and the thread holds the writer weakly: the thread
+/// ends when the writer is dropped.
 fn start_checkpoints(
     path: &Path,
-    writer: Arc<tokio::sync::Mutex<Connection>>,
-) -> Result<std::sync::mpsc::SyncSender<()>, StoreError> {
+    writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+    woken: std::sync::mpsc::Receiver<()>,
+) -> Result<(), StoreError> {
     let conn = connect(path)?;
-    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while woken.recv().is_ok() {
+                let Some(writer) = writer.upgrade() else {
+                    break;
+                };
                 if let Err(e) = checkpoint_wal(&conn, &writer) {
                     tracing::warn!("WAL checkpoint failed (retried at the next wake-up; the writer's backstop bounds the WAL): {e}");
                 }
             }
         })
         .map_err(|e| StoreError::Db(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(wake)
+    Ok(())
 }
 
 /// One wake-up of the checkpoint thread (see [`start_checkpoints`]), on its own connection.
 fn checkpoint_wal(
     conn: &Connection,
-    writer: &tokio::sync::Mutex<Connection>,
+    writer: &tokio::sync::Mutex<Writer>,
 ) -> Result<(), StoreError> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         .map_err(db)?;
@@ -336,21 +341,60 @@ impl SqliteStore {
             .map_err(db)?;
         let reader = connect(path)?;
         conn.wal_hook(Some(wal_committed));
-        let writer = Arc::new(tokio::sync::Mutex::new(conn));
-        let checkpoints = start_checkpoints(path, writer.clone())?;
+        let stats = Arc::new(AtomicU64::new(0));
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let writer = WriterLock::new(Writer::new(
+            conn,
+            Arc::new(AtomicU64::new(0)),
+            stats.clone(),
+            wake,
+        ));
+        start_checkpoints(path, Arc::downgrade(writer.mutex()), woken)?;
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new((reader, 0))),
             path: path.into(),
-            appended: Arc::new(AtomicU64::new(0)),
-            stats: Arc::new(AtomicU64::new(0)),
-            checkpoints,
+            stats,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Begins a batch for `laptop`: takes the writer, opens the batch's savepoint (in the open
+    /// group or a new one) and reads the laptop's state inside the transaction.
+    async fn begin_batch(&self, laptop: &Laptop) -> Result<SqliteTx, StoreError> {
+        let conn = self.writer.lock().await;
+        let id = laptop.id;
+        let (conn, state) = tokio::task::spawn_blocking(move || {
+            let mut conn = conn;
+            let state = conn.begin_batch().and_then(|()| {
+                let (size, leaf): (u64, Option<Vec<u8>>) = conn
+                    .conn
+                    .query_row(
+                        "SELECT size, last_leaf FROM laptops WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(db)?;
+                Ok(LogState {
+                    size,
+                    last_leaf: leaf_of(leaf)?,
+                })
+            });
+            (conn, state)
+        })
+        .await
+        .map_err(joined)?;
+        Ok(SqliteTx {
+            state: state?,
+            conn: Some(conn),
+            writer: self.writer.clone(),
+            laptop: id,
+            added: 0,
+        })
     }
 
     async fn read<T: Send + 'static>(
@@ -379,10 +423,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = TxConn::lock(&self.writer).await?;
-        tokio::task::spawn_blocking(move || f(&conn.0))
-            .await
-            .map_err(joined)?
+        self.writer.write(f).await
     }
 }
 
@@ -511,25 +552,6 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The writer connection, held by one task. Whoever drops it last rolls back a transaction
-/// left open (a cancelled append), so the next user never finds one.
-struct TxConn(OwnedMutexGuard<Connection>);
-
-impl TxConn {
-    async fn lock(m: &Arc<tokio::sync::Mutex<Connection>>) -> Result<Self, StoreError> {
-        let guard = m.clone().lock_owned().await;
-        Ok(Self(guard))
-    }
-}
-
-impl Drop for TxConn {
-    fn drop(&mut self) {
-        if !self.0.is_autocommit() {
-            let _ = self.0.execute_batch("ROLLBACK");
-        }
-    }
-}
-
 fn laptop_from_row(
     id: i64,
     name: String,
@@ -554,29 +576,32 @@ fn leaf_of(v: Option<Vec<u8>>) -> Result<[u8; 32], StoreError> {
     }
 }
 
+/// One batch: the writer, held from `begin_log` to its commit or rollback, with the batch's
+/// savepoint open. Dropping it (a cancelled append) rolls back the savepoint alone.
 struct SqliteTx {
-    conn: Option<TxConn>,
+    conn: Option<WriterGuard>,
+    writer: WriterLock,
     laptop: i64,
     state: LogState,
     /// Entries this transaction appended.
     added: u64,
-    appended: Arc<AtomicU64>,
-    stats: Arc<AtomicU64>,
-    checkpoints: std::sync::mpsc::SyncSender<()>,
 }
 
 impl SqliteTx {
+    fn take(&mut self) -> Result<WriterGuard, StoreError> {
+        self.conn
+            .take()
+            .ok_or_else(|| StoreError::Db("the transaction was lost by an earlier error".into()))
+    }
+
     async fn run<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self
-            .conn
-            .take()
-            .ok_or_else(|| StoreError::Db("the transaction was lost by an earlier error".into()))?;
+        let conn = self.take()?;
         let laptop = self.laptop;
         let (conn, out) = tokio::task::spawn_blocking(move || {
-            let out = f(&conn.0, laptop);
+            let out = f(&conn.conn, laptop);
             (conn, out)
         })
         .await
@@ -832,34 +857,18 @@ impl LogTx for SqliteTx {
         .await
     }
 
+    /// Returns once the batch is durable: committed by itself or by its group (see [`writer`]).
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        let wal_pages = self
-            .run(|c, _| {
-                c.execute_batch("COMMIT").map_err(db)?;
-                Ok(WAL_PAGES.get())
-            })
-            .await?;
-        if wal_pages >= CHECKPOINT_PAGES {
-            // Full: a checkpoint is already due; gone: the writer's backstop bounds the WAL.
-            let _ = self.checkpoints.try_send(());
-        }
-        // Keep the planner's statistics in step with the data, every so many entries (after
-        // the commit: a failure here loses nothing).
-        let before = self.appended.fetch_add(self.added, Ordering::Relaxed);
-        if before / OPTIMIZE_EVERY != (before + self.added) / OPTIMIZE_EVERY
-            && self
-                .run(|c, _| c.execute_batch("PRAGMA optimize = 0x10002").map_err(db))
-                .await
-                .is_ok()
-        {
-            self.stats.fetch_add(1, Ordering::Release);
-        }
-        Ok(())
+        let conn = self.take()?;
+        self.writer.finish(conn, self.added).await
     }
 
     async fn rollback(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.run(|c, _| c.execute_batch("ROLLBACK").map_err(db))
+        let conn = self.take()?;
+        // Letting go of the writer rolls the batch's savepoint back.
+        tokio::task::spawn_blocking(move || drop(conn))
             .await
+            .map_err(joined)
     }
 }
 
@@ -1087,37 +1096,7 @@ impl Store for SqliteStore {
     }
 
     async fn begin_log(&self, laptop: &Laptop) -> Result<Box<dyn LogTx>, StoreError> {
-        let conn = TxConn::lock(&self.writer).await?;
-        let id = laptop.id;
-        let (conn, state) = tokio::task::spawn_blocking(move || {
-            let state = (|| {
-                conn.0.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
-                let (size, leaf): (u64, Option<Vec<u8>>) = conn
-                    .0
-                    .query_row(
-                        "SELECT size, last_leaf FROM laptops WHERE id = ?1",
-                        [id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .map_err(db)?;
-                Ok(LogState {
-                    size,
-                    last_leaf: leaf_of(leaf)?,
-                })
-            })();
-            (conn, state)
-        })
-        .await
-        .map_err(joined)?;
-        Ok(Box::new(SqliteTx {
-            conn: Some(conn),
-            laptop: id,
-            state: state?,
-            added: 0,
-            appended: self.appended.clone(),
-            stats: self.stats.clone(),
-            checkpoints: self.checkpoints.clone(),
-        }))
+        Ok(Box::new(self.begin_batch(laptop).await?))
     }
 
     async fn entries(&self, q: &EntryQuery) -> Result<Vec<StoredEntry>, StoreError> {
@@ -1349,9 +1328,10 @@ mod tests {
 
     /// Commits `n` transactions of a few pages each on the writer.
     fn commit_some(store: &SqliteStore, n: u32) {
-        let writer = store.writer.blocking_lock();
+        let writer = store.writer.mutex().blocking_lock();
         for i in 0..n {
             writer
+                .conn
                 .execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
                     params![format!("k{i}"), "x".repeat(3000)],
@@ -1381,7 +1361,7 @@ mod tests {
         // The hook saw every page of it: a 32-byte header, then frames of a page and 24 bytes.
         let pages = WAL_PAGES.get();
         assert_eq!(u64::try_from(pages).unwrap() * (4096 + 24) + 32, twice);
-        checkpoint_wal(&connect(&path).unwrap(), &store.writer).unwrap();
+        checkpoint_wal(&connect(&path).unwrap(), store.writer.mutex()).unwrap();
         commit_some(&store, 300);
         assert_eq!(
             wal(),
@@ -1393,6 +1373,212 @@ mod tests {
             "{} WAL pages",
             WAL_PAGES.get()
         );
+    }
+
+    /// A store with laptops `a` and `b` enrolled.
+    async fn two_laptops(dir: &Path) -> (SqliteStore, Laptop, Laptop) {
+        let store = SqliteStore::open(&dir.join("hub.db")).unwrap();
+        let key = |n: u8| ed25519_dalek::SigningKey::from_bytes(&[n; 32]).verifying_key();
+        let a = store.enroll_laptop("a", &key(1)).await.unwrap();
+        let b = store.enroll_laptop("b", &key(2)).await.unwrap();
+        (store, a, b)
+    }
+
+    /// Entries `from..from + n` of a laptop (the store checks nothing of them).
+    fn rows(from: u64, n: u64) -> AppendRows {
+        let entries = (from..from + n)
+            .map(|seq| super::super::NewEntryRow {
+                seq,
+                body: format!("{{\"seq\":{seq}}}"),
+                leaf: [seq as u8; 32],
+                time_us: 1_000 + seq as i64,
+                technician: "ana".into(),
+                site: "ICU".into(),
+                device_serial: None,
+                device_model: None,
+                event: "note".into(),
+                outcome: "none".into(),
+                closes: None,
+                clock_flag: false,
+            })
+            .collect();
+        AppendRows {
+            entries,
+            hashes_start: from,
+            hashes: (from..from + n).map(|i| [i as u8; 32]).collect(),
+            checkpoint: format!("checkpoint {}", from + n),
+            ..Default::default()
+        }
+    }
+
+    /// Polls a future once, from the calling task.
+    async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx)))
+            .await
+    }
+
+    /// Committed sizes of `a` and `b`, and the entries held, through the reader.
+    async fn held(store: &SqliteStore) -> (Vec<u64>, u64) {
+        let sizes = store
+            .laptops()
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.size)
+            .collect();
+        let all = store.count(&EntryQuery::default(), u64::MAX).await.unwrap();
+        (sizes, all)
+    }
+
+    /// `a` holds the writer with a batch written and `b` waits for it; `a` commits and so joins
+    /// a group that `b` then holds. Returns `a`'s pending commit and `b`'s batch.
+    async fn a_joined_b_holds(
+        store: &SqliteStore,
+        a: &Laptop,
+        b: &Laptop,
+    ) -> (
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>,
+        SqliteTx,
+    ) {
+        let mut ta = store.begin_batch(a).await.unwrap();
+        let mut begin_b = Box::pin(store.begin_batch(b));
+        assert!(
+            poll_once(&mut begin_b).await.is_pending(),
+            "b waits for the writer"
+        );
+        ta.append(rows(0, 3)).await.unwrap();
+        let mut commit_a: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+            Box::pin(LogTx::commit(Box::new(ta)));
+        assert!(poll_once(&mut commit_a).await.is_pending());
+        // b gets the writer only once a has released its batch into the group.
+        let tb = begin_b.await.unwrap();
+        assert_eq!(tb.state.size, 0);
+        assert!(
+            poll_once(&mut commit_a).await.is_pending(),
+            "no receipt for a while its group is not committed"
+        );
+        assert_eq!(
+            held(store).await,
+            (vec![0, 0], 0),
+            "readers see nothing uncommitted"
+        );
+        (commit_a, tb)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_batch_in_a_group_undoes_itself_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
+        tb.append(rows(0, 2)).await.unwrap();
+        // Refused (as a 409 or a bad root would be): its savepoint is rolled back.
+        Box::new(tb).rollback().await.unwrap();
+        commit_a.await.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 0], 3));
+        // Both laptops go on from what is committed, b from nothing.
+        let mut tb = store.begin_batch(&b).await.unwrap();
+        assert_eq!(tb.state.size, 0);
+        tb.append(rows(0, 2)).await.unwrap();
+        Box::new(tb).commit().await.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 2], 5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_commits_its_members_together_and_each_sees_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let mut ta = store.begin_batch(&a).await.unwrap();
+        let mut begin_b = Box::pin(store.begin_batch(&b));
+        assert!(poll_once(&mut begin_b).await.is_pending());
+        let mut begin_a2 = Box::pin(store.begin_batch(&a));
+        assert!(poll_once(&mut begin_a2).await.is_pending());
+        ta.append(rows(0, 3)).await.unwrap();
+        let commit_a = tokio::spawn(LogTx::commit(Box::new(ta)));
+        let mut tb = begin_b.await.unwrap();
+        tb.append(rows(0, 4)).await.unwrap();
+        let commit_b = tokio::spawn(LogTx::commit(Box::new(tb)));
+        let mut ta2 = begin_a2.await.unwrap();
+        assert_eq!(
+            ta2.state.size, 3,
+            "a's second batch starts where its first, in the same group, ended"
+        );
+        assert!(!commit_a.is_finished() && !commit_b.is_finished());
+        assert_eq!(held(&store).await, (vec![0, 0], 0));
+        ta2.append(rows(3, 1)).await.unwrap();
+        // Nobody waits: the last member commits the group, and every receipt follows.
+        Box::new(ta2).commit().await.unwrap();
+        commit_a.await.unwrap().unwrap();
+        commit_b.await.unwrap().unwrap();
+        assert_eq!(held(&store).await, (vec![4, 4], 8));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_batch_in_a_group_undoes_itself_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
+        tb.append(rows(0, 2)).await.unwrap();
+        // The client hung up: the task holding b's batch is dropped mid-append.
+        let mut append_b = Box::pin(async move { tb.append(rows(2, 2)).await });
+        let _ = poll_once(&mut append_b).await;
+        drop(append_b);
+        commit_a.await.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 0], 3));
+        let mut tb = store.begin_batch(&b).await.unwrap();
+        assert_eq!(tb.state.size, 0);
+        tb.append(rows(0, 1)).await.unwrap();
+        Box::new(tb).commit().await.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 1], 4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_group_commit_fails_every_member_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
+        tb.append(rows(0, 2)).await.unwrap();
+        // A row only the COMMIT refuses: a foreign key checked at the end of the transaction.
+        tb.run(|c, _| {
+            c.execute_batch(
+                "PRAGMA defer_foreign_keys = ON;
+                 INSERT INTO entries(laptop_id, seq, body, leaf, time_us, technician, site, event,
+                   outcome, clock_flag, received_at)
+                 VALUES (999, 0, '{}', x'00', 0, '', '', '', '', 0, '')",
+            )
+            .map_err(db)
+        })
+        .await
+        .unwrap();
+        let b_err = Box::new(tb).commit().await.unwrap_err();
+        let a_err = commit_a.await.unwrap_err();
+        for e in [&a_err, &b_err] {
+            assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+        }
+        assert_eq!(held(&store).await, (vec![0, 0], 0));
+        let mut ta = store.begin_batch(&a).await.unwrap();
+        assert_eq!(ta.state.size, 0);
+        ta.append(rows(0, 3)).await.unwrap();
+        Box::new(ta).commit().await.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 0], 3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_waiting_for_the_writer_commits_the_open_group_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, _) = two_laptops(dir.path()).await;
+        let mut ta = store.begin_batch(&a).await.unwrap();
+        let mut add = Box::pin(store.add_manager("mia", "$argon2id$x"));
+        assert!(poll_once(&mut add).await.is_pending());
+        ta.append(rows(0, 3)).await.unwrap();
+        let (committed, added) = tokio::join!(Box::new(ta).commit(), add);
+        committed.unwrap();
+        added.unwrap();
+        assert_eq!(held(&store).await, (vec![3, 0], 3));
+        // Nothing is left open on the writer: another connection can write.
+        connect(store.path())
+            .unwrap()
+            .execute_batch("BEGIN IMMEDIATE; COMMIT")
+            .unwrap();
     }
 
     #[test]

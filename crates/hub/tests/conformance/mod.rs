@@ -27,6 +27,7 @@ macro_rules! conformance {
             a_stale_or_gapped_old_size_gets_409_with_the_hubs_size_and_the_client_resumes,
             concurrent_identical_batches_store_each_entry_once,
             laptops_syncing_at_once_do_not_wait_for_or_disturb_each_other,
+            batches_sent_at_once_are_each_decided_alone,
             reordered_gapped_and_inconsistent_batches_are_refused,
             unauthenticated_and_foreign_requests_are_refused,
             an_old_copy_restored_after_a_sync_is_detected_as_a_fork,
@@ -207,6 +208,69 @@ pub async fn laptops_syncing_at_once_do_not_wait_for_or_disturb_each_other(b: Ba
         assert_eq!(hub.store.count(&q, 10).await.unwrap(), 10);
         assert_eq!(hub.store.count(&q, 0).await.unwrap(), 0);
     }
+}
+
+/// Batches of many laptops at once, some refused inside the transaction (a gap, a stale
+/// `old_size`), some identical resends, some new: each gets its own answer, a refusal stores
+/// nothing and undoes no other batch, and every acknowledged batch is held. (SQLite commits
+/// batches that arrive together in one transaction, each in a savepoint of its own.)
+pub async fn batches_sent_at_once_are_each_decided_alone(b: Backend) {
+    let hub = TestHub::start(b).await;
+    let mut laptops = Vec::new();
+    for seed in 50..59u8 {
+        let l = laptop(seed);
+        hub.enroll(&l, &format!("laptop-{seed}")).await;
+        add(&l.log, 40);
+        assert_eq!(post(&hub.url, &request(&l.log, 0, 10)).await.0, 200);
+        laptops.push(l);
+    }
+    for round in 0..2u64 {
+        let mut tasks = Vec::new();
+        for (i, l) in laptops.iter().enumerate() {
+            let held = 10 + 10 * round;
+            // New entries, a gap, a stale start, an identical resend.
+            let (old, end, want) = match i % 4 {
+                0 | 3 => (held, held + 10, 200),
+                1 => (held + 5, held + 10, 409),
+                _ => (held - 5, held + 10, 409),
+            };
+            let req = request(&l.log, old, end);
+            let resend = request(&l.log, 0, 10);
+            let url = hub.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let (status, body) = post(&url, &req).await;
+                let (again, _) = post(&url, &resend).await;
+                (i, status, body, want, again)
+            }));
+        }
+        for t in tasks {
+            let (i, status, body, want, again) = t.await.unwrap();
+            assert_eq!(status, want, "laptop {i}, round {round}: {body:?}");
+            if want == 409 {
+                assert_eq!(body.unwrap().size, Some(10 + 10 * round), "laptop {i}");
+            }
+            assert_eq!(
+                again, 200,
+                "laptop {i}: the identical resend gets its receipt"
+            );
+        }
+        // Only the odd ones out sync what they missed, so each round starts from one size.
+        for (i, l) in laptops.iter().enumerate() {
+            if i % 4 == 1 || i % 4 == 2 {
+                let (from, to) = (10 + 10 * round, 20 + 10 * round);
+                assert_eq!(post(&hub.url, &request(&l.log, from, to)).await.0, 200);
+            }
+        }
+    }
+    let statuses = hub.store.laptops().await.unwrap();
+    assert!(statuses.iter().all(|s| s.size == 30), "{statuses:?}");
+    assert_eq!(hub.count().await, 30 * laptops.len() as u64);
+    for l in &laptops {
+        let report = hub.client().sync(&l.log).await.unwrap();
+        assert_eq!(report.acked_size, 40);
+    }
+    assert_eq!(hub.count().await, 40 * laptops.len() as u64);
+    assert!(hub.store.forks().await.unwrap().is_empty());
 }
 
 /// One hostile or broken batch and the refusal it must get. Nothing may be stored.
