@@ -229,7 +229,7 @@ async fn hub_killed_while_laptops_sync_at_once(backend: Backend) {
     set_private(&key);
     let store = fieldkit_hub::open_store(&db).await.unwrap();
     let mut logs = Vec::new();
-    for seed in 72..76u8 {
+    for seed in 72..80u8 {
         let l = laptop(seed);
         store
             .enroll_laptop(&format!("laptop-{seed}"), &l.log.identity().public_key())
@@ -253,7 +253,7 @@ async fn hub_killed_while_laptops_sync_at_once(backend: Backend) {
         );
         let mut syncs = Vec::new();
         for (log, _) in &logs {
-            add(log, 23);
+            add(log, 47);
             let (c, log) = (client(&hub.url, 1), log.clone());
             syncs.push(tokio::spawn(async move { c.sync(&log).await }));
         }

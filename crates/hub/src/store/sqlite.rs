@@ -341,6 +341,11 @@ impl SqliteStore {
             .map_err(db)?;
         let reader = connect(path)?;
         conn.wal_hook(Some(wal_committed));
+        // The writer's savepoints (group commit) copy each page a batch touches into a
+        // sub-journal; in memory, not a temporary file. It only ever undoes a batch inside a
+        // live transaction: recovery after a crash never reads it.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(db)?;
         let stats = Arc::new(AtomicU64::new(0));
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         let writer = WriterLock::new(Writer::new(
@@ -1510,6 +1515,26 @@ mod tests {
         commit_a.await.unwrap().unwrap();
         commit_b.await.unwrap().unwrap();
         assert_eq!(held(&store).await, (vec![4, 4], 8));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_first_batch_of_a_group_leaves_nothing_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let mut ta = store.begin_batch(&a).await.unwrap();
+        let mut begin_b = Box::pin(store.begin_batch(&b));
+        assert!(poll_once(&mut begin_b).await.is_pending());
+        ta.append(rows(0, 3)).await.unwrap();
+        Box::new(ta).rollback().await.unwrap();
+        let mut tb = begin_b.await.unwrap();
+        tb.append(rows(0, 2)).await.unwrap();
+        Box::new(tb).commit().await.unwrap();
+        assert_eq!(held(&store).await, (vec![0, 2], 2));
+        // Nothing is left open on the writer: another connection can write.
+        connect(store.path())
+            .unwrap()
+            .execute_batch("BEGIN IMMEDIATE; COMMIT")
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,14 +8,16 @@
 //! their batches together writes each shared page once instead of once per batch.
 //!
 //! The rules, all here:
-//! - A batch begins by taking the writer; if no group transaction is open it opens one
-//!   (`BEGIN IMMEDIATE`), then it opens its own `SAVEPOINT`. It reads its laptop's state inside
-//!   the transaction, after every batch released into the group before it, so each batch is
-//!   decided exactly as if it ran alone after them.
-//! - Whoever lets go of the writer with a savepoint still open (a refused batch, an error, a
-//!   cancelled task dropping its transaction) rolls back to that savepoint: a batch never undoes
-//!   another. A group left with no committed-to batch is rolled back whole, so the writer is
-//!   never left idle inside a transaction.
+//! - A batch begins by taking the writer. If no group transaction is open it opens one
+//!   (`BEGIN IMMEDIATE`) and is its first batch; otherwise it opens a `SAVEPOINT` of its own. It
+//!   reads its laptop's state inside the transaction, after every batch released into the group
+//!   before it, so each batch is decided exactly as if it ran alone after them. (The first batch
+//!   needs no savepoint: undoing it alone is rolling back a group that holds nothing else. A
+//!   savepoint costs a copy of every page the batch touches, in the writer's sub-journal.)
+//! - Whoever lets go of the writer with a batch still open (a refused batch, an error, a
+//!   cancelled task dropping its transaction) rolls that batch back, to its savepoint: a batch
+//!   never undoes another. A group left with no released batch is rolled back whole, so the
+//!   writer is never left idle inside a transaction.
 //! - A batch that succeeds releases its savepoint into the group. If nobody else waits for the
 //!   writer, or the group holds [`MAX_GROUP`] batches, it commits the group at once: a lone
 //!   laptop never waits for company. Otherwise it hands the writer to the next waiter and waits
@@ -43,6 +45,17 @@ use crate::store::StoreError;
 /// At most this many batches commit together, whoever is still waiting.
 pub(super) const MAX_GROUP: usize = 8;
 
+/// The batch holding the writer, and how it is undone alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// None is open.
+    None,
+    /// It opened the group: undoing it is rolling the group back.
+    First,
+    /// It is in the savepoint `batch`.
+    Savepoint,
+}
+
 /// How a group's `COMMIT` went, as its members learn it (`None` while it is open).
 type Outcome = Option<Result<(), String>>;
 
@@ -60,8 +73,8 @@ struct Group {
 pub(super) struct Writer {
     pub(super) conn: Connection,
     group: Option<Group>,
-    /// A batch's savepoint is open.
-    batch: bool,
+    /// The batch open, if any.
+    batch: Batch,
     /// Entries appended since the planner statistics were last refreshed.
     appended: Arc<AtomicU64>,
     /// Bumped whenever the writer refreshes the planner statistics.
@@ -88,39 +101,47 @@ impl Writer {
         Self {
             conn,
             group: None,
-            batch: false,
+            batch: Batch::None,
             appended,
             stats,
             checkpoints,
         }
     }
 
-    /// Opens a batch's savepoint, in the open group or a new one.
+    /// Opens a batch: a new group, or a savepoint in the open one.
     pub(super) fn begin_batch(&mut self) -> Result<(), StoreError> {
-        debug_assert!(!self.batch, "one batch at a time holds the writer");
-        if self.group.is_none() {
-            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
-            self.group = Some(Group {
-                members: 0,
-                added: 0,
-                outcome: watch::channel(None).0,
-            });
+        debug_assert_eq!(
+            self.batch,
+            Batch::None,
+            "one batch at a time holds the writer"
+        );
+        if self.group.is_some() {
+            self.conn.execute_batch("SAVEPOINT batch").map_err(db)?;
+            self.batch = Batch::Savepoint;
+            return Ok(());
         }
-        self.conn.execute_batch("SAVEPOINT batch").map_err(db)?;
-        self.batch = true;
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        self.group = Some(Group {
+            members: 0,
+            added: 0,
+            outcome: watch::channel(None).0,
+        });
+        self.batch = Batch::First;
         Ok(())
     }
 
-    /// Releases the batch's savepoint into the group, then commits the group if `alone` (nobody
-    /// waits for the writer) or it is full; otherwise the batch joins it.
+    /// Releases the batch into the group, then commits the group if `alone` (nobody waits for
+    /// the writer) or it is full; otherwise the batch joins it.
     pub(super) fn finish_batch(&mut self, added: u64, alone: bool) -> Result<Finished, StoreError> {
         let group = match (&mut self.group, self.batch) {
-            (Some(group), true) => group,
+            (Some(group), Batch::First | Batch::Savepoint) => group,
             _ => return Err(StoreError::Db("no batch is open on the writer".into())),
         };
-        // On failure the savepoint stays open, and letting go of the writer rolls it back.
-        self.conn.execute_batch("RELEASE batch").map_err(db)?;
-        self.batch = false;
+        if self.batch == Batch::Savepoint {
+            // On failure the savepoint stays open, and letting go of the writer rolls it back.
+            self.conn.execute_batch("RELEASE batch").map_err(db)?;
+        }
+        self.batch = Batch::None;
         group.members += 1;
         group.added += added;
         if alone || group.members >= MAX_GROUP {
@@ -170,10 +191,11 @@ impl Writer {
         }
     }
 
-    /// What letting go of the writer does, however it happens: rolls back an open savepoint,
-    /// and a group that holds no batch. A group with members stays open for them.
+    /// What letting go of the writer does, however it happens: rolls back an open batch (to its
+    /// savepoint, or with the group it opened), and a group that holds no released batch. A
+    /// group with members stays open for them.
     fn release(&mut self) {
-        if std::mem::take(&mut self.batch)
+        if std::mem::replace(&mut self.batch, Batch::None) == Batch::Savepoint
             && self
                 .conn
                 .execute_batch("ROLLBACK TO batch; RELEASE batch")
