@@ -99,3 +99,37 @@ async fn updates_of_unindexed_columns_stay_on_their_page() {
         );
     }
 }
+
+/// No index keeps entries by event (migration 7): an event filter also selects by the outcome
+/// that event implies, which `entries_outcome` serves and whose entries carry the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_indexed_by_outcome_and_not_by_event() {
+    let hub = support::TestHub::start(support::Backend::Postgres).await;
+    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'entries' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    indexes.retain(|i| i != "entries_pkey");
+    assert_eq!(
+        indexes,
+        [
+            "entries_closes",
+            "entries_model",
+            "entries_outcome",
+            "entries_serial",
+            "entries_site",
+            "entries_technician",
+            "entries_time"
+        ]
+    );
+}

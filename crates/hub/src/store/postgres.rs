@@ -46,7 +46,7 @@ mod postmarket;
 /// 2 adds the post-market tables ([`crate::postmarket::store`]); 3 the fleet-scale indexes; 4
 /// keeps the fleet chart's counts per laptop; 5 trades the entries' foreign key for a refusal to
 /// delete laptops; 6 leaves room on the pages of the tables an append updates in place and
-/// stores each append's tree hashes as one row.
+/// stores each append's tree hashes as one row; 7 drops the event index.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, SCHEMA_1),
     (2, postmarket::SCHEMA_2),
@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, SCHEMA_4),
     (5, SCHEMA_5),
     (6, SCHEMA_6),
+    (7, SCHEMA_7),
 ];
 
 const SCHEMA_1: &str = r#"
@@ -246,6 +247,13 @@ CREATE TRIGGER tree_hash_runs_append_only BEFORE UPDATE OR DELETE ON tree_hash_r
     FOR EACH ROW EXECUTE FUNCTION fieldkit_refuse_change();
 CREATE TRIGGER tree_hash_runs_no_truncate BEFORE TRUNCATE ON tree_hash_runs
     FOR EACH STATEMENT EXECUTE FUNCTION fieldkit_refuse_change();
+"#;
+
+/// An event filter also selects by the outcome that event implies
+/// ([`crate::rules::EntryQuery::outcome_filter`]), which `entries_outcome` serves and whose rows
+/// carry the event: the event index is one B-tree insert per entry that no query needs.
+const SCHEMA_7: &str = r#"
+DROP INDEX entries_event;
 "#;
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
