@@ -1102,10 +1102,10 @@ impl Store for PostgresStore {
             q.limit, q.offset
         );
         let c = self.client().await?;
-        // An unnamed statement, planned with the values each time. A cached one gets a generic
-        // plan after five runs, blind to how selective a value is (a rare outcome, a busy model
-        // in a short range), and the timeline's best index depends on it: at 500k entries the
-        // generic plan of a model + event + dates page scanned the outcome index, 36 ms.
+        // A statement of its own, prepared, run once and closed: its one run is planned with
+        // the values. A cached one gets a generic plan after five runs, blind to how selective
+        // a value is (a rare outcome, a busy model in a short range), and the timeline's best
+        // index depends on it: at 500k entries that slowed the slowest page from 19 to 36 ms.
         let rows = c.query(sql.as_str(), &refs(&args)).await.map_err(pg)?;
         rows.iter()
             .map(|r| {
@@ -1141,7 +1141,7 @@ impl Store for PostgresStore {
             "SELECT COUNT(*) FROM (SELECT 1 FROM entries e {join} {wh} LIMIT {at_most}) AS m"
         );
         let c = self.client().await?;
-        // Planned with the values, as the page is.
+        // Planned with the values, as the page is (a statement run once).
         let row = c.query_one(sql.as_str(), &refs(&args)).await.map_err(pg)?;
         uint(get(&row, 0)?)
     }
