@@ -6,16 +6,22 @@ mod support;
 
 conformance!(support::Backend::Postgres);
 
+/// A plain SQL connection to the hub's database, to look at or tamper with what it stores.
+async fn sql_client(hub: &support::TestHub) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 /// Entries carry no foreign key to their laptop (migration 5: the append already holds the
 /// laptop's row locked); an entry still never outlives its laptop, because no laptop can be
 /// deleted or truncated away, even by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_laptop_cannot_be_deleted_or_truncated_under_its_entries() {
     let hub = support::TestHub::start(support::Backend::Postgres).await;
-    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = sql_client(&hub).await;
     client
         .execute(
             "INSERT INTO laptops(name, origin, public_key, enrolled_at) VALUES ('l', 'o', 'k', 'now')",
@@ -50,10 +56,7 @@ async fn a_laptop_cannot_be_deleted_or_truncated_under_its_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_of_unindexed_columns_stay_on_their_page() {
     let hub = support::TestHub::start(support::Backend::Postgres).await;
-    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = sql_client(&hub).await;
     // Enough rows to fill several pages, as a fleet's sync fills them.
     client
         .batch_execute(
@@ -105,10 +108,7 @@ async fn updates_of_unindexed_columns_stay_on_their_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_are_indexed_by_outcome_and_not_by_event() {
     let hub = support::TestHub::start(support::Backend::Postgres).await;
-    let (client, conn) = tokio_postgres::connect(&hub.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = sql_client(&hub).await;
     let mut indexes: Vec<String> = client
         .query(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'entries' ORDER BY indexname",
