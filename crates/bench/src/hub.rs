@@ -434,8 +434,8 @@ async fn time_queries(
     Ok((at(0.95), at(0.50), slowest))
 }
 
-/// Timeline requests of pass `p`: the unfiltered page, each filter alone, filters together,
-/// dates (a day, a month, before, since) and deeper pages.
+/// Timeline requests of pass `p`: the unfiltered page, each filter alone (a rare event too),
+/// filters together, dates (a day, a month, before, since) and deeper pages.
 fn timeline_paths(p: u64, laptops: u64) -> Vec<String> {
     let tech = fleet::technician((p * 37 + 11) % laptops);
     let tech2 = fleet::technician((p * 53 + 5) % laptops);
@@ -465,6 +465,9 @@ fn timeline_paths(p: u64, laptops: u64) -> Vec<String> {
         format!("/api/v1/entries?model={model}"),
         "/api/v1/entries?event=update_failed".to_owned(),
         "/api/v1/entries?event=check_refused".to_owned(),
+        // An informational event the fleet never logged: the worst case of an event filter,
+        // which reads the whole `info` slice of the outcome index.
+        "/api/v1/entries?event=trust_updated".to_owned(),
         "/api/v1/entries?outcome=reverted".to_owned(),
         "/api/v1/entries?outcome=succeeded".to_owned(),
         format!("/api/v1/entries?from={m1}&to={m2}"),
