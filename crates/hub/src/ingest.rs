@@ -204,7 +204,8 @@ pub async fn append(
     }
     // Parsing, hashing and reading every record is the CPU-heavy part of an append: it runs
     // on the blocking pool, and before the transaction, so the laptop's lock (SQLite: the one
-    // writer) is held only for the database work.
+    // writer) is held only for the database work. It hands over the rows in the shape the store
+    // takes them, so that nothing is rebuilt, nor an entry freed, while the lock is held.
     let bodies = std::mem::take(&mut req.entries);
     let (laptop_id, origin, old_size) = (laptop.id, laptop.origin.clone(), req.old_size);
     let parsed =
@@ -298,7 +299,7 @@ async fn decide(
     tx: &mut dyn LogTx,
     req: &AppendRequest,
     checkpoint: &SignedCheckpoint,
-    parsed: Vec<Parsed>,
+    parsed: ParsedBatch,
 ) -> Result<Decided, ApiError> {
     let state = tx.state();
     let size = state.size;
@@ -318,12 +319,12 @@ async fn decide(
     let (root, (hashes_start, new_hashes)) = {
         let read = |idx: &[u64]| hashes.read(idx);
         let mut tree = PendingTree::<ApiError>::new(req.old_size, &read);
-        for p in &parsed {
-            tree.append(p.leaf)?;
+        for row in &parsed.rows {
+            tree.append(row.leaf)?;
         }
         (tree.root()?, tree.new_hashes())
     };
-    if root != checkpoint.root() && parsed.is_empty() {
+    if root != checkpoint.root() && parsed.rows.is_empty() {
         // No entries, only the laptop's signature over a root the hub's own tree (built from
         // entries whose roots the laptop signed) contradicts.
         return Ok(Decided::Fork(format!(
@@ -340,11 +341,11 @@ async fn decide(
         )));
     }
     if req.old_size < size {
-        return overlap(tx, req, checkpoint, &parsed, &hashes, size).await;
+        return overlap(tx, req, checkpoint, &parsed.rows, &hashes, size).await;
     }
 
     // old_size == size: a new batch on top of what the hub holds.
-    let Some(first) = parsed.first() else {
+    let Some(first) = &parsed.first else {
         // An empty batch at the hub's size: a request for the receipt of what it holds.
         tx.insert_checkpoint(end, checkpoint.as_str()).await?;
         return Ok(Decided::Committed {
@@ -352,7 +353,7 @@ async fn decide(
             hub_size: size,
         });
     };
-    if first.entry.prev != hex::encode(state.last_leaf) {
+    if first.prev != hex::encode(state.last_leaf) {
         // The laptop signed this root, but over an entry `size - 1` the hub does not hold: the
         // hub cannot show the difference, so it records nothing and asks for the overlap.
         let what = if size == 0 {
@@ -366,7 +367,7 @@ async fn decide(
         };
         return Err(invalid(format!(
             "entry {size} chains to {} but {what}",
-            first.entry.prev
+            first.prev
         )));
     }
     // The first entry's clock is compared with the hub's last entry; the others' were
@@ -381,26 +382,23 @@ async fn decide(
     };
     let first_clock = held_last
         .as_ref()
-        .and_then(|q| clock_flag(q, &first.entry))
+        .and_then(|q| clock_flag(q, first))
         .is_some();
-    let mut entries = Vec::with_capacity(parsed.len());
-    let mut devices = Vec::new();
-    let mut installs = Vec::new();
-    for (i, p) in parsed.into_iter().enumerate() {
-        let mut row = p.row;
-        if i == 0 {
-            row.clock_flag = first_clock;
-        }
-        entries.push(row);
-        devices.extend(p.device);
-        installs.extend(p.installs);
+    let ParsedBatch {
+        mut rows,
+        devices,
+        installs,
+        ..
+    } = parsed;
+    if let Some(row) = rows.first_mut() {
+        row.clock_flag = first_clock;
     }
     tx.append(AppendRows {
-        entries,
+        entries: rows,
         hashes_start,
         hashes: new_hashes,
         checkpoint: checkpoint.as_str().to_owned(),
-        devices: rules::newest_per_serial(devices),
+        devices,
         installs,
     })
     .await?;
@@ -415,20 +413,20 @@ async fn overlap(
     tx: &mut dyn LogTx,
     req: &AppendRequest,
     checkpoint: &SignedCheckpoint,
-    parsed: &[Parsed],
+    sent: &[NewEntryRow],
     hashes: &Hashes,
     size: u64,
 ) -> Result<Decided, ApiError> {
     let end = checkpoint.size();
     let overlap_end = end.min(size);
     let held = tx.bodies(req.old_size..overlap_end).await?;
-    for (i, (held, sent)) in held.iter().zip(parsed).enumerate() {
-        if *held != sent.row.body {
+    for (i, (held, sent)) in held.iter().zip(sent).enumerate() {
+        if *held != sent.body {
             let seq = req.old_size + i as u64;
             tx.record_fork(&NewFork {
                 seq,
                 held: held.clone(),
-                sent: sent.row.body.clone(),
+                sent: sent.body.clone(),
             })
             .await?;
             tracing::warn!(
@@ -464,15 +462,16 @@ async fn overlap(
     Ok(Decided::SizeMismatch(size))
 }
 
-/// One entry of a batch, checked on its own and ready to store.
-struct Parsed {
-    entry: Entry,
-    leaf: [u8; 32],
-    /// The row to insert (its clock flag set against the entry before it in the batch).
-    row: NewEntryRow,
-    /// The device identity it shows, if the inventory keeps it.
-    device: Option<crate::store::DeviceUpdate>,
-    /// What it shows installed, for the post-market answers.
+/// A batch, each entry checked on its own and against the one before it, ready to store.
+struct ParsedBatch {
+    /// The first entry, which is chained to, and its clock compared with, the hub's last.
+    first: Option<Entry>,
+    /// The rows to insert, in seq order (each clock flag set against the entry before it in
+    /// the batch; the first's is decided against the hub's last entry).
+    rows: Vec<NewEntryRow>,
+    /// The newest device identity the batch shows per serial, for the inventory.
+    devices: Vec<crate::store::DeviceUpdate>,
+    /// What the entries show installed, for the post-market answers.
     installs: Vec<crate::postmarket::store::InstallRow>,
 }
 
@@ -481,8 +480,12 @@ fn parse_batch(
     origin: &str,
     old_size: u64,
     bodies: Vec<String>,
-) -> Result<Vec<Parsed>, ApiError> {
-    let mut out: Vec<Parsed> = Vec::with_capacity(bodies.len());
+) -> Result<ParsedBatch, ApiError> {
+    let mut first = None;
+    let mut prev: Option<(Entry, [u8; 32])> = None;
+    let mut rows = Vec::with_capacity(bodies.len());
+    let mut devices = Vec::new();
+    let mut installs = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {
         let expected = old_size + i as u64;
         let entry: Entry = serde_json::from_str(&body)
@@ -504,17 +507,17 @@ fn parse_batch(
             ));
         }
         let leaf = merkle::leaf_hash(body.as_bytes());
-        let clock = match out.last() {
-            Some(prev) => {
-                if entry.prev != hex::encode(prev.leaf) {
+        let clock = match &prev {
+            Some((prev, prev_leaf)) => {
+                if entry.prev != hex::encode(prev_leaf) {
                     return Err(invalid(format!(
                         "entry {expected} chains to {} but entry {}'s leaf hash is {}",
                         entry.prev,
                         expected - 1,
-                        hex::encode(prev.leaf)
+                        hex::encode(prev_leaf)
                     )));
                 }
-                clock_flag(&prev.entry, &entry).is_some()
+                clock_flag(prev, &entry).is_some()
             }
             None => false,
         };
@@ -522,18 +525,24 @@ fn parse_batch(
         // what it shows installed.
         let reading = entry.read().ok();
         let device = reading.as_ref().and_then(|r| r.device().cloned());
-        let update = rules::device_update(laptop_id, &entry, device.as_ref());
-        let installs = crate::postmarket::observe::installs(laptop_id, &entry, reading.as_ref());
-        let row = row(&entry, body, leaf, clock, device);
-        out.push(Parsed {
-            entry,
-            leaf,
-            row,
-            device: update,
-            installs,
-        });
+        devices.extend(rules::device_update(laptop_id, &entry, device.as_ref()));
+        installs.extend(crate::postmarket::observe::installs(
+            laptop_id,
+            &entry,
+            reading.as_ref(),
+        ));
+        rows.push(row(&entry, body, leaf, clock, device));
+        if i == 0 {
+            first = Some(entry.clone());
+        }
+        prev = Some((entry, leaf));
     }
-    Ok(out)
+    Ok(ParsedBatch {
+        first,
+        rows,
+        devices: rules::newest_per_serial(devices),
+        installs,
+    })
 }
 
 fn row(
