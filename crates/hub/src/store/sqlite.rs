@@ -38,7 +38,7 @@ use writer::{Writer, WriterGuard, WriterLock};
 
 /// The schema version this hub writes. Version 1 was the pre-release layout (signing key inside
 /// the database, times as text); [`SCHEMA`] creates version 2 and [`MIGRATIONS`] take it on.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// A migration: what it does to a database one version below its number.
 type Migration = fn(&Connection) -> Result<(), StoreError>;
@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, Migration)] = &[
     (4, migrate_4),
     (5, migrate_5),
     (6, migrate_6),
+    (7, migrate_7),
 ];
 
 /// Version 4: every timeline index ends with the page order (time, laptop, seq) so a page is
@@ -468,6 +469,20 @@ fn migrate_5(conn: &Connection) -> Result<(), StoreError> {
 /// the batches of the other laptops syncing at once, so each one costs a commit those pages.
 fn migrate_6(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DROP INDEX entries_event").map_err(db)
+}
+
+/// Version 7 finds a device's install history through its entries (`entries_serial`, then the
+/// history rows of each entry) instead of an index of its own by serial. An observation's serial
+/// is its entry's device serial: both are read from the one device record
+/// ([`crate::postmarket::observe::installs`]). An index by serial takes every batch's rows on
+/// pages all over it, one page written per device per commit; the history by entry takes a
+/// batch's rows on the few pages at the end of its laptop's.
+fn migrate_7(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "DROP INDEX install_history_serial;
+         CREATE INDEX install_history_entry ON install_history(origin, seq);",
+    )
+    .map_err(db)
 }
 
 /// Rebuilds `table` (which has a primary key) as `WITHOUT ROWID`, with the same columns, rows,
@@ -1607,7 +1622,8 @@ mod tests {
     }
 
     #[test]
-    fn versions_5_and_6_keep_rows_indexes_and_triggers_and_drop_the_event_index() {
+    fn versions_5_to_7_keep_rows_indexes_and_triggers_and_drop_the_event_and_serial_history_indexes()
+     {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
         drop(version_4(&path));
@@ -1639,6 +1655,8 @@ mod tests {
             assert!(sql("index", index).is_some(), "{index} lost");
         }
         assert!(sql("index", "entries_event").is_none());
+        assert!(sql("index", "install_history_serial").is_none());
+        assert!(sql("index", "install_history_entry").is_some());
         let count = |table: &str| -> i64 {
             conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap()

@@ -1130,17 +1130,24 @@ impl PostmarketStore for SqliteStore {
         self.read(move |c| {
             let mut clauses = Vec::new();
             let mut args: Vec<String> = Vec::new();
-            if let Some(s) = serial {
-                args.push(s);
-                clauses.push(format!("serial = ?{}", args.len()));
-            }
+            // A device's history is found through its entries (schema 7): the serial's entries,
+            // then each one's observations. CROSS JOIN keeps that order.
+            let from = match serial {
+                Some(s) => {
+                    args.push(s);
+                    clauses.push("e.device_serial = ?1 AND h.serial = ?1".to_owned());
+                    "entries e CROSS JOIN laptops l ON l.id = e.laptop_id
+                     CROSS JOIN install_history h ON h.origin = l.origin AND h.seq = e.seq"
+                }
+                None => "install_history h",
+            };
             if !pairs.is_empty() {
                 let mut parts = Vec::new();
                 for (p, comp) in &pairs {
                     args.push(p.clone());
                     args.push(comp.clone());
                     parts.push(format!(
-                        "(product = ?{} AND component = ?{})",
+                        "(h.product = ?{} AND h.component = ?{})",
                         args.len() - 1,
                         args.len()
                     ));
@@ -1154,9 +1161,9 @@ impl PostmarketStore for SqliteStore {
             };
             let mut stmt = c
                 .prepare(&format!(
-                    "SELECT serial, component, product, version, image_hash, site, event, package,
-                       time_us, origin, seq FROM install_history {wh}
-                     ORDER BY time_us, serial, component, origin, seq"
+                    "SELECT h.serial, h.component, h.product, h.version, h.image_hash, h.site,
+                       h.event, h.package, h.time_us, h.origin, h.seq FROM {from} {wh}
+                     ORDER BY h.time_us, h.serial, h.component, h.origin, h.seq"
                 ))
                 .map_err(db)?;
             let rows = stmt
