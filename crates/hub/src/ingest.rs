@@ -18,7 +18,9 @@
 //! Because a fork needs a root the laptop signed over the differing entry, anyone who merely
 //! holds a laptop's public checkpoint (every export carries one) cannot plant a fork alarm.
 //! Only after the commit is the checkpoint cosigned, so a receipt never covers an entry the hub
-//! might lose.
+//! might lose. Nothing is written before the batch's outcome is decided (the rows, a fork's
+//! record, a resend's checkpoint), and whatever is written is committed: a refusal has written
+//! nothing, which SQLite's group commit relies on (`store/sqlite/writer.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -567,7 +569,10 @@ fn row(
         device_model,
         event: entry.event.clone(),
         outcome: entry.outcome().as_str().to_owned(),
-        closes: entry.intent_seq(),
+        // An outcome closes an intent logged before it. A number that names no earlier entry
+        // (a hostile log's: a later seq, or one past any store's integers) closes nothing; the
+        // body keeps it as sent.
+        closes: entry.intent_seq().filter(|&intent| intent < entry.seq),
         clock_flag,
     }
 }

@@ -33,6 +33,7 @@ macro_rules! conformance {
             an_old_copy_restored_after_a_sync_is_detected_as_a_fork,
             a_fork_forged_from_a_public_checkpoint_is_refused_and_recorded_nowhere,
             manager_accounts_and_sessions,
+            an_outcome_naming_no_earlier_intent_is_held_and_closes_nothing,
             timeline_filters_select_exactly_the_matching_entries_with_badges,
             inventory_holds_the_latest_identity_per_serial_and_the_version_counts,
             exports_are_csv_and_a_verifiable_json_bundle,
@@ -213,7 +214,7 @@ pub async fn laptops_syncing_at_once_do_not_wait_for_or_disturb_each_other(b: Ba
 /// Batches of many laptops at once, some refused inside the transaction (a gap, a stale
 /// `old_size`), some identical resends, some new: each gets its own answer, a refusal stores
 /// nothing and undoes no other batch, and every acknowledged batch is held. (SQLite commits
-/// batches that arrive together in one transaction, each in a savepoint of its own.)
+/// batches that arrive together in one transaction; a refusal has written nothing.)
 pub async fn batches_sent_at_once_are_each_decided_alone(b: Backend) {
     let hub = TestHub::start(b).await;
     let mut laptops = Vec::new();
@@ -747,6 +748,37 @@ fn entry(tech: &str, site: &str, serial: &str, event: &str, app: &str) -> NewEnt
         site: site.into(),
         event,
     }
+}
+
+/// An outcome whose intent number names no earlier entry (far past the log's end, or a later
+/// entry) is held as sent and closes nothing. (The rule also keeps a number past any store's
+/// integers, which a hostile log could send, from failing a batch once it is being written.)
+pub async fn an_outcome_naming_no_earlier_intent_is_held_and_closes_nothing(b: Backend) {
+    let (hub, m, l) = fleet(b).await;
+    let device = examples::device("SN-4", "infusion-pump", &[("app", "1.3.0")]);
+    let outcome = |intent| NewEntry {
+        technician: "ana".into(),
+        site: "ICU".into(),
+        event: examples::outcome(
+            intent,
+            device.clone(),
+            "infusion-pump@1.3.0",
+            StepVerdict::Applied,
+        ),
+    };
+    l.log.append(outcome(i64::MAX as u64)).unwrap();
+    l.log.append(outcome(8)).unwrap();
+    l.log
+        .append(entry("ana", "ICU", "SN-4", "update_started", "1.2.3"))
+        .unwrap();
+    hub.client().sync(&l.log).await.unwrap();
+    let v = m.json("/api/v1/entries?serial=SN-4").await;
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["entries"][0]["seq"], 8);
+    assert_eq!(
+        v["entries"][0]["badges"]["pending"], true,
+        "entry 7 came before the intent: it closes nothing"
+    );
 }
 
 /// A hub holding six entries of one laptop and a signed-in manager.
