@@ -21,13 +21,15 @@
 //!   only, each call a consistent snapshot of its own.
 //! - [`Store::begin_log`] starts the one transaction of an append for one laptop and locks that
 //!   laptop's tree state ([`LogState`]) until the [`LogTx`] is committed or rolled back (SQLite:
-//!   the one writer, the batch in a savepoint of a transaction that batches arriving together
-//!   share and commit at once; PostgreSQL: `SELECT … FOR UPDATE` on the laptop's row), so two
+//!   the one writer, the batch inside a transaction that batches arriving together share and
+//!   commit at once; PostgreSQL: `SELECT … FOR UPDATE` on the laptop's row), so two
 //!   appends for the same laptop run one after the other and appends for different laptops do
 //!   not wait for each other longer than the backend must (PostgreSQL: not at all).
 //! - A [`LogTx`] writes nothing visible before [`LogTx::commit`] returns `Ok`, and that `Ok`
 //!   means durable. Dropping it without committing rolls back its own batch (a cancelled task
-//!   or a panic loses the whole batch, never half of it, and never another batch). After a
+//!   or a panic loses the whole batch, never half of it, and never another acknowledged batch;
+//!   on SQLite, a batch dropped after it wrote rows takes the unacknowledged batches of its
+//!   group with it, and each of them gets the error). After a
 //!   commit error the batch may or may not be stored: the caller answers with an error and the
 //!   laptop's retry is decided by the protocol (identical resend).
 //! - Writes outside a [`LogTx`] (enrolment, managers, sessions) are single statements, atomic

@@ -4,7 +4,7 @@
 //!
 //! One writer connection (appends, enrolment, accounts) and one reader connection (the
 //! dashboard's queries; WAL lets it read while the writer writes). Both are used on tokio's
-//! blocking pool. An append holds the writer for its whole batch, in a savepoint of the writer's
+//! blocking pool. An append holds the writer for its whole batch, inside the writer's
 //! transaction, which is SQLite's lock on every laptop's tree state at once; the batches of
 //! laptops syncing at once commit together ([`writer`]: group commit). A third connection, on a
 //! thread of its own, copies the WAL into the database file while the writer goes on appending,
@@ -342,9 +342,9 @@ impl SqliteStore {
             .map_err(db)?;
         let reader = connect(path)?;
         conn.wal_hook(Some(wal_committed));
-        // The writer's savepoints (group commit) copy each page a batch touches into a
-        // sub-journal; in memory, not a temporary file. It only ever undoes a batch inside a
-        // live transaction: recovery after a crash never reads it.
+        // The writer's statement journals (what undoes a statement that fails after writing
+        // some of its rows) stay in memory, not in a temporary file. They only ever undo a
+        // statement inside a live transaction: recovery after a crash never reads them.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(db)?;
         let stats = Arc::new(AtomicU64::new(0));
@@ -369,8 +369,8 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Begins a batch for `laptop`: takes the writer, opens the batch's savepoint (in the open
-    /// group or a new one) and reads the laptop's state inside the transaction.
+    /// Begins a batch for `laptop`: takes the writer, opens the batch (in the open group or a
+    /// new one) and reads the laptop's state inside the transaction.
     async fn begin_batch(&self, laptop: &Laptop) -> Result<SqliteTx, StoreError> {
         let conn = self.writer.lock().await;
         let id = laptop.id;
@@ -596,8 +596,9 @@ fn leaf_of(v: Option<Vec<u8>>) -> Result<[u8; 32], StoreError> {
     }
 }
 
-/// One batch: the writer, held from `begin_log` to its commit or rollback, with the batch's
-/// savepoint open. Dropping it (a cancelled append) rolls back the savepoint alone.
+/// One batch: the writer, held from `begin_log` to its commit or rollback, with the batch open.
+/// Dropping it (a cancelled append) undoes nothing if it wrote nothing, and otherwise rolls back
+/// its group ([`writer`]).
 struct SqliteTx {
     conn: Option<WriterGuard>,
     writer: WriterLock,
@@ -885,7 +886,7 @@ impl LogTx for SqliteTx {
 
     async fn rollback(mut self: Box<Self>) -> Result<(), StoreError> {
         let conn = self.take()?;
-        // Letting go of the writer rolls the batch's savepoint back.
+        // Letting go of the writer undoes the batch (see `writer`: a refusal has written nothing).
         tokio::task::spawn_blocking(move || drop(conn))
             .await
             .map_err(joined)
@@ -1486,12 +1487,12 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_refused_batch_in_a_group_undoes_itself_alone() {
+    async fn a_refused_batch_in_a_group_undoes_nothing_of_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let (store, a, b) = two_laptops(dir.path()).await;
         let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
-        tb.append(rows(0, 2)).await.unwrap();
-        // Refused (as a 409 or a bad root would be): its savepoint is rolled back.
+        // Refused after reading, as a 409 or a bad root is: nothing was written.
+        tb.bodies(0..0).await.unwrap();
         Box::new(tb).rollback().await.unwrap();
         commit_a.await.unwrap();
         assert_eq!(held(&store).await, (vec![3, 0], 3));
@@ -1553,22 +1554,53 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cancelled_batch_in_a_group_undoes_itself_alone_and_the_writer_goes_on() {
+    async fn a_batch_dropped_after_writing_rolls_back_its_group_and_every_member_is_told() {
         let dir = tempfile::tempdir().unwrap();
         let (store, a, b) = two_laptops(dir.path()).await;
         let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
         tb.append(rows(0, 2)).await.unwrap();
-        // The client hung up: the task holding b's batch is dropped mid-append.
+        // The task holding b's batch is dropped mid-append, after it wrote: its rows cannot be
+        // undone alone, so nothing of the group is committed and a is told so.
         let mut append_b = Box::pin(async move { tb.append(rows(2, 2)).await });
         let _ = poll_once(&mut append_b).await;
         drop(append_b);
+        let err = commit_a.await.unwrap_err();
+        assert!(err.to_string().contains("send it again"), "{err}");
+        assert_eq!(held(&store).await, (vec![0, 0], 0));
+        // The writer goes on: both laptops send again, from what is committed.
+        for laptop in [&a, &b] {
+            let mut t = store.begin_batch(laptop).await.unwrap();
+            assert_eq!(t.state.size, 0);
+            t.append(rows(0, 1)).await.unwrap();
+            Box::new(t).commit().await.unwrap();
+        }
+        assert_eq!(held(&store).await, (vec![1, 1], 2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_before_writing_leaves_its_group_to_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, a, b) = two_laptops(dir.path()).await;
+        let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
+        // Its first statement fails (a row already held by a): SQLite undoes that statement,
+        // so the batch changed nothing and a's batch is committed.
+        let err = tb
+            .run(|c, _| {
+                c.execute(
+                    "INSERT INTO entries(laptop_id, seq, body, leaf, time_us, technician, site,
+                       event, outcome, clock_flag, received_at)
+                     SELECT 1, seq, body, leaf, time_us, technician, site, event, outcome,
+                       clock_flag, received_at FROM entries WHERE laptop_id = 1",
+                    [],
+                )
+                .map_err(db)
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        Box::new(tb).rollback().await.unwrap();
         commit_a.await.unwrap();
         assert_eq!(held(&store).await, (vec![3, 0], 3));
-        let mut tb = store.begin_batch(&b).await.unwrap();
-        assert_eq!(tb.state.size, 0);
-        tb.append(rows(0, 1)).await.unwrap();
-        Box::new(tb).commit().await.unwrap();
-        assert_eq!(held(&store).await, (vec![3, 1], 4));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
