@@ -886,7 +886,8 @@ impl LogTx for SqliteTx {
 
     async fn rollback(mut self: Box<Self>) -> Result<(), StoreError> {
         let conn = self.take()?;
-        // Letting go of the writer undoes the batch (see `writer`: a refusal has written nothing).
+        // Letting go of the writer undoes the batch: nothing if it wrote nothing (a refusal), its
+        // whole group if it did (see `writer`).
         tokio::task::spawn_blocking(move || drop(conn))
             .await
             .map_err(joined)
@@ -1582,15 +1583,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, a, b) = two_laptops(dir.path()).await;
         let (commit_a, mut tb) = a_joined_b_holds(&store, &a, &b).await;
-        // Its first statement fails (a row already held by a): SQLite undoes that statement,
-        // so the batch changed nothing and a's batch is committed.
+        // Its one statement writes b's row, then fails on a row a holds: SQLite undoes the
+        // statement, so the batch changed nothing and a's batch is committed.
         let err = tb
             .run(|c, _| {
                 c.execute(
                     "INSERT INTO entries(laptop_id, seq, body, leaf, time_us, technician, site,
                        event, outcome, clock_flag, received_at)
-                     SELECT 1, seq, body, leaf, time_us, technician, site, event, outcome,
-                       clock_flag, received_at FROM entries WHERE laptop_id = 1",
+                     VALUES (2, 0, '{}', x'00', 0, '', '', '', '', 0, ''),
+                            (1, 0, '{}', x'00', 0, '', '', '', '', 0, '')",
                     [],
                 )
                 .map_err(db)
@@ -1600,7 +1601,7 @@ mod tests {
         assert!(err.to_string().contains("UNIQUE"), "{err}");
         Box::new(tb).rollback().await.unwrap();
         commit_a.await.unwrap();
-        assert_eq!(held(&store).await, (vec![3, 0], 3));
+        assert_eq!(held(&store).await, (vec![3, 0], 3), "b's row is undone");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use fieldkit_sync::proto::{APPEND_PATH, AppendRequest, kind};
 use fieldkit_sync::{AppendResponse, SyncError};
 use serde_json::{Value, json};
 
+use crate::support::kit::Historic;
 use crate::support::{Backend, Laptop, TestHub, add, laptop, post, post_raw, request};
 
 mod postmarket;
@@ -750,34 +751,40 @@ fn entry(tech: &str, site: &str, serial: &str, event: &str, app: &str) -> NewEnt
     }
 }
 
-/// An outcome whose intent number names no earlier entry (far past the log's end, or a later
-/// entry) is held as sent and closes nothing. (The rule also keeps a number past any store's
-/// integers, which a hostile log could send, from failing a batch once it is being written.)
+/// An outcome whose intent number names no earlier entry (past any store's integers, or a later
+/// entry) is held as sent and closes nothing. Such a number, which only a hostile log sends (the
+/// laptop's own log cannot hold one past `i64::MAX`), once failed its batch halfway through the
+/// write.
 pub async fn an_outcome_naming_no_earlier_intent_is_held_and_closes_nothing(b: Backend) {
-    let (hub, m, l) = fleet(b).await;
+    let (hub, m, _) = fleet(b).await;
+    let mut hostile = Historic::new(62);
+    hub.store
+        .enroll_laptop("laptop-62", &hostile.identity.public_key())
+        .await
+        .unwrap();
     let device = examples::device("SN-4", "infusion-pump", &[("app", "1.3.0")]);
-    let outcome = |intent| NewEntry {
-        technician: "ana".into(),
-        site: "ICU".into(),
-        event: examples::outcome(
+    let now = chrono::Utc::now();
+    for intent in [u64::MAX, i64::MAX as u64 + 1, 3] {
+        let outcome = examples::outcome(
             intent,
             device.clone(),
             "infusion-pump@1.3.0",
             StepVerdict::Applied,
-        ),
-    };
-    l.log.append(outcome(i64::MAX as u64)).unwrap();
-    l.log.append(outcome(8)).unwrap();
-    l.log
-        .append(entry("ana", "ICU", "SN-4", "update_started", "1.2.3"))
-        .unwrap();
-    hub.client().sync(&l.log).await.unwrap();
+        );
+        hostile.push(now, "ICU", outcome);
+    }
+    hostile.push(
+        now,
+        "ICU",
+        examples::intent(device.clone(), "infusion-pump@1.3.0"),
+    );
+    hostile.sync(&hub.url).await;
     let v = m.json("/api/v1/entries?serial=SN-4").await;
-    assert_eq!(v["total"], 3);
-    assert_eq!(v["entries"][0]["seq"], 8);
+    assert_eq!(v["total"], 4);
+    assert_eq!(v["entries"][0]["seq"], 3);
     assert_eq!(
         v["entries"][0]["badges"]["pending"], true,
-        "entry 7 came before the intent: it closes nothing"
+        "entry 2 came before the intent: it closes nothing"
     );
 }
 
