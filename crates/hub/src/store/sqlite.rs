@@ -1655,8 +1655,7 @@ mod tests {
     }
 
     #[test]
-    fn versions_5_to_7_keep_rows_indexes_and_triggers_and_drop_the_event_and_serial_history_indexes()
-     {
+    fn migrations_5_to_7_keep_rows_and_triggers_and_drop_two_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
         drop(version_4(&path));

@@ -14,9 +14,9 @@
 //!   after them.
 //! - A batch has no savepoint of its own: a savepoint copies every page the batch touches into
 //!   the writer's sub-journal before changing it, about a fifth of the writer's time (1M entries
-//!   from 200 laptops, side by side: 17,150 entries/s with savepoints, 22,230 without). It needs none, because
-//!   the append protocol writes only once every check has passed ([`crate::ingest`]): a refused
-//!   batch has changed nothing.
+//!   from 200 laptops, side by side: 17,150 entries/s with savepoints, 22,230 without). It needs
+//!   none, because the append protocol writes only once a batch's outcome is decided
+//!   ([`crate::ingest`]): a refused batch has changed nothing.
 //! - Whoever lets go of the writer with a batch still open (a refusal, an error, a cancelled
 //!   task dropping its transaction) therefore undoes nothing if the batch changed no row, and the
 //!   group goes on. A batch that changed rows and did not finish (a database error mid-write, a
